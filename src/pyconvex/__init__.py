@@ -1,0 +1,46 @@
+"""pyconvex: Convex's backend model in Python.
+
+>>> from pyconvex import query, mutation, v
+>>> @mutation(args={"name": v.string()})
+... async def create(ctx, args):
+...     return await ctx.db.insert("items", {"name": args["name"]})
+"""
+
+from .errors import (
+    ArgumentValidationError,
+    ConvexError,
+    ReturnsValidationError,
+    SchemaValidationError,
+)
+from .functions import (
+    action,
+    api,
+    internal,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+)
+from .schema import define_schema, define_table
+from .validators import v
+
+__all__ = [
+    "ArgumentValidationError",
+    "ConvexError",
+    "ReturnsValidationError",
+    "SchemaValidationError",
+    "action",
+    "api",
+    "define_schema",
+    "define_table",
+    "internal",
+    "internal_action",
+    "internal_mutation",
+    "internal_query",
+    "mutation",
+    "query",
+    "v",
+]
+
+__version__ = "0.1.0"

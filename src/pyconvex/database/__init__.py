@@ -1,0 +1,153 @@
+"""The document database: transactions over a persistence backend.
+
+>>> db = Database(SqlitePersistence("app.sqlite3"), schema)     # doctest: +SKIP
+>>> await db.setup()                                             # doctest: +SKIP
+>>> doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from ..errors import ConflictError
+from ..persistence import Persistence, WriteTransaction
+from ..schema import SchemaDefinition
+from .indexes import CREATION_INDEX, IndexRange, IndexRegistry
+from .query import Query, QueryInitializer
+from .transaction import DatabaseReader, DatabaseWriter
+
+__all__ = [
+    "Database",
+    "DatabaseReader",
+    "DatabaseWriter",
+    "IndexRange",
+    "Query",
+    "QueryInitializer",
+]
+
+T = TypeVar("T")
+
+# Convex retries a conflicting mutation 4 times with 100 ms to 2 s of backoff.
+MAX_ATTEMPTS = 5
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 2.0
+
+
+class Database:
+    """Documents, indexes and schema enforcement over one :class:`Persistence`."""
+
+    def __init__(self, persistence: Persistence, schema: SchemaDefinition | None = None) -> None:
+        self.persistence = persistence
+        self.schema = schema
+        self.registry = IndexRegistry()
+        self._last_creation_time = 0.0
+        self._clock = threading.Lock()
+        self._registry_dirty: set[int] = set()
+
+    def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
+        return self.schema.indexes(table) if self.schema is not None else {}
+
+    def creation_time(self) -> float:
+        """Milliseconds since the epoch, strictly increasing within this process."""
+        with self._clock:
+            now = max(time.time() * 1000.0, self._last_creation_time + 0.001)
+            self._last_creation_time = now
+            return now
+
+    def note_registry_change(self, txn: WriteTransaction) -> None:
+        self._registry_dirty.add(id(txn))
+
+    @asynccontextmanager
+    async def read(self, *, system: bool = False) -> AsyncIterator[DatabaseReader]:
+        """A consistent snapshot for the duration of the block."""
+        txn = await self.persistence.begin_read()
+        try:
+            yield DatabaseReader(self, txn, system=system)
+        finally:
+            txn.close()
+
+    @asynccontextmanager
+    async def write(self, *, system: bool = False) -> AsyncIterator[DatabaseWriter]:
+        """A serializable transaction that commits when the block ends without an exception."""
+        txn = await self.persistence.begin_write()
+        committed = False
+        try:
+            yield DatabaseWriter(self, txn, system=system)
+            txn.commit()
+            committed = True
+        finally:
+            if not committed:
+                txn.close()
+                if id(txn) in self._registry_dirty:
+                    self.registry.invalidate()
+            self._registry_dirty.discard(id(txn))
+
+    async def transact(
+        self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
+    ) -> T:
+        """Run ``fn`` in a write transaction, retrying it from the top on a conflict."""
+        delay = _BACKOFF_START
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async with self.write(system=system) as writer:
+                    return await fn(writer)
+            except ConflictError:
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, _BACKOFF_MAX)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def setup(self) -> None:
+        """Create, backfill and drop indexes so the store matches the schema."""
+
+        async def apply(writer: DatabaseWriter) -> None:
+            txn = writer._txn
+            wanted = {
+                (table, name, fields)
+                for table in (self.schema.tables if self.schema else {})
+                for name, fields in self.declared_indexes(table).items()
+            }
+            for info in self.registry.all(txn):
+                if (
+                    info.name != CREATION_INDEX
+                    and (info.table, info.name, info.fields) not in wanted
+                ):
+                    self.registry.remove(txn, info)
+                    self.note_registry_change(txn)
+            for table, name, fields in sorted(wanted):
+                info, created = self.registry.ensure(txn, table, name, fields)
+                if not created:
+                    continue
+                self.note_registry_change(txn)
+                natural = self.registry.find(txn, table, CREATION_INDEX, ())
+                if natural is None:
+                    continue
+                start: bytes = b""
+                while True:
+                    rows = txn.scan(natural.id, start, None, reverse=False, limit=1000)
+                    for _key, doc_id, _table, raw in rows:
+                        txn.put_index(info.id, info.key(writer._decode(raw)), doc_id)
+                    if len(rows) < 1000:
+                        break
+                    start = rows[-1][0] + b"\x00"
+
+        await self.transact(apply, system=True)
+
+    async def tables(self) -> dict[str, int]:
+        """Every table that has ever held a document, with its current document count."""
+        async with self.read(system=True) as reader:
+            counts: dict[str, int] = {}
+            for info in self.registry.all(reader._txn):
+                if info.name == CREATION_INDEX:
+                    counts[info.table] = reader._txn.count(info.id)
+            return dict(sorted(counts.items()))
+
+    def close(self) -> None:
+        self.persistence.close()

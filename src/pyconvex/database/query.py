@@ -1,0 +1,213 @@
+"""Queries: an index range, an order, filters, and how many documents to read.
+
+Only the selected index range is read from the store, in batches, so an
+indexed lookup costs the same in a table of a thousand documents or a million.
+
+>>> failed = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "failed"))
+>>> await failed.order("desc").take(5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import values
+from ..errors import InvalidQueryError
+from .filters import Compiled, FilterBuilder, compile_filter
+from .indexes import CREATION_INDEX, IndexRange
+
+if TYPE_CHECKING:
+    from .transaction import DatabaseReader
+
+_FIRST_BATCH = 64
+_MAX_BATCH = 1024
+
+
+class Query:
+    """An ordered, filtered read of one index range. Build it, then read it once."""
+
+    _sync_facade = True
+
+    def __init__(self, reader: DatabaseReader, table: str, index: str = CREATION_INDEX) -> None:
+        self._reader = reader
+        self._table = table
+        self._index = index
+        self._range_fn: Callable[[IndexRange], Any] | None = None
+        self._descending = False
+        self._filters: list[Compiled] = []
+        self._ordered = False
+
+    # -- building ------------------------------------------------------------------------
+
+    def order(self, order: str) -> Query:
+        """``"asc"`` (default) or ``"desc"``: the index order, or its reverse."""
+        if order not in ("asc", "desc"):
+            raise InvalidQueryError(f'order() takes "asc" or "desc", not {order!r}')
+        if self._ordered:
+            raise InvalidQueryError("Queries may only specify order at most once")
+        query = copy.copy(self)
+        query._ordered = True
+        query._descending = order == "desc"
+        return query
+
+    def filter(self, predicate: Callable[[FilterBuilder], Any]) -> Query:
+        """Keep documents for which the expression is true (read, then filtered)."""
+        query = copy.copy(self)
+        query._filters = [*self._filters, compile_filter(predicate)]
+        return query
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _plan(self) -> tuple[int | None, bytes, bytes | None]:
+        info, fields = self._reader._index(self._table, self._index)
+        bounds = IndexRange(f"{self._table}.{self._index}", (*fields, "_creationTime"))
+        if self._range_fn is not None:
+            built = self._range_fn(bounds)
+            if built is not bounds and built is not None:
+                raise InvalidQueryError("with_index() range must return the builder q (or nothing)")
+        start, end = bounds.byte_range()
+        return (None if info is None else info.id), start, end
+
+    def _accept(self, doc: dict[str, Any]) -> bool:
+        return all(f(doc) for f in self._filters)
+
+    async def _pages(
+        self, limit: int | None, after: bytes | None = None
+    ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+        """(key, document) pairs in order, at most ``limit`` of them after filtering."""
+        index_id, start, end = self._plan()
+        if index_id is None:
+            return
+        if after is not None:
+            if self._descending:
+                end = after if end is None or after < end else end
+            else:
+                start = max(start, after + b"\x00")
+        txn = self._reader._txn
+        decode = self._reader._decode
+        batch = _FIRST_BATCH if limit is None or self._filters else max(1, min(limit, _MAX_BATCH))
+        found = 0
+        while True:
+            if end is not None and start >= end:
+                return
+            rows = txn.scan(index_id, start, end, reverse=self._descending, limit=batch)
+            for key, _doc_id, _table, raw in rows:
+                doc = decode(raw)
+                if self._filters and not self._accept(doc):
+                    continue
+                yield key, doc
+                found += 1
+                if limit is not None and found >= limit:
+                    return
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+            if self._descending:
+                end = last
+            else:
+                start = last + b"\x00"
+            batch = min(batch * 2, _MAX_BATCH)
+
+    async def take(self, n: int) -> list[dict[str, Any]]:
+        """The first ``n`` documents."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidQueryError(f"take() takes a non-negative integer, not {n!r}")
+        if n == 0:
+            return []
+        return [doc async for _, doc in self._pages(n)]
+
+    async def collect(self) -> list[dict[str, Any]]:
+        """Every document of the query (mind the size: prefer take or paginate for big tables)."""
+        return [doc async for _, doc in self._pages(None)]
+
+    async def first(self) -> dict[str, Any] | None:
+        """The first document, or None."""
+        docs = await self.take(1)
+        return docs[0] if docs else None
+
+    async def unique(self) -> dict[str, Any] | None:
+        """The only document, or None; raises if there are two or more."""
+        docs = await self.take(2)
+        if len(docs) > 1:
+            raise InvalidQueryError(
+                f"unique() query returned more than one result from table {self._table}:\n"
+                f" [{docs[0]['_id']}, {docs[1]['_id']}, ...]"
+            )
+        return docs[0] if docs else None
+
+    async def paginate(self, options: dict[str, Any]) -> dict[str, Any]:
+        """One page: ``{"page": [...], "is_done": bool, "continue_cursor": str}``.
+
+        ``options`` holds ``num_items`` (or Convex's ``numItems``) and ``cursor``
+        (None for the first page, else the previous page's ``continue_cursor``).
+        A document present throughout is returned exactly once across pages.
+        """
+        if not isinstance(options, dict):
+            raise InvalidQueryError('paginate() takes {"num_items": N, "cursor": None | str}')
+        num = options.get("num_items", options.get("numItems"))
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise InvalidQueryError(
+                f"paginate(): num_items must be a positive integer, not {num!r}"
+            )
+        cursor = options.get("cursor")
+        after = self._decode_cursor(cursor)
+        if after == b"":
+            return {"page": [], "is_done": True, "continue_cursor": self._encode_cursor(b"")}
+        page: list[dict[str, Any]] = []
+        last = after
+        async for key, doc in self._pages(num + 1, after):
+            if len(page) == num:
+                return {
+                    "page": page,
+                    "is_done": False,
+                    "continue_cursor": self._encode_cursor(last),
+                }
+            page.append(doc)
+            last = key
+        return {"page": page, "is_done": True, "continue_cursor": self._encode_cursor(b"")}
+
+    def _cursor_tag(self) -> bytes:
+        return f"{self._table}.{self._index}.{'d' if self._descending else 'a'}".encode()
+
+    def _encode_cursor(self, key: bytes | None) -> str:
+        payload = values.encode([self._cursor_tag(), key])
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+    def _decode_cursor(self, cursor: Any) -> bytes | None:
+        if cursor is None:
+            return None
+        try:
+            if not isinstance(cursor, str):
+                raise ValueError
+            tag, key = values.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if tag != self._cursor_tag() or not isinstance(key, (bytes, type(None))):
+                raise ValueError
+        except Exception:
+            raise InvalidQueryError(
+                "InvalidCursor: this cursor belongs to a different query or is malformed"
+            ) from None
+        return key
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._docs()
+
+    async def _docs(self) -> AsyncIterator[dict[str, Any]]:
+        async for _, doc in self._pages(None):
+            yield doc
+
+
+class QueryInitializer(Query):
+    """``ctx.db.query(table)``: choose an index, or read the table in creation order."""
+
+    def with_index(self, name: str, range: Callable[[IndexRange], Any] | None = None) -> Query:
+        """Read through index ``name``, optionally narrowed to a range:
+
+        ``lambda q: q.eq("userId", uid).gte("createdAt", since)``
+        """
+        query = Query(self._reader, self._table, name)
+        query._range_fn = range
+        query._plan()  # fail here, naming the index, rather than when read
+        return query

@@ -1,0 +1,81 @@
+"""The ``ctx`` each kind of function receives.
+
+- query: ``db`` (read), ``auth``, ``run_query``
+- mutation: the query's, with ``db`` writable, plus ``run_mutation``
+- action and HTTP action: ``run_query``, ``run_mutation``, ``run_action``, ``auth``
+
+Queries and mutations called from a query or mutation run inside the caller's
+transaction (a nested mutation in a savepoint, so its failure undoes only its
+own writes); each call from an action is a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..database import DatabaseReader, DatabaseWriter
+    from .executor import Executor
+
+
+class Auth:
+    """``ctx.auth``: who is calling."""
+
+    _sync_facade = True
+
+    def __init__(self, identity: Any = None) -> None:
+        self._identity = identity
+
+    async def get_user_identity(self) -> Any:
+        """The caller's identity, or None for an anonymous call."""
+        return self._identity
+
+
+class QueryCtx:
+    """``ctx`` of a query."""
+
+    _sync_facade = True
+
+    def __init__(self, executor: Executor, db: DatabaseReader, auth: Auth) -> None:
+        self._executor = executor
+        self.db = db
+        self.auth = auth
+
+    async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run another query in this transaction and return its result."""
+        return await self._executor.run_nested(ref, args, self.db, self.auth, kinds=("query",))
+
+
+class MutationCtx(QueryCtx):
+    """``ctx`` of a mutation."""
+
+    db: DatabaseWriter
+
+    def __init__(self, executor: Executor, db: DatabaseWriter, auth: Auth) -> None:
+        super().__init__(executor, db, auth)
+
+    async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run another mutation in this transaction (all-or-nothing with the caller)."""
+        return await self._executor.run_nested(ref, args, self.db, self.auth, kinds=("mutation",))
+
+
+class ActionCtx:
+    """``ctx`` of an action (and of an HTTP action): no ``db``, each call its own transaction."""
+
+    _sync_facade = True
+
+    def __init__(self, executor: Executor, auth: Auth) -> None:
+        self._executor = executor
+        self.auth = auth
+
+    async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run a query (public or internal) and return its result."""
+        return await self._executor.run(ref, args, kind="query", auth=self.auth)
+
+    async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run a mutation in its own transaction and return its result."""
+        return await self._executor.run(ref, args, kind="mutation", auth=self.auth)
+
+    async def run_action(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
+        """Run another action and return its result."""
+        return await self._executor.run(ref, args, kind="action", auth=self.auth)

@@ -1,0 +1,193 @@
+"""Running functions: resolve, validate, open the right transaction, enforce limits.
+
+One executor serves a loaded app over one database. It is the only place
+that knows how each kind runs:
+
+- a query reads one snapshot;
+- a mutation runs in a serializable transaction, retried from the top when it
+  conflicts, and commits only if the handler returns;
+- an action runs outside any transaction.
+
+Handler time is limited (1 s for queries and mutations, 10 minutes for
+actions by default). A plain ``def`` handler runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import values
+from ..errors import (
+    ArgumentValidationError,
+    FunctionNotFoundError,
+    FunctionTimeoutError,
+    InvalidValueError,
+    ReturnsValidationError,
+    ValidationError,
+)
+from .context import ActionCtx, Auth, MutationCtx, QueryCtx
+from .define import FunctionDefinition, Kind
+from .facade import SyncFacade
+from .refs import function_path
+from .registry import App
+
+if TYPE_CHECKING:
+    from ..database import Database, DatabaseReader, DatabaseWriter
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """Seconds of handler time per kind (Convex: 1 s for queries and mutations, 10 min for actions)."""
+
+    query: float = 1.0
+    mutation: float = 1.0
+    action: float = 600.0
+
+    def of(self, kind: Kind) -> float:
+        return float(getattr(self, kind))
+
+
+# Like FastAPI (anyio's default of 40 tokens): enough threads that a few slow
+# blocking actions do not starve quick ``def`` queries.
+_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pyconvex-handler")
+
+
+class Executor:
+    """Runs the functions of one :class:`App` against one :class:`Database`."""
+
+    def __init__(self, app: App, database: Database, *, limits: TimeLimits | None = None) -> None:
+        self.app = app
+        self.database = database
+        self.limits = limits or TimeLimits()
+
+    # -- resolving ---------------------------------------------------------------------
+
+    def resolve(self, ref: Any, *, public_only: bool = False) -> FunctionDefinition:
+        """The function a reference names; ``public_only`` hides internal functions."""
+        try:
+            path = function_path(ref)
+        except (ValueError, TypeError) as exc:
+            raise FunctionNotFoundError(str(exc)) from None
+        fn = self.app.functions.get(path)
+        if fn is None or (public_only and not fn.is_public):
+            scope = "public function" if public_only else "function"
+            raise FunctionNotFoundError(f"Could not find {scope} for '{path}'.")
+        return fn
+
+    @staticmethod
+    def _check_kind(fn: FunctionDefinition, kinds: tuple[Kind, ...]) -> None:
+        if fn.kind not in kinds:
+            raise FunctionNotFoundError(
+                f"Trying to execute {fn.path} as {kinds[0].capitalize()}, but it is defined as "
+                f"{fn.kind.capitalize()}."
+            )
+
+    # -- validation --------------------------------------------------------------------
+
+    @staticmethod
+    def _args(fn: FunctionDefinition, args: Any) -> dict[str, Any]:
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise ArgumentValidationError(
+                f"Arguments of {fn.path} must be an object, not {values.display_value(args)}"
+            )
+        try:
+            values.check_value(args, what="Arguments")
+        except InvalidValueError as exc:
+            raise ArgumentValidationError(str(exc)) from None
+        if fn.args is None:
+            return args
+        try:
+            result: dict[str, Any] = fn.args.validate(args)
+        except ValidationError as exc:
+            raise ArgumentValidationError(str(exc)) from None
+        return result
+
+    @staticmethod
+    def _returns(fn: FunctionDefinition, result: Any) -> Any:
+        try:
+            values.check_value(result, what=f"Return value of {fn.path}")
+        except InvalidValueError as exc:
+            raise ReturnsValidationError(str(exc)) from None
+        if fn.returns is None:
+            return result
+        try:
+            return fn.returns.validate(result)
+        except ValidationError as exc:
+            raise ReturnsValidationError(str(exc)) from None
+
+    # -- invoking ----------------------------------------------------------------------
+
+    async def _invoke(self, fn: FunctionDefinition, ctx: Any, args: dict[str, Any]) -> Any:
+        limit = self.limits.of(fn.kind)
+        if fn.is_async:
+            work: Awaitable[Any] = fn.handler(ctx, args)
+        else:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(fn.handler, SyncFacade(ctx, loop), args)
+            work = loop.run_in_executor(_THREADS, call)
+        try:
+            result = await asyncio.wait_for(work, timeout=limit)
+        except TimeoutError:
+            raise FunctionTimeoutError(
+                f"Function execution timed out (maximum duration: {limit:g}s)"
+            ) from None
+        return self._returns(fn, result)
+
+    async def run(
+        self,
+        ref: Any,
+        args: dict[str, Any] | None = None,
+        *,
+        kind: Kind | None = None,
+        public_only: bool = False,
+        auth: Auth | None = None,
+    ) -> Any:
+        """Run a function as a top-level call (its own transaction) and return its value."""
+        fn = self.resolve(ref, public_only=public_only)
+        if kind is not None:
+            self._check_kind(fn, (kind,))
+        checked = self._args(fn, args)
+        auth = auth or Auth()
+        if fn.kind == "query":
+            async with self.database.read() as reader:
+                return await self._invoke(fn, QueryCtx(self, reader, auth), checked)
+        if fn.kind == "mutation":
+            return await self.database.transact(
+                lambda writer: self._invoke(fn, MutationCtx(self, writer, auth), checked)
+            )
+        return await self._invoke(fn, ActionCtx(self, auth), checked)
+
+    async def run_nested(
+        self,
+        ref: Any,
+        args: dict[str, Any] | None,
+        db: DatabaseReader,
+        auth: Auth,
+        *,
+        kinds: tuple[Kind, ...],
+    ) -> Any:
+        """Run a query or mutation inside the caller's transaction."""
+        fn = self.resolve(ref)
+        self._check_kind(fn, kinds)
+        checked = self._args(fn, args)
+        if fn.kind == "query":
+            return await self._invoke(fn, QueryCtx(self, db, auth), checked)
+        writer: DatabaseWriter = db  # type: ignore[assignment]
+        with writer._txn.savepoint():
+            return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+
+    async def run_in_mutation(self, fn: Any, *, auth: Auth | None = None) -> Any:
+        """Run ``fn(ctx)`` with a mutation ``ctx`` in one transaction (tests and admin tools)."""
+
+        async def body(writer: DatabaseWriter) -> Any:
+            result = fn(MutationCtx(self, writer, auth or Auth()))
+            return await result if asyncio.iscoroutine(result) else result
+
+        return await self.database.transact(body)

@@ -1,0 +1,95 @@
+"""The one narrow persistence interface every storage engine implements.
+
+A backend stores three things: documents (id -> table, encoded value), index
+entries (index number, key bytes -> document id; scanned in key order), and a
+few named globals. It knows nothing of values, schemas or queries: it moves
+bytes. Transactions, index maintenance, validation and retries live above it,
+in :mod:`pyconvex.database`, once for every backend.
+
+Concurrency contract: a read transaction sees one consistent snapshot; a write
+transaction is serializable with every other write transaction, in this
+process and in any other sharing the store. A backend that cannot guarantee
+that for a transaction raises :class:`~pyconvex.errors.ConflictError` (from
+``begin_write`` or ``commit``) and the caller retries the whole transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+
+# (key, document id, table, encoded document) for each entry of a scan, in key order.
+ScanRow = tuple[bytes, str, str, bytes]
+
+
+class ReadTransaction(ABC):
+    """A consistent snapshot. Call :meth:`close` when done."""
+
+    @abstractmethod
+    def get(self, doc_id: str) -> tuple[str, bytes] | None:
+        """The (table, encoded document) stored under ``doc_id``, or None."""
+
+    @abstractmethod
+    def scan(
+        self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
+    ) -> list[ScanRow]:
+        """Entries of one index with ``start <= key < end`` (no upper bound for None)."""
+
+    @abstractmethod
+    def count(self, index_id: int) -> int:
+        """How many entries one index has (a table's size, through its natural index)."""
+
+    @abstractmethod
+    def get_global(self, name: str) -> bytes | None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the transaction (a write transaction not yet committed rolls back)."""
+
+
+class WriteTransaction(ReadTransaction):
+    """A serializable read-write transaction: all of it commits, or none."""
+
+    @abstractmethod
+    def put(self, doc_id: str, table: str, value: bytes) -> None:
+        """Insert or overwrite one document."""
+
+    @abstractmethod
+    def delete(self, doc_id: str) -> None: ...
+
+    @abstractmethod
+    def put_index(self, index_id: int, key: bytes, doc_id: str) -> None: ...
+
+    @abstractmethod
+    def delete_index(self, index_id: int, key: bytes) -> None: ...
+
+    @abstractmethod
+    def drop_index(self, index_id: int) -> None:
+        """Remove every entry of one index."""
+
+    @abstractmethod
+    def set_global(self, name: str, value: bytes) -> None: ...
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested scope whose writes are undone if it raises (the outer transaction goes on)."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make every write durable and visible; may raise ConflictError."""
+
+
+class Persistence(ABC):
+    """A storage engine: SQLite (one machine) or PostgreSQL (many)."""
+
+    @abstractmethod
+    async def begin_read(self) -> ReadTransaction: ...
+
+    @abstractmethod
+    async def begin_write(self) -> WriteTransaction: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def describe(self) -> str:
+        return type(self).__name__

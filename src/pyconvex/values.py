@@ -1,0 +1,241 @@
+"""The value model: which Python objects are Convex values, and their wire forms.
+
+Convex values in Python are ``None``, ``bool``, ``int`` (signed 64-bit),
+``float``, ``str``, ``bytes``, ``list`` and ``dict`` with ``str`` keys that do
+not start with ``$``. A value keeps its Python type through storage and back.
+
+>>> to_convex_json({"n": 1, "big": 2**60, "raw": b"\\x00"})
+{'n': 1, 'big': {'$integer': 'AAAAAAAAABA='}, 'raw': {'$bytes': 'AA=='}}
+>>> from_convex_json({"$integer": "AAAAAAAAABA="}) == 2**60
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import msgspec
+
+from .errors import InvalidValueError
+
+Value: TypeAlias = bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# Beyond this a JSON number loses digits in JavaScript, so it travels as $integer.
+_JSON_SAFE_INT = 2**53
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits for one kind of value (Convex's numbers)."""
+
+    max_depth: int = 64
+    max_array_len: int = 8192
+    max_object_fields: int = 1024
+    max_field_name_len: int = 1024
+    max_size: int = 16 * 1024 * 1024
+
+
+VALUE_LIMITS = Limits()
+DOCUMENT_LIMITS = Limits(max_depth=16, max_size=1024 * 1024)
+
+
+def check_value(value: object, *, limits: Limits = VALUE_LIMITS, what: str = "Value") -> None:
+    """Raise :class:`InvalidValueError` unless ``value`` is a Convex value within ``limits``."""
+    _check(value, limits, what, "", 0)
+
+
+def _fail(what: str, path: str, message: str) -> InvalidValueError:
+    where = f" at path {path}" if path else ""
+    return InvalidValueError(f"{what} is not a valid Convex value{where}: {message}")
+
+
+def _check(value: object, limits: Limits, what: str, path: str, depth: int) -> None:
+    if depth > limits.max_depth:
+        raise _fail(what, path, f"it is nested more than {limits.max_depth} levels deep")
+    if value is None or isinstance(value, (bool, float, str, bytes)):
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _fail(what, path, f"integer {value} is outside the signed 64-bit range")
+        return
+    if isinstance(value, list):
+        if len(value) > limits.max_array_len:
+            raise _fail(
+                what, path, f"array has {len(value)} elements, more than {limits.max_array_len}"
+            )
+        for i, item in enumerate(value):
+            _check(item, limits, what, f"{path}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        if len(value) > limits.max_object_fields:
+            raise _fail(
+                what, path, f"object has {len(value)} fields, more than {limits.max_object_fields}"
+            )
+        for key, item in value.items():
+            check_field_name(key, limits, what, path)
+            _check(item, limits, what, f"{path}.{key}", depth + 1)
+        return
+    raise _fail(what, path, f"{type(value).__name__} is not supported ({_short_repr(value)})")
+
+
+def check_field_name(key: object, limits: Limits, what: str, path: str) -> None:
+    if not isinstance(key, str):
+        raise _fail(what, path, f"field name {key!r} is not a string")
+    if key.startswith("$"):
+        raise _fail(what, path, f"field name {key!r} starts with '$', which is reserved")
+    if len(key) > limits.max_field_name_len:
+        raise _fail(what, path, f"field name is longer than {limits.max_field_name_len} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+        raise _fail(what, path, f"field name {key!r} contains a control character")
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- storage encoding ----------------------------------------------------------
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(value: Any) -> bytes:
+    """Encode a checked value for storage, keeping int, float and bytes apart."""
+    return _msgpack_encoder.encode(value)
+
+
+def decode(data: bytes) -> Any:
+    """Inverse of :func:`encode`."""
+    return _msgpack_decoder.decode(data)
+
+
+# -- Convex JSON ----------------------------------------------------------------
+
+
+def to_convex_json(value: Value) -> Any:
+    """A JSON-ready form of ``value``: plain JSON where it is lossless, ``$`` objects where not."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if -_JSON_SAFE_INT < value < _JSON_SAFE_INT:
+            return value
+        return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
+    if isinstance(value, float):
+        if math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0):
+            return value
+        return {"$float": base64.b64encode(struct.pack("<d", value)).decode()}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode()}
+    if isinstance(value, list):
+        return [to_convex_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_convex_json(v) for k, v in value.items()}
+    raise InvalidValueError(f"{type(value).__name__} is not a Convex value")
+
+
+_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+
+
+def _b64(text: object, kind: str) -> bytes:
+    if not isinstance(text, str) or len(text) % 4 or not _B64.match(text):
+        raise InvalidValueError(f"{kind} must hold a base64 string, got {_short_repr(text)}")
+    return base64.b64decode(text)
+
+
+def from_convex_json(data: Any) -> Value:
+    """Decode parsed Convex JSON (``$integer``, ``$float``, ``$bytes``) into a value."""
+    if data is None or isinstance(data, (bool, str)):
+        return data
+    if isinstance(data, int):
+        if not INT64_MIN <= data <= INT64_MAX:
+            raise InvalidValueError(f"integer {data} is outside the signed 64-bit range")
+        return data
+    if isinstance(data, float):
+        return data
+    if isinstance(data, list):
+        return [from_convex_json(v) for v in data]
+    if isinstance(data, dict):
+        if len(data) == 1:
+            ((key, inner),) = data.items()
+            if key == "$integer":
+                raw = _b64(inner, "$integer")
+                if len(raw) != 8:
+                    raise InvalidValueError("$integer must encode exactly 8 bytes")
+                return int(struct.unpack("<q", raw)[0])
+            if key == "$float":
+                raw = _b64(inner, "$float")
+                if len(raw) != 8:
+                    raise InvalidValueError("$float must encode exactly 8 bytes")
+                return float(struct.unpack("<d", raw)[0])
+            if key == "$bytes":
+                return _b64(inner, "$bytes")
+        out: dict[str, Value] = {}
+        for key, inner in data.items():
+            if not isinstance(key, str) or key.startswith("$"):
+                raise InvalidValueError(f"field name {key!r} starts with '$', which is reserved")
+            out[key] = from_convex_json(inner)
+        return out
+    raise InvalidValueError(f"{type(data).__name__} is not JSON")
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def dumps(value: Value) -> bytes:
+    """Convex JSON bytes for ``value``."""
+    return _json_encoder.encode(to_convex_json(value))
+
+
+def loads(data: bytes | str) -> Value:
+    """Parse Convex JSON bytes; raises ``ValueError`` on malformed JSON."""
+    try:
+        parsed = msgspec.json.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidValueError(f"invalid JSON: {exc}") from None
+    return from_convex_json(parsed)
+
+
+# -- display (used in error messages, as Convex prints values) -------------------
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def display_value(value: object) -> str:
+    """Print a value the way Convex's error messages do: ``{a: 1, b: "x"}``."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bytes):
+        return f"b{json.dumps(value.decode('latin-1'))}"
+    if isinstance(value, list):
+        return "[" + ", ".join(display_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = (
+            f"{k if isinstance(k, str) and _IDENT.match(k) else json.dumps(str(k))}: "
+            f"{display_value(v)}"
+            for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    return _short_repr(value)
