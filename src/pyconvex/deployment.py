@@ -2,8 +2,8 @@
 
 Everything that runs an app (the CLI, the test harness, the server) opens one:
 
->>> async with Deployment("myapp") as deployment:                   # doctest: +SKIP
-...     await deployment.executor.run("items:create", {"name": "x"})
+    async with Deployment("myapp") as deployment:
+        await deployment.executor.run("items:create", {"name": "x"})
 
 By default the data lives in ``DIR/.pyconvex/data.sqlite3``.
 """

@@ -26,7 +26,7 @@ class PyConvexError(Exception):
 class ConvexError(PyConvexError):
     """An application error whose ``data`` reaches the caller intact.
 
-    >>> raise ConvexError({"code": "NOT_FOUND", "id": item_id})  # doctest: +SKIP
+        raise ConvexError({"code": "NOT_FOUND", "id": item_id})
 
     Over the function API the data arrives as ``errorData``; from an HTTP action
     it is the ``data`` field of the 500 body.

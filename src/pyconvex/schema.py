@@ -43,7 +43,9 @@ def check_table_name(table: str, *, system: bool = False) -> None:
     name = table[1:] if system and table.startswith("_") else table
     if not TABLE_NAME.match(name):
         if table.startswith("_"):
-            raise ValueError(f'Table "{table}" is a system table: user code cannot write to it')
+            raise ValueError(
+                f'Table "{table}" is a system table (names starting with _ are reserved)'
+            )
         raise ValueError(
             f'Invalid table name "{table}": use letters, digits and underscores, '
             "starting with a letter, at most 64 characters"

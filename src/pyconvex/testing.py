@@ -1,10 +1,10 @@
 """Testing an app: a whole backend in your test process.
 
->>> async def test_create():                                        # doctest: +SKIP
-...     async with ConvexTest("path/to/app") as t:
-...         item_id = await t.mutation(internal.items.create, {"name": "x"})
-...         assert await t.query(api.items.count) == 1
-...         assert await t.run(lambda ctx: ctx.db.get(item_id)) is not None
+    async def test_create():
+        async with ConvexTest("path/to/app") as t:
+            item_id = await t.mutation(internal.items.create, {"name": "x"})
+            assert await t.query(api.items.count) == 1
+            assert await t.run(lambda ctx: ctx.db.get(item_id)) is not None
 
 Each ``ConvexTest`` gets its own SQLite database in a temporary folder
 (in memory on ``/dev/shm`` where that exists), deleted at ``close()``.

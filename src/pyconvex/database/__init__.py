@@ -1,8 +1,8 @@
 """The document database: transactions over a persistence backend.
 
->>> db = Database(SqlitePersistence("app.sqlite3"), schema)     # doctest: +SKIP
->>> await db.setup()                                             # doctest: +SKIP
->>> doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))  # doctest: +SKIP
+db = Database(SqlitePersistence("app.sqlite3"), schema)
+await db.setup()
+doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))
 """
 
 from __future__ import annotations

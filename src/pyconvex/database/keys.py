@@ -30,6 +30,7 @@ _BYTES = b"\x07"
 _ARRAY = b"\x08"
 _OBJECT = b"\x09"
 _END = b"\x00"
+_FIELD = b"\x01"
 
 _EXACT = b"\x80"
 _BELOW = b"\x40"  # an int just below the float it rounds to
@@ -82,8 +83,10 @@ def encode(value: Any) -> bytes:
     if isinstance(value, list):
         return _ARRAY + b"".join(encode(item) for item in value) + _END
     if isinstance(value, dict):
+        # Each field opens with _FIELD so that an empty key cannot read as the object's end.
         parts = [
-            _escaped(k.encode("utf-8", "surrogatepass")) + encode(value[k]) for k in sorted(value)
+            _FIELD + _escaped(k.encode("utf-8", "surrogatepass")) + encode(value[k])
+            for k in sorted(value)
         ]
         return _OBJECT + b"".join(parts) + _END
     raise TypeError(f"cannot order a {type(value).__name__}")

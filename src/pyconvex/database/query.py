@@ -3,8 +3,8 @@
 Only the selected index range is read from the store, in batches, so an
 indexed lookup costs the same in a table of a thousand documents or a million.
 
->>> failed = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "failed"))
->>> await failed.order("desc").take(5)  # doctest: +SKIP
+    failed = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "failed"))
+    await failed.order("desc").take(5)
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ def _is_system(table: str) -> bool:
 class DatabaseReader:
     """Read access to documents: ``get`` and ``query``.
 
-    >>> doc = await ctx.db.get(item_id)                                   # doctest: +SKIP
-    >>> new = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "new"))
-    >>> await new.take(10)  # doctest: +SKIP
+    doc = await ctx.db.get(item_id)
+    new = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "new"))
+    await new.take(10)
     """
 
     _sync_facade = True
@@ -89,8 +89,8 @@ class DatabaseReader:
 
     def query(self, table: str) -> QueryInitializer:
         """Start a query over ``table`` (in ``_creationTime`` order unless an index is chosen)."""
-        check_table_name(table, system=self._system)
         self._check_readable(table)
+        check_table_name(table, system=self._system)
         return QueryInitializer(self, table)
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
@@ -106,8 +106,8 @@ class DatabaseReader:
 class DatabaseWriter(DatabaseReader):
     """Read and write access: ``insert``, ``patch``, ``replace``, ``delete``.
 
-    >>> item_id = await ctx.db.insert("items", {"name": "x"})   # doctest: +SKIP
-    >>> await ctx.db.patch(item_id, {"status": "done"})        # doctest: +SKIP
+    item_id = await ctx.db.insert("items", {"name": "x"})
+    await ctx.db.patch(item_id, {"status": "done"})
     """
 
     _txn: WriteTransaction
@@ -121,11 +121,11 @@ class DatabaseWriter(DatabaseReader):
         return DatabaseReader(self._database, self._txn, system=True)
 
     def _check_writable(self, table: str) -> None:
-        check_table_name(table, system=self._system)
         if _is_system(table) and not self._system:
             raise InvalidQueryError(
                 f'Table "{table}" is a system table: user code cannot write to it'
             )
+        check_table_name(table, system=self._system)
 
     def _fields(self, table: str, fields: Any, op: str) -> dict[str, Any]:
         if not isinstance(fields, dict):

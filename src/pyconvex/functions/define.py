@@ -1,5 +1,6 @@
 """The six function kinds: ``query``, ``mutation``, ``action`` and their ``internal_`` twins.
 
+>>> from pyconvex import internal_mutation, query, v
 >>> @query
 ... async def count(ctx, args): ...
 >>> @internal_mutation(args={"name": v.string()}, returns=v.id("items"))

@@ -169,7 +169,7 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
 class SqlitePersistence(Persistence):
     """Documents, indexes and globals in one SQLite file.
 
-    >>> store = SqlitePersistence("/tmp/app.sqlite3")  # doctest: +SKIP
+    store = SqlitePersistence("/tmp/app.sqlite3")
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:

@@ -1,0 +1,2 @@
+def describe(doc):
+    return f"item {doc['name']}"

@@ -1,0 +1,6 @@
+from pyconvex import query
+
+
+@query
+async def where(ctx, args):
+    return "sub/deep:where"

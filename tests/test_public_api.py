@@ -1,0 +1,23 @@
+import pyconvex
+
+
+def test_public_names():
+    assert set(pyconvex.__all__) == {
+        "ArgumentValidationError",
+        "ConvexError",
+        "ReturnsValidationError",
+        "SchemaValidationError",
+        "action",
+        "api",
+        "define_schema",
+        "define_table",
+        "internal",
+        "internal_action",
+        "internal_mutation",
+        "internal_query",
+        "mutation",
+        "query",
+        "v",
+    }
+    for name in pyconvex.__all__:
+        assert getattr(pyconvex, name) is not None
