@@ -20,6 +20,7 @@ Messages follow Convex's (convex-backend ``schemas/validator.rs``).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,14 +42,14 @@ def _no_match(value: object, validator: Validator, path: str) -> ValidationError
     )
 
 
-class Validator:
+class Validator(ABC):
     """Base of every validator. Use the ``v`` namespace to build them."""
 
     optional: bool = False
 
+    @abstractmethod
     def validate(self, value: Any, path: str = "") -> Any:
         """Return ``value`` (normalised) or raise :class:`ValidationError`."""
-        raise NotImplementedError  # pragma: no cover - every subclass overrides it
 
     def accepts_null(self) -> bool:
         return False

@@ -126,3 +126,37 @@ action = _Kind("action", "public")
 internal_query = _Kind("query", "internal")
 internal_mutation = _Kind("mutation", "internal")
 internal_action = _Kind("action", "internal")
+
+
+class HttpAction:
+    """An HTTP action: ``handler(ctx, request) -> Response`` with an action's ``ctx``.
+
+        @http_action
+        async def health(ctx, request):
+            return Response.json({"status": "ok"})
+
+    A plain ``def`` handler runs in a worker thread, like a plain ``def`` action.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        if isinstance(handler, HttpAction):
+            handler = handler.handler
+        self.handler: Handler = handler
+        if not callable(handler):
+            raise TypeError(f"http_action() takes a function, not {handler!r}")
+        self.is_async = inspect.iscoroutinefunction(handler)
+        self.__name__ = getattr(handler, "__name__", "http_action")
+        self.__qualname__ = getattr(handler, "__qualname__", self.__name__)
+        self.__module__ = getattr(handler, "__module__", __name__)
+        self.__doc__ = getattr(handler, "__doc__", None)
+
+    def __call__(self, ctx: Any, request: Any) -> Any:
+        return self.handler(ctx, request)
+
+    def __repr__(self) -> str:
+        return f"<http_action {self.__module__}.{self.__qualname__}>"
+
+
+def http_action(handler: Handler) -> HttpAction:
+    """Mark ``handler(ctx, request)`` as an HTTP action, to be routed by an ``HttpRouter``."""
+    return HttpAction(handler)

@@ -1,0 +1,222 @@
+"""``HttpRouter``: which HTTP action answers which path and method.
+
+Convex's semantics (get-convex/convex-js ``src/server/router.ts``) in Python
+spelling, plus ``{param}`` segments:
+
+    http = HttpRouter()
+    http.route(path="/health", method="GET", handler=health)
+    http.route(path_prefix="/api/users/", method="GET", handler=user)
+    http.route(path="/api/items/{item_id}", method="GET", handler=item)
+
+Lookup order: an exact path, then a ``{param}`` path (literal segments beat
+parameters, segment by segment), then the longest prefix. No trailing-slash
+normalisation; matching is on the raw path. HEAD looks up GET.
+
+The router is a data structure and knows nothing of ASGI. Lookup cost does not
+grow with the number of routes: exact paths are one dict lookup, ``{param}``
+paths a walk down a per-segment trie, and prefixes one dict lookup per ``/`` of
+the request path, longest first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..functions.define import HttpAction
+
+ROUTABLE_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_RESERVED = "/.files"
+
+Match = tuple[HttpAction, str, str]
+
+
+@dataclass
+class _Node:
+    """One segment level of the ``{param}`` trie."""
+
+    literal: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    param_name: str = ""
+    handlers: dict[str, tuple[HttpAction, str]] = field(default_factory=dict)
+
+
+class HttpRouter:
+    """Routes requests to HTTP actions by path, ``{param}`` path or path prefix and method."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, dict[str, HttpAction]] = {}
+        self._prefixes: dict[str, dict[str, HttpAction]] = {}
+        self._trie = _Node()
+        self._param_routes: dict[str, dict[str, HttpAction]] = {}
+
+    # -- registering ---------------------------------------------------------------------
+
+    def route(
+        self,
+        *,
+        path: str | None = None,
+        path_prefix: str | None = None,
+        method: str,
+        handler: Any = None,
+    ) -> Any:
+        """Route ``method`` requests for ``path`` (or every path under ``path_prefix``).
+
+        Paths start with ``/``; prefixes start and end with ``/``. Without
+        ``handler`` this is a decorator that wraps the function in ``http_action``.
+        """
+        if handler is None:
+
+            def decorator(fn: Callable[..., Any]) -> HttpAction:
+                action = fn if isinstance(fn, HttpAction) else HttpAction(fn)
+                self.route(path=path, path_prefix=path_prefix, method=method, handler=action)
+                return action
+
+            self._check(path, path_prefix, method)
+            return decorator
+        action = handler if isinstance(handler, HttpAction) else HttpAction(handler)
+        self._check(path, path_prefix, method)
+        if path is not None:
+            if "{" in path or "}" in path:
+                self._add_param_route(path, method, action)
+            else:
+                self._exact.setdefault(path, {})[method] = action
+        else:
+            assert path_prefix is not None
+            self._prefixes.setdefault(method, {})[path_prefix] = action
+        return None
+
+    def _check(self, path: str | None, path_prefix: str | None, method: str) -> None:
+        if method not in ROUTABLE_METHODS:
+            raise ValueError(f"'{method}' is not an allowed HTTP method (like GET, POST, PUT etc.)")
+        if (path is None) == (path_prefix is None):
+            raise ValueError("route requires either path or path_prefix (and not both)")
+        if path is not None:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"path '{path}' does not start with a /")
+            _check_reserved(path)
+            if method in self._exact.get(path, {}) or method in self._param_routes.get(path, {}):
+                raise ValueError(f"Path '{path}' for method {method} already in use")
+        else:
+            assert path_prefix is not None
+            if not isinstance(path_prefix, str) or not path_prefix.startswith("/"):
+                raise ValueError(f"path '{path_prefix}' does not start with a /")
+            if not path_prefix.endswith("/"):
+                raise ValueError(f"path_prefix {path_prefix} must end with a /")
+            _check_reserved(path_prefix)
+            if path_prefix in self._prefixes.get(method, {}):
+                raise ValueError(f"path_prefix '{path_prefix}' for method {method} already in use")
+
+    def _add_param_route(self, path: str, method: str, action: HttpAction) -> None:
+        node = self._trie
+        names: list[str] = []
+        for segment in path[1:].split("/"):
+            if "{" in segment or "}" in segment:
+                found = _PARAM.match(segment)
+                if found is None:
+                    raise ValueError(
+                        f"path '{path}': a parameter must be a whole segment such as {{user_id}}, "
+                        f"not '{segment}'"
+                    )
+                name = found.group(1)
+                if name in names:
+                    raise ValueError(f"path '{path}' uses the parameter {{{name}}} twice")
+                names.append(name)
+                if node.param is None:
+                    node.param, node.param_name = _Node(), name
+                elif node.param_name != name:
+                    raise ValueError(
+                        f"path '{path}': parameter {{{name}}} conflicts with {{{node.param_name}}} "
+                        "at the same position of another route"
+                    )
+                node = node.param
+            else:
+                node = node.literal.setdefault(segment, _Node())
+        node.handlers[method] = (action, path)
+        self._param_routes.setdefault(path, {})[method] = action
+
+    # -- looking up ----------------------------------------------------------------------
+
+    def lookup(self, path: str, method: str) -> Match | None:
+        """``(handler, method, route)`` for a request, or None. HEAD looks up GET.
+
+        ``route`` is the registered path, or the prefix followed by ``*``.
+        """
+        found = self.match(path, method)
+        return None if found is None else found[0]
+
+    def match(self, path: str, method: str) -> tuple[Match, dict[str, str]] | None:
+        """Like :meth:`lookup`, with the ``{param}`` values of the matched route."""
+        if method == "HEAD":
+            method = "GET"
+        exact = self._exact.get(path)
+        if exact is not None and method in exact:
+            return (exact[method], method, path), {}
+        if self._param_routes:
+            params: dict[str, str] = {}
+            node = _walk(self._trie, path[1:].split("/"), 0, params, method)
+            if node is not None:
+                action, route = node.handlers[method]
+                return (action, method, route), params
+        prefixes = self._prefixes.get(method)
+        if prefixes:
+            end = path.rfind("/")
+            while end >= 0:
+                prefixed = prefixes.get(path[: end + 1])
+                if prefixed is not None:
+                    return (prefixed, method, path[: end + 1] + "*"), {}
+                end = path.rfind("/", 0, end)
+        return None
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """Every method some route answers for ``path`` (for a 405's ``Allow`` header)."""
+        allowed = [m for m in ROUTABLE_METHODS if self.match(path, m) is not None]
+        if "GET" in allowed:
+            allowed.insert(allowed.index("GET") + 1, "HEAD")
+        return allowed
+
+    def get_routes(self) -> list[tuple[str, str, HttpAction]]:
+        """Exact and ``{param}`` routes sorted by path then method, then prefix routes
+        (``"/prefix/*"``) sorted by method then prefix."""
+        paths = {**self._exact, **self._param_routes}
+        exact = [(p, m, paths[p][m]) for p in sorted(paths) for m in sorted(paths[p])]
+        prefixed = [
+            (f"{prefix}*", m, self._prefixes[m][prefix])
+            for m in sorted(self._prefixes)
+            for prefix in sorted(self._prefixes[m])
+        ]
+        return exact + prefixed
+
+    def __len__(self) -> int:
+        return len(self.get_routes())
+
+
+def _check_reserved(path: str) -> None:
+    if path == _RESERVED or path.startswith(_RESERVED + "/"):
+        raise ValueError(
+            f"path '{path}' is reserved: /.files is where pyconvex serves stored files"
+        )
+
+
+def _walk(
+    node: _Node, segments: list[str], i: int, params: dict[str, str], method: str
+) -> _Node | None:
+    """Depth-first, literal before parameter, so ``/users/me`` beats ``/users/{id}``."""
+    if i == len(segments):
+        return node if method in node.handlers else None
+    segment = segments[i]
+    child = node.literal.get(segment)
+    if child is not None:
+        found = _walk(child, segments, i + 1, params, method)
+        if found is not None:
+            return found
+    if node.param is not None and segment:
+        params[node.param_name] = segment
+        found = _walk(node.param, segments, i + 1, params, method)
+        if found is not None:
+            return found
+        del params[node.param_name]
+    return None
