@@ -86,6 +86,9 @@ def _check(value: object, limits: Limits, what: str, path: str, depth: int) -> N
     raise _fail(what, path, f"{type(value).__name__} is not supported ({_short_repr(value)})")
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_field_name(key: object, limits: Limits, what: str, path: str) -> None:
     if not isinstance(key, str):
         raise _fail(what, path, f"field name {key!r} is not a string")
@@ -93,7 +96,7 @@ def check_field_name(key: object, limits: Limits, what: str, path: str) -> None:
         raise _fail(what, path, f"field name {key!r} starts with '$', which is reserved")
     if len(key) > limits.max_field_name_len:
         raise _fail(what, path, f"field name is longer than {limits.max_field_name_len} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+    if _CONTROL.search(key):
         raise _fail(what, path, f"field name {key!r} contains a control character")
 
 
