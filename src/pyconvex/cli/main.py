@@ -21,7 +21,8 @@ from .. import values
 from ..deployment import Deployment
 from ..errors import AppLoadError, ConvexError, PyConvexError
 
-_err = Console(stderr=True, highlight=False)
+# soft_wrap: never break a message (or a file:line) at the terminal width.
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False)
 
 

@@ -111,7 +111,11 @@ def load_app(functions_dir: str | os.PathLike[str]) -> App:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         file, line = _error_location(exc, root)
-        message = "".join(traceback.format_exception_only(exc)).strip()
+        if isinstance(exc, SyntaxError):
+            code = (exc.text or "").strip()
+            message = f"SyntaxError: {exc.msg}" + (f"\n    {code}" if code else "")
+        else:
+            message = "".join(traceback.format_exception_only(exc)).strip()
         raise AppLoadError(message, file=file, line=line) from exc
     return app
 
