@@ -22,18 +22,22 @@ from .functions import (
     mutation,
     query,
 )
+from .functions.define import http_action
+from .http import HttpRouter
 from .schema import define_schema, define_table
 from .validators import v
 
 __all__ = [
     "ArgumentValidationError",
     "ConvexError",
+    "HttpRouter",
     "ReturnsValidationError",
     "SchemaValidationError",
     "action",
     "api",
     "define_schema",
     "define_table",
+    "http_action",
     "internal",
     "internal_action",
     "internal_mutation",
