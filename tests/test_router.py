@@ -116,6 +116,20 @@ def test_duplicates_are_errors():
         http.route(path="/u/{other}", method="POST", handler=b)
 
 
+def test_a_refused_param_route_leaves_nothing_behind():
+    http = HttpRouter()
+    with pytest.raises(ValueError, match="whole segment"):
+        http.route(path="/u/{a}/x{bad}", method="GET", handler=a)
+    with pytest.raises(ValueError, match="twice"):
+        http.route(path="/v/{a}/{a}", method="GET", handler=a)
+    # had the refused routes left {a} in the trie, these would conflict with it
+    http.route(path="/u/{b}", method="GET", handler=b)
+    http.route(path="/v/{c}", method="GET", handler=c)
+    assert http.match("/u/1", "GET") == ((b, "GET", "/u/{b}"), {"b": "1"})
+    assert http.match("/v/2", "GET") == ((c, "GET", "/v/{c}"), {"c": "2"})
+    assert [r for r, _, _ in http.get_routes()] == ["/u/{b}", "/v/{c}"]
+
+
 def test_decorator_form_wraps_in_http_action():
     http = HttpRouter()
 

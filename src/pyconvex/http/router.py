@@ -71,13 +71,13 @@ class HttpRouter:
         if handler is None:
 
             def decorator(fn: Callable[..., Any]) -> HttpAction:
-                action = fn if isinstance(fn, HttpAction) else HttpAction(fn)
+                action = _as_action(fn)
                 self.route(path=path, path_prefix=path_prefix, method=method, handler=action)
                 return action
 
             self._check(path, path_prefix, method)
             return decorator
-        action = handler if isinstance(handler, HttpAction) else HttpAction(handler)
+        action = _as_action(handler)
         self._check(path, path_prefix, method)
         if path is not None:
             if "{" in path or "}" in path:
@@ -111,30 +111,31 @@ class HttpRouter:
                 raise ValueError(f"path_prefix '{path_prefix}' for method {method} already in use")
 
     def _add_param_route(self, path: str, method: str, action: HttpAction) -> None:
+        # Parse and check the whole path before touching the trie, so a bad route
+        # leaves no half-built branch behind to conflict with later routes.
+        segments = [_parse_segment(path, segment) for segment in path[1:].split("/")]
+        names = [name for is_param, name in segments if is_param]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"path '{path}' uses the parameter {{{name}}} twice")
+        node: _Node | None = self._trie
+        for is_param, name in segments:
+            if node is None:
+                break
+            if is_param and node.param is not None and node.param_name != name:
+                raise ValueError(
+                    f"path '{path}': parameter {{{name}}} conflicts with {{{node.param_name}}} "
+                    "at the same position of another route"
+                )
+            node = node.param if is_param else node.literal.get(name)
         node = self._trie
-        names: list[str] = []
-        for segment in path[1:].split("/"):
-            if "{" in segment or "}" in segment:
-                found = _PARAM.match(segment)
-                if found is None:
-                    raise ValueError(
-                        f"path '{path}': a parameter must be a whole segment such as {{user_id}}, "
-                        f"not '{segment}'"
-                    )
-                name = found.group(1)
-                if name in names:
-                    raise ValueError(f"path '{path}' uses the parameter {{{name}}} twice")
-                names.append(name)
+        for is_param, name in segments:
+            if is_param:
                 if node.param is None:
                     node.param, node.param_name = _Node(), name
-                elif node.param_name != name:
-                    raise ValueError(
-                        f"path '{path}': parameter {{{name}}} conflicts with {{{node.param_name}}} "
-                        "at the same position of another route"
-                    )
                 node = node.param
             else:
-                node = node.literal.setdefault(segment, _Node())
+                node = node.literal.setdefault(name, _Node())
         node.handlers[method] = (action, path)
         self._param_routes.setdefault(path, {})[method] = action
 
@@ -192,6 +193,23 @@ class HttpRouter:
 
     def __len__(self) -> int:
         return len(self.get_routes())
+
+
+def _as_action(handler: Any) -> HttpAction:
+    return handler if isinstance(handler, HttpAction) else HttpAction(handler)
+
+
+def _parse_segment(path: str, segment: str) -> tuple[bool, str]:
+    """(is a parameter, its name or the literal text) of one path segment."""
+    if "{" not in segment and "}" not in segment:
+        return False, segment
+    found = _PARAM.match(segment)
+    if found is None:
+        raise ValueError(
+            f"path '{path}': a parameter must be a whole segment such as {{user_id}}, "
+            f"not '{segment}'"
+        )
+    return True, found.group(1)
 
 
 def _check_reserved(path: str) -> None:
