@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +53,72 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.setup()
     yield database
     database.close()
+
+
+class Served:
+    """A real uvicorn server for one app, on free loopback ports, in a thread of its own."""
+
+    def __init__(self, app_dir: Path, tmp: Path, **options: Any) -> None:
+        from pyconvex.deployment import Deployment
+        from pyconvex.server import Backend, bind
+        from pyconvex.server.run import make_server
+
+        self.listeners = bind("127.0.0.1", 0, 0)
+        self.deployment = Deployment(
+            app_dir,
+            database_url=f"sqlite:///{tmp / 'data.sqlite3'}",
+            site_url=self.listeners.site_url,
+            cloud_url=self.listeners.api_url,
+        )
+        self.admin_key = "test-admin-key"
+        self.backend = Backend(
+            self.deployment, key=self.admin_key, site_port=self.listeners.site_port, **options
+        )
+        self.server = make_server(self.backend)
+        self.site = self.listeners.site_url
+        self.api = self.listeners.api_url
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(
+                self.server.serve(sockets=[self.listeners.api, self.listeners.site])
+            ),
+            daemon=True,
+        )
+
+    def __enter__(self) -> Served:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+        self.listeners.close()
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Convex {self.admin_key}"}
+
+
+@pytest.fixture
+def serve_app(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(app_dir: Path, **options: Any) -> Served:
+        scratch = tmp_path / f"server{len(started)}"
+        scratch.mkdir()
+        served = Served(app_dir, scratch, **options)
+        started.append(served)
+        return served.__enter__()
+
+    yield start
+    for served in started:
+        served.__exit__()
+
+
+@pytest.fixture
+def web_app() -> Path:
+    return APPS / "web"
+
+
+@pytest.fixture
+def web(serve_app: Callable[..., Served], web_app: Path) -> Served:
+    return serve_app(web_app)

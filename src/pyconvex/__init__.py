@@ -6,6 +6,7 @@
 ...     return await ctx.db.insert("items", {"name": args["name"]})
 """
 
+from .env import env
 from .errors import (
     ArgumentValidationError,
     ConvexError,
@@ -23,7 +24,7 @@ from .functions import (
     query,
 )
 from .functions.define import http_action
-from .http import HttpRouter
+from .http import HttpRouter, Request, Response
 from .schema import define_schema, define_table
 from .validators import v
 
@@ -31,12 +32,15 @@ __all__ = [
     "ArgumentValidationError",
     "ConvexError",
     "HttpRouter",
+    "Request",
+    "Response",
     "ReturnsValidationError",
     "SchemaValidationError",
     "action",
     "api",
     "define_schema",
     "define_table",
+    "env",
     "http_action",
     "internal",
     "internal_action",

@@ -15,8 +15,10 @@ from pathlib import Path
 from types import TracebackType
 
 from .database import Database
+from .env import EnvStore, forget_process_default, set_process_default
 from .errors import AppLoadError
 from .functions import App, Executor, TimeLimits, load_app
+from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
 
 DEFAULT_FUNCTIONS_DIR = "convex"
@@ -37,8 +39,16 @@ class Deployment:
         database_url: str | None = None,
         functions_dir: str = DEFAULT_FUNCTIONS_DIR,
         limits: TimeLimits | None = None,
+        site_url: str = "http://127.0.0.1:3211",
+        cloud_url: str = "http://127.0.0.1:3210",
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
+        self.state_dir = self.app_dir / STATE_DIR
+        self.site_url = site_url.rstrip("/")
+        self.cloud_url = cloud_url.rstrip("/")
+        # Where each execution's log lines go: the dev console, the log file, tests.
+        self.log_sinks: list[Sink] = []
+        self._env: EnvStore | None = None
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = (
             database_url
@@ -68,33 +78,90 @@ class Deployment:
             raise RuntimeError("The deployment has not been started: await deployment.start()")
         return self._executor
 
-    async def start(self) -> Deployment:
-        """Load the app, open the database, bring its indexes in line with the schema."""
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    @property
+    def env(self) -> EnvStore:
+        if self._env is None:
+            raise RuntimeError("The deployment has not been started: await deployment.start()")
+        return self._env
+
+    def _load(self) -> App:
         if not self.functions_dir.is_dir():
             raise AppLoadError(
                 f"No functions folder at {self.functions_dir}: is {self.app_dir} a pyconvex app?"
             )
-        app = load_app(self.functions_dir)
+        return load_app(self.functions_dir)
+
+    def emit_logs(self, lines: list[LogLine]) -> None:
+        """Hand finished log lines to every sink."""
+        for sink in self.log_sinks:
+            sink(lines)
+
+    async def start(self) -> Deployment:
+        """Load the app, open the database, bring its indexes in line with the schema."""
+        app = self._load()
         try:
             database = Database(open_persistence(self.database_url), app.schema)
             try:
                 await database.setup()
+                env = EnvStore(
+                    database,
+                    {"CONVEX_SITE_URL": self.site_url, "CONVEX_CLOUD_URL": self.cloud_url},
+                )
+                await env.refresh(force=True)
             except BaseException:
                 database.close()
                 raise
         except BaseException:
             app.unload()
             raise
-        self._app, self._database = app, database
-        self._executor = Executor(app, database, limits=self.limits)
+        self._app, self._database, self._env = app, database, env
+        self._executor = self._new_executor(app)
+        set_process_default(env)
         return self
+
+    def _new_executor(self, app: App) -> Executor:
+        return Executor(
+            app, self.database, limits=self.limits, env=self._env, log_sink=self.emit_logs
+        )
+
+    async def reload(self) -> App:
+        """Load the functions folder again and switch to it.
+
+        If the new version does not load (a syntax error, a bad route, a bad
+        schema), this raises :class:`AppLoadError` and the running version
+        stays in place, untouched.
+        """
+        old = self.app
+        new = self._load()
+        try:
+            database = self.database
+            previous_schema = database.schema
+            database.schema = new.schema
+            try:
+                await database.setup()
+            except BaseException:
+                database.schema = previous_schema
+                raise
+        except BaseException:
+            new.unload()
+            raise
+        self._app = new
+        self._executor = self._new_executor(new)
+        old.unload()
+        return new
 
     async def close(self) -> None:
         if self._database is not None:
             self._database.close()
         if self._app is not None:
             self._app.unload()
-        self._app = self._database = self._executor = None
+        if self._env is not None:
+            forget_process_default(self._env)
+        self._app = self._database = self._executor = self._env = None
 
     async def __aenter__(self) -> Deployment:
         return await self.start()

@@ -11,6 +11,8 @@ PyConvexError
 ├── FunctionNotFoundError       no function at that path, or not callable from there
 ├── FunctionTimeoutError        a handler ran past its time limit (TimeoutError)
 ├── AppLoadError                the functions folder could not be loaded (names file and line)
+├── BadRequestError             the client sent something unusable (ValueError); answered 400
+│   └── PayloadTooLargeError      a request body over the limit; answered 413
 └── ConflictError               a transaction lost a race; retried automatically, never seen by users
 """
 
@@ -93,3 +95,21 @@ class AppLoadError(PyConvexError):
 
 class ConflictError(PyConvexError):
     """A transaction could not commit because of a concurrent one (retryable)."""
+
+
+class BadRequestError(PyConvexError, ValueError):
+    """The client sent something unusable: invalid JSON, a malformed form, ...
+
+    Raised by the ``Request`` readers. Left uncaught in an HTTP action, it is
+    answered with ``status`` (400) and a JSON reason, never a 500.
+    """
+
+    status = 400
+    code = "BadRequest"
+
+
+class PayloadTooLargeError(BadRequestError):
+    """A request body is over the server's limit (413)."""
+
+    status = 413
+    code = "PayloadTooLarge"

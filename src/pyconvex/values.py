@@ -145,6 +145,33 @@ def to_convex_json(value: Value) -> Any:
     raise InvalidValueError(f"{type(value).__name__} is not a Convex value")
 
 
+def to_clean_json(value: Value) -> Any:
+    """Convex's lossy "clean" JSON (the function API's ``format: "json"``).
+
+    Integers stay numbers while JSON can hold them exactly and become decimal
+    strings beyond 2^53; bytes become base64 strings; NaN and the infinities
+    become ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+
+    >>> to_clean_json({"n": 2**60, "b": b"hi", "x": float("inf"), "k": 3})
+    {'n': '1152921504606846976', 'b': 'aGk=', 'x': 'Infinity', 'k': 3}
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if -_JSON_SAFE_INT < value < _JSON_SAFE_INT else str(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, list):
+        return [to_clean_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_clean_json(v) for k, v in value.items()}
+    raise InvalidValueError(f"{type(value).__name__} is not a Convex value")
+
+
 _B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 

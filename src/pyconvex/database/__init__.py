@@ -20,6 +20,7 @@ from ..persistence import Persistence, WriteTransaction
 from ..schema import SchemaDefinition
 from .indexes import CREATION_INDEX, IndexRange, IndexRegistry
 from .query import Query, QueryInitializer
+from .system import SYSTEM_TABLES
 from .transaction import DatabaseReader, DatabaseWriter
 
 __all__ = [
@@ -51,6 +52,9 @@ class Database:
         self._registry_dirty: set[int] = set()
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
+        if table.startswith("_"):
+            definition = SYSTEM_TABLES.get(table)
+            return definition.indexes if definition is not None else {}
         return self.schema.indexes(table) if self.schema is not None else {}
 
     def creation_time(self) -> float:
@@ -111,7 +115,7 @@ class Database:
             txn = writer._txn
             wanted = {
                 (table, name, fields)
-                for table in (self.schema.tables if self.schema else {})
+                for table in [*SYSTEM_TABLES, *(self.schema.tables if self.schema else {})]
                 for name, fields in self.declared_indexes(table).items()
             }
             for info in self.registry.all(txn):

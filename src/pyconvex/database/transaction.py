@@ -16,6 +16,7 @@ from ..persistence import ReadTransaction, WriteTransaction
 from ..schema import check_table_name
 from .indexes import CREATION_INDEX, IndexInfo
 from .query import QueryInitializer
+from .system import SYSTEM_TABLES
 
 if TYPE_CHECKING:
     from . import Database
@@ -168,6 +169,13 @@ class DatabaseWriter(DatabaseReader):
 
     def _validated(self, table: str, fields: dict[str, Any]) -> dict[str, Any]:
         user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
+        if _is_system(table):
+            definition = SYSTEM_TABLES.get(table)
+            if definition is None or definition.document is None:
+                return user
+            # A system document that does not fit its table is a bug in pyconvex, not user input.
+            checked: dict[str, Any] = definition.document.validate(user)
+            return checked
         schema = self._database.schema
         return schema.validate_document(table, user) if schema is not None else user
 

@@ -15,8 +15,9 @@ actions by default). A plain ``def`` handler runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,11 +34,13 @@ from ..errors import (
 from .context import ActionCtx, Auth, MutationCtx, QueryCtx
 from .define import FunctionDefinition, Kind
 from .facade import SyncFacade
+from .logs import Execution, Sink, current_execution, current_function
 from .refs import function_path
 from .registry import App
 
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
+    from ..env import EnvStore
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,20 @@ _THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="pyconvex-handl
 class Executor:
     """Runs the functions of one :class:`App` against one :class:`Database`."""
 
-    def __init__(self, app: App, database: Database, *, limits: TimeLimits | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        database: Database,
+        *,
+        limits: TimeLimits | None = None,
+        env: EnvStore | None = None,
+        log_sink: Sink | None = None,
+    ) -> None:
         self.app = app
         self.database = database
         self.limits = limits or TimeLimits()
+        self.env = env
+        self.log_sink = log_sink
 
     # -- resolving ---------------------------------------------------------------------
 
@@ -124,21 +137,41 @@ class Executor:
 
     # -- invoking ----------------------------------------------------------------------
 
+    @staticmethod
+    def call_handler(
+        handler: Callable[..., Any], is_async: bool, ctx: Any, arg: Any
+    ) -> Awaitable[Any]:
+        """Start ``handler(ctx, arg)``: a coroutine, or a plain ``def`` in a worker thread.
+
+        The thread runs in a copy of the caller's context, so the execution's
+        log capture and environment follow it there.
+        """
+        if is_async:
+            work: Awaitable[Any] = handler(ctx, arg)
+            return work
+        loop = asyncio.get_running_loop()
+        facade_arg = SyncFacade(arg, loop) if getattr(type(arg), "_sync_facade", False) else arg
+        call = functools.partial(handler, SyncFacade(ctx, loop), facade_arg)
+        return loop.run_in_executor(_THREADS, contextvars.copy_context().run, call)
+
     async def _invoke(self, fn: FunctionDefinition, ctx: Any, args: dict[str, Any]) -> Any:
         limit = self.limits.of(fn.kind)
-        if fn.is_async:
-            work: Awaitable[Any] = fn.handler(ctx, args)
-        else:
-            loop = asyncio.get_running_loop()
-            call = functools.partial(fn.handler, SyncFacade(ctx, loop), args)
-            work = loop.run_in_executor(_THREADS, call)
+        token = current_function.set(fn.path)
         try:
-            result = await asyncio.wait_for(work, timeout=limit)
-        except TimeoutError:
-            raise FunctionTimeoutError(
-                f"Function execution timed out (maximum duration: {limit:g}s)"
-            ) from None
+            work = self.call_handler(fn.handler, fn.is_async, ctx, args)
+            try:
+                result = await asyncio.wait_for(work, timeout=limit)
+            except TimeoutError:
+                raise FunctionTimeoutError(
+                    f"Function execution timed out (maximum duration: {limit:g}s)"
+                ) from None
+        finally:
+            current_function.reset(token)
         return self._returns(fn, result)
+
+    def execution(self, name: str | None, *, request_id: str | None = None) -> Execution:
+        """A new top-level execution whose logs go to this deployment's sinks."""
+        return Execution(name, sink=self.log_sink, env=self.env, request_id=request_id)
 
     async def run(
         self,
@@ -155,13 +188,32 @@ class Executor:
             self._check_kind(fn, (kind,))
         checked = self._args(fn, args)
         auth = auth or Auth()
+        if self.env is not None:
+            await self.env.refresh()
+        if current_execution.get() is not None:
+            return await self._run_top(fn, checked, auth)
+        execution = self.execution(fn.path)
+        token = current_execution.set(execution)
+        try:
+            return await self._run_top(fn, checked, auth)
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+
+    async def _run_top(self, fn: FunctionDefinition, checked: dict[str, Any], auth: Auth) -> Any:
         if fn.kind == "query":
             async with self.database.read() as reader:
                 return await self._invoke(fn, QueryCtx(self, reader, auth), checked)
         if fn.kind == "mutation":
-            return await self.database.transact(
-                lambda writer: self._invoke(fn, MutationCtx(self, writer, auth), checked)
-            )
+            execution = current_execution.get()
+            mark = len(execution.lines) if execution is not None else 0
+
+            async def attempt(writer: DatabaseWriter) -> Any:
+                if execution is not None:  # a conflict retry: keep only the last attempt's logs
+                    execution.rewind(mark)
+                return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+
+            return await self.database.transact(attempt)
         return await self._invoke(fn, ActionCtx(self, auth), checked)
 
     async def run_nested(

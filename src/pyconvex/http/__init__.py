@@ -1,5 +1,7 @@
-"""HTTP actions: the router (and, with the server, requests and responses)."""
+"""HTTP actions: the router, requests and responses."""
 
+from .request import Request
+from .response import Response
 from .router import ROUTABLE_METHODS, HttpRouter
 
-__all__ = ["ROUTABLE_METHODS", "HttpRouter"]
+__all__ = ["ROUTABLE_METHODS", "HttpRouter", "Request", "Response"]

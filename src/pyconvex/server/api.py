@@ -1,0 +1,288 @@
+"""The API app: the function API in Convex's wire format, and admin endpoints (port 3210).
+
+Function API (``public_api.rs`` in convex-backend)::
+
+    POST /api/query | /api/mutation | /api/action   {"path": "items:list", "args": {...}, "format": "json"}
+    POST /api/run/items/list                         {"args": {...}}
+
+    200 {"status": "success", "value": ..., "logLines": ["[LOG] ..."]}
+    200 {"status": "error", "errorMessage": "...", "errorData": ...}
+
+A function's failure is a 200 with ``status: "error"``; only a malformed
+request (4xx) or a bad admin key (401) is not. ``args`` are Convex JSON;
+``format`` ``"json"`` (the default) answers in clean JSON,
+``"convex_encoded_json"`` losslessly (``$integer``, ``$float``, ``$bytes``).
+``logLines`` and ``errorData`` are left out when empty.
+
+Only public functions answer, unless the caller sends
+``Authorization: Convex <admin key>``. With the admin key:
+
+    GET /api/env, PUT /api/env/NAME {"value": ...}, DELETE /api/env/NAME
+    GET /api/logs[?follow=1]     recent log lines as JSON lines (then new ones as they come)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .. import values
+from ..errors import (
+    BadRequestError,
+    ConvexError,
+    FunctionNotFoundError,
+    FunctionTimeoutError,
+    InvalidValueError,
+    ValidationError,
+)
+from ..functions import Auth
+from ..functions.define import Kind
+from ..functions.logs import LogLine, current_execution
+from ..http.request import Request
+from .admin_key import matches
+from .asgi import Receive, Scope, Send, encode_json, header, send_json, send_text
+from .errors import error_data, log_failure, uncaught_message
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+_KINDS: dict[str, Kind] = {
+    "/api/query": "query",
+    "/api/mutation": "mutation",
+    "/api/action": "action",
+}
+_FORMATS = {
+    "json": values.to_clean_json,
+    "convex_encoded_json": values.to_convex_json,
+}
+_decode = msgspec.json.Decoder()
+
+
+class _AdminRequired(Exception):
+    pass
+
+
+class ApiApp:
+    """ASGI app: the function API and the admin endpoints of a :class:`Backend`."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.backend.handle_other(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            admin = self._is_admin(scope)
+        except _AdminRequired:
+            await send_json(
+                send,
+                401,
+                {
+                    "code": "BadAdminKey",
+                    "message": "The provided admin key was invalid for this deployment",
+                },
+            )
+            return
+        handler = self._route(path, method)
+        if handler is None:
+            await send_text(send, 404, "No matching routes found")
+            return
+        try:
+            await handler(scope, receive, send, admin)
+        except BadRequestError as exc:
+            await send_json(send, exc.status, {"code": exc.code, "message": str(exc)})
+        except _AdminRequired:
+            await send_json(
+                send,
+                403,
+                {
+                    "code": "Forbidden",
+                    "message": "This endpoint needs the admin key (Authorization: Convex <key>)",
+                },
+            )
+
+    def _is_admin(self, scope: Scope) -> bool:
+        authorization = header(scope, b"authorization")
+        if authorization is None or not authorization.startswith(b"Convex "):
+            return False
+        if not matches(self.backend.admin_key, authorization[7:].strip()):
+            raise _AdminRequired
+        return True
+
+    def _route(
+        self, path: str, method: str
+    ) -> Callable[[Scope, Receive, Send, bool], Awaitable[None]] | None:
+        if method == "POST" and (path in _KINDS or path.startswith("/api/run/")):
+            return self._function
+        if path == "/api/env" and method == "GET":
+            return self._env_list
+        if path.startswith("/api/env/") and method in ("PUT", "DELETE"):
+            return self._env_change
+        if path == "/api/logs" and method == "GET":
+            return self._logs
+        return None
+
+    # -- the function API -------------------------------------------------------------------
+
+    async def _function(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        path: str = scope["path"]
+        body = await self._json_body(scope, receive)
+        kind = _KINDS.get(path)
+        named = _run_path(path) if kind is None else body.get("path")
+        if not isinstance(named, str) or not named:
+            raise BadRequestError('The request body needs a "path", e.g. {"path": "items:list"}')
+        name: str = named
+        format_name = body.get("format") or "json"
+        export = _FORMATS.get(format_name) if isinstance(format_name, str) else None
+        if export is None:
+            raise BadRequestError(
+                f'Unknown format {format_name!r}: use "json" or "convex_encoded_json"'
+            )
+        args = body.get("args", {})
+        if isinstance(args, list) and len(args) == 1:
+            args = args[0]  # Convex clients send [args]
+        try:
+            args = values.from_convex_json(args)
+        except InvalidValueError as exc:
+            raise BadRequestError(f"Invalid arguments: {exc}") from None
+        if not isinstance(args, dict):
+            raise BadRequestError(f'"args" must be an object, not {values.display_value(args)}')
+
+        executor = self.backend.deployment.executor
+        execution = executor.execution(name)
+        token = current_execution.set(execution)
+        try:
+            result: dict[str, Any]
+            try:
+                value = await executor.run(
+                    name, args, kind=kind, public_only=not admin, auth=Auth()
+                )
+                result = {"status": "success", "value": export(value)}
+            except Exception as exc:
+                result = {
+                    "status": "error",
+                    "errorMessage": self._error_message(exc, execution.request_id),
+                }
+                data = error_data(exc)
+                if data is not None:
+                    result["errorData"] = data
+            if execution.lines:
+                result["logLines"] = [str(line) for line in execution.lines]
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+        await send_json(send, 200, result)
+
+    def _error_message(self, exc: Exception, request_id: str) -> str:
+        if isinstance(exc, FunctionNotFoundError | FunctionTimeoutError):
+            return str(exc)
+        if isinstance(exc, ValidationError):
+            return f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, ConvexError):
+            return uncaught_message(exc)
+        log_failure(self.backend.deployment, exc, request_id)
+        code = f"[Request ID: {request_id}] Server Error"
+        return code if self.backend.production else f"{code}\n{uncaught_message(exc)}"
+
+    async def _json_body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        raw = await Request(scope, receive, max_body=self.backend.max_body).body()
+        try:
+            body = _decode.decode(raw) if raw else {}
+        except msgspec.DecodeError as exc:
+            raise BadRequestError(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequestError("The request body must be a JSON object")
+        return body
+
+    # -- admin: environment variables ----------------------------------------------------
+
+    async def _env_list(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        await send_json(send, 200, {"variables": await self.backend.deployment.env.list()})
+
+    async def _env_change(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        name = scope["path"].removeprefix("/api/env/")
+        env = self.backend.deployment.env
+        try:
+            if scope["method"] == "DELETE":
+                removed = await env.remove(name)
+                await send_json(send, 200, {"removed": removed})
+                return
+            body = await self._json_body(scope, receive)
+            await env.set(name, body.get("value"))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+        await send_json(send, 200, {"name": name})
+
+    # -- admin: logs -----------------------------------------------------------------------
+
+    async def _logs(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        follow = b"follow=1" in scope.get("query_string", b"").split(b"&")
+        backend = self.backend
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/x-ndjson")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": _lines(list(backend.recent_logs)),
+                "more_body": True,
+            }
+        )
+        if follow:
+            async for batch in _follow(backend, receive):
+                await send({"type": "http.response.body", "body": _lines(batch), "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _run_path(path: str) -> str:
+    """``/api/run/a/b/fn`` -> ``a/b:fn``."""
+    rest = path.removeprefix("/api/run/").strip("/")
+    module, _, function = rest.rpartition("/")
+    if not module or not function:
+        raise BadRequestError(
+            f"/api/run/ needs a module and a function, e.g. /api/run/items/list, got {path}"
+        )
+    return f"{module}:{function}"
+
+
+def _lines(lines: list[LogLine]) -> bytes:
+    return b"".join(encode_json(line.to_json()) + b"\n" for line in lines)
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _follow(backend: Backend, receive: Receive) -> AsyncIterator[list[LogLine]]:
+    """New log batches until the client goes away."""
+    queue: asyncio.Queue[list[LogLine]] = asyncio.Queue()
+    backend.log_followers.add(queue)
+    disconnected = asyncio.ensure_future(_disconnect(receive))
+    try:
+        while True:
+            batch = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({batch, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+            if batch not in done:
+                batch.cancel()
+                return
+            yield batch.result()
+    finally:
+        disconnected.cancel()
+        backend.log_followers.discard(queue)

@@ -1,0 +1,103 @@
+"""A deployment served over HTTP: the site app, the API app, and their shared lifecycle.
+
+    backend = Backend(Deployment("myapp"))
+    # any ASGI server:
+    #   uvicorn myserver:backend.site --port 3211   (HTTP actions)
+    #   uvicorn myserver:backend.api  --port 3210   (function API, files)
+
+Both apps start the deployment on the ASGI lifespan ``startup`` and close it
+when the last one shuts down. ``pyconvex dev`` and ``serve`` run the ``Backend`` itself on two
+sockets: it sends each request to the app of the port it arrived on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from ..deployment import Deployment
+from ..functions.logs import LogLine, install_capture
+from ..http.request import DEFAULT_MAX_BODY
+from .admin_key import admin_key
+from .api import ApiApp
+from .asgi import Receive, Scope, Send
+from .site import SiteApp
+
+RECENT_LOG_LINES = 1000
+
+
+class Backend:
+    """The HTTP face of one :class:`Deployment`."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        production: bool = False,
+        max_body: int = DEFAULT_MAX_BODY,
+        site_port: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.production = production
+        self.max_body = max_body
+        self.site_port = site_port
+        self.admin_key = key if key is not None else admin_key(deployment.state_dir)
+        self.site = SiteApp(self)
+        self.api = ApiApp(self)
+        self.recent_logs: deque[LogLine] = deque(maxlen=RECENT_LOG_LINES)
+        self.log_followers: set[asyncio.Queue[list[LogLine]]] = set()
+        deployment.log_sinks.append(self._keep_logs)
+        self._users = 0
+        self._owns_deployment = False
+        self._lock = asyncio.Lock()
+
+    def _keep_logs(self, lines: list[LogLine]) -> None:
+        self.recent_logs.extend(lines)
+        for queue in self.log_followers:
+            queue.put_nowait(lines)
+
+    async def startup(self) -> None:
+        install_capture()
+        async with self._lock:
+            if self._users == 0 and not self.deployment.started:
+                await self.deployment.start()
+                self._owns_deployment = True
+            self._users += 1
+
+    async def shutdown(self) -> None:
+        async with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._owns_deployment:
+                self._owns_deployment = False
+                await self.deployment.close()
+
+    async def handle_other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Lifespan events; anything else that is not HTTP is refused."""
+        if scope["type"] != "lifespan":
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1003})
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            server = scope.get("server")
+            if server is not None and server[1] == self.site_port:
+                await self.site(scope, receive, send)
+            else:
+                await self.api(scope, receive, send)
+            return
+        await self.handle_other(scope, receive, send)

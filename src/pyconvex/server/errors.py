@@ -1,0 +1,41 @@
+"""How a failed execution is described: to the client (maybe redacted) and to the logs (always whole)."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConvexError
+from ..functions.logs import LogLine, current_function
+from ..values import to_convex_json
+
+if TYPE_CHECKING:
+    from ..deployment import Deployment
+
+
+def uncaught_message(exc: BaseException) -> str:
+    """Convex's wording, with the Python class: ``Uncaught ValueError: boom``."""
+    text = str(exc)
+    name = type(exc).__name__
+    return f"Uncaught {name}: {text}" if text else f"Uncaught {name}"
+
+
+def error_data(exc: BaseException) -> Any:
+    """A ``ConvexError``'s data as Convex JSON, or None."""
+    if not isinstance(exc, ConvexError) or exc.data is None:
+        return None
+    try:
+        return to_convex_json(exc.data)
+    except Exception:
+        # The data is not a Convex value: send what it says rather than fail the error path.
+        return str(exc.data)
+
+
+def log_failure(
+    deployment: Deployment, exc: BaseException, request_id: str, name: str | None = None
+) -> None:
+    """The error and its traceback, to the deployment's logs (never to the client)."""
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    line = LogLine(time.time(), "ERROR", trace, name or current_function.get(), request_id)
+    deployment.emit_logs([line])

@@ -1,0 +1,172 @@
+"""The site app: a deployment's HTTP actions as an ASGI application (port 3211).
+
+Per request: route (``HttpRouter.match``), check the body size, build a
+``Request``, run the handler in its own log-capturing execution with an
+action's ``ctx``, and send its ``Response``. Every error a client can cause
+is a 4xx with a reason; a failing handler is a 500 whose details reach the
+logs, and the client only in development.
+
+This path runs for every request, so it does the least it can: no
+middleware stack, no per-request allocation it can avoid, headers parsed
+only when the handler asks for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from ..errors import BadRequestError
+from ..functions import ActionCtx, Auth
+from ..functions.logs import current_execution
+from ..http.request import Request, payload_too_large
+from ..http.response import Response
+from .asgi import Receive, Scope, Send, encode_json, header, send_bytes, send_json, send_text
+from .errors import error_data, log_failure, uncaught_message
+
+if TYPE_CHECKING:
+    from .backend import Backend
+
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024
+_NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+_log = logging.getLogger("pyconvex.server")
+
+
+class SiteApp:
+    """ASGI app serving the HTTP actions of a :class:`Backend`'s deployment."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.backend.handle_other(scope, receive, send)
+            return
+        backend = self.backend
+        executor = backend.deployment.executor
+        router = executor.app.http
+        raw_path = scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
+        method: str = scope["method"]
+        found = router.match(path, method) if router is not None else None
+        if found is None:
+            await self._unrouted(scope, send, path, method)
+            return
+        (action, _, route), params = found
+        if params:
+            params = {name: unquote(value) for name, value in params.items()}
+        limit = backend.max_body
+        if method not in _NO_BODY:
+            length = header(scope, b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > limit):
+                await self._bad_request(send, _length_error(length, limit), head=False)
+                return
+        request = Request(scope, receive, path=path, path_params=params, max_body=limit)
+        env = executor.env
+        if env is not None:
+            await env.refresh()
+        execution = executor.execution(f"{method} {route}")
+        token = current_execution.set(execution)
+        try:
+            try:
+                ctx = ActionCtx(executor, Auth())
+                response = await executor.call_handler(
+                    action.handler, action.is_async, ctx, request
+                )
+                if not isinstance(response, Response):
+                    raise TypeError(
+                        f"An HTTP action must return a pyconvex Response, not {_type_name(response)}"
+                    )
+            except BadRequestError as exc:
+                await self._bad_request(send, exc, head=method == "HEAD")
+                return
+            except Exception as exc:
+                await self._server_error(send, exc, execution.request_id, head=method == "HEAD")
+                return
+            await self._send(send, response, head=method == "HEAD", request_id=execution.request_id)
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+
+    # -- responses -------------------------------------------------------------------------
+
+    async def _send(self, send: Send, response: Response, *, head: bool, request_id: str) -> None:
+        body = response.body
+        headers = response.raw_headers
+        if body is None or isinstance(body, bytes):
+            data = body or b""
+            if len(data) > MAX_RESPONSE_BYTES:
+                error = ValueError(
+                    f"The HTTP action's response is {len(data)} bytes, over the 20 MiB limit"
+                )
+                await self._server_error(send, error, request_id, head=head)
+                return
+            if any(name == b"content-length" for name, _ in headers):
+                await send(
+                    {"type": "http.response.start", "status": response.status, "headers": headers}
+                )
+                await send({"type": "http.response.body", "body": b"" if head else data})
+                return
+            await send_bytes(send, response.status, data, headers, head=head)
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        if head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        sent = 0
+        try:
+            async for chunk in body:
+                piece = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+                sent += len(piece)
+                if sent > MAX_RESPONSE_BYTES:
+                    # Too late for a status: stop here and say why in the logs.
+                    raise ValueError("The HTTP action's streamed response passed the 20 MiB limit")
+                if piece:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+        except Exception as exc:
+            log_failure(self.backend.deployment, exc, request_id)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _unrouted(self, scope: Scope, send: Send, path: str, method: str) -> None:
+        router = self.backend.deployment.app.http
+        allowed = router.allowed_methods(path) if router is not None else []
+        head = method == "HEAD"
+        if not allowed:
+            await send_text(send, 404, "No matching routes found", head=head)
+            return
+        await send_text(
+            send,
+            405,
+            f"Method {method} is not allowed for {path}",
+            [(b"allow", ", ".join(allowed).encode())],
+            head=head,
+        )
+
+    async def _bad_request(self, send: Send, exc: BadRequestError, *, head: bool) -> None:
+        await send_json(send, exc.status, {"code": exc.code, "message": str(exc)}, head=head)
+
+    async def _server_error(
+        self, send: Send, exc: BaseException, request_id: str, *, head: bool
+    ) -> None:
+        log_failure(self.backend.deployment, exc, request_id)
+        code = f"[Request ID: {request_id}] Server Error"
+        if not self.backend.production:
+            code += ": " + uncaught_message(exc)
+        body: dict[str, Any] = {"code": code}
+        data = error_data(exc)
+        if data is not None:
+            body["data"] = data
+        await send_bytes(
+            send, 500, encode_json(body), [(b"content-type", b"application/json")], head=head
+        )
+
+
+def _type_name(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _length_error(length: bytes, limit: int) -> BadRequestError:
+    if not length.isdigit():
+        return BadRequestError(f"Invalid Content-Length header: {length[:40]!r}")
+    return payload_too_large(limit)

@@ -1,0 +1,156 @@
+import asyncio
+import logging
+
+from pyconvex import ConvexError, HttpRouter, Response, api, env, http_action
+
+http = HttpRouter()
+log = logging.getLogger(__name__)
+
+
+@http.route(path="/health", method="GET")
+async def health(ctx, request):
+    return Response.json({"status": "ok"})
+
+
+@http.route(path="/echo", method="POST")
+async def echo(ctx, request):
+    kind = request.query.get("as", "json")
+    raw = await request.body()
+    if kind == "json":
+        data = await request.json()
+        return Response.json({"json": data, "raw": raw.decode("latin-1")})
+    if kind == "text":
+        return Response.json({"text": await request.text()})
+    if kind == "form":
+        form = await request.form_data()
+        out = {}
+        for key, value in form.multi_items():
+            if hasattr(value, "read"):
+                content = await value.read()
+                out.setdefault(key, []).append(
+                    {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "size": len(content),
+                        "head": content[:16].decode("latin-1"),
+                    }
+                )
+            else:
+                out.setdefault(key, []).append(value)
+        again = await request.body()
+        return Response.json({"form": out, "raw_length": len(again)})
+    if kind == "stream":
+        total = 0
+        chunks = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            chunks += 1
+        return Response.json({"total": total})
+    return Response.json({"bytes": len(raw)})
+
+
+@http.route(path="/inspect", method="GET")
+async def inspect(ctx, request):
+    return Response.json(
+        {
+            "method": request.method,
+            "url": request.url,
+            "path": request.path,
+            "tags": request.query.getlist("tag"),
+            "q": request.query.get("q"),
+            "x_multi": request.headers.getlist("x-multi"),
+            "ua": request.headers.get("User-Agent"),
+            "client": list(request.client) if request.client else None,
+            "body": (await request.body()).decode(),
+        },
+        headers={"X-Handled": "yes"},
+    )
+
+
+@http.route(path="/inspect", method="POST")
+async def inspect_post(ctx, request):
+    return Response("posted", status=201)
+
+
+@http.route(path="/users/{user_id}/posts/{post_id}", method="GET")
+async def post(ctx, request):
+    return Response.json(request.path_params)
+
+
+@http.route(path_prefix="/files/", method="GET")
+async def files(ctx, request):
+    return Response.json({"rest": request.path.removeprefix("/files/")})
+
+
+@http.route(path="/boom", method="GET")
+async def boom(ctx, request):
+    raise RuntimeError("secret internals")
+
+
+@http.route(path="/refuse", method="POST")
+async def refuse(ctx, request):
+    raise ConvexError({"code": "INSUFFICIENT_FUNDS", "balance": 3})
+
+
+@http.route(path="/not-a-response", method="GET")
+async def not_a_response(ctx, request):
+    return {"status": "ok"}
+
+
+@http.route(path="/bad-json", method="POST")
+async def bad_json(ctx, request):
+    return Response.json(await request.json())
+
+
+@http.route(path="/stream", method="GET")
+async def stream(ctx, request):
+    async def parts():
+        for i in range(5):
+            await asyncio.sleep(0)
+            yield f"part {i}\n"
+
+    return Response(parts(), headers={"content-type": "text/plain"})
+
+
+@http.route(path="/increment", method="POST")
+async def increment(ctx, request):
+    name = (await request.json())["name"]
+    value = await ctx.run_mutation(api.counters.increment, {"name": name})
+    return Response.json({"value": value})
+
+
+@http.route(path="/log", method="POST")
+async def log_lines(ctx, request):
+    tag = request.query["tag"]
+    for i in range(20):
+        print(tag, i)
+        await asyncio.sleep(0)
+    log.info("info %s", tag)
+    return Response.json({"tag": tag})
+
+
+@http.route(path="/env", method="GET")
+async def read_env(ctx, request):
+    name = request.query["name"]
+    return Response.json({"value": env.get(name)})
+
+
+@http_action
+def plain(ctx, request):
+    body = request.body()
+    count = ctx.run_query(api.counters.get, {"name": "plain"})
+    print("plain handler")
+    return Response.json({"len": len(body), "count": count})
+
+
+http.route(path="/plain", method="POST", handler=plain)
+
+
+@http.route(path="/redirect", method="GET")
+async def redirect(ctx, request):
+    return Response.redirect("https://example.com/there", status=307)
+
+
+@http.route(path="/empty", method="DELETE")
+async def empty(ctx, request):
+    return Response(status=204)
