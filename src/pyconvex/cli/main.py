@@ -1,7 +1,10 @@
 """The ``pyconvex`` command line.
 
+pyconvex init myapp
+pyconvex dev myapp                                  # serve, reload on change
 pyconvex run items:create '{"name": "x"}' --app myapp
-pyconvex data                 # tables and their sizes
+pyconvex env set STRIPE_WEBHOOK_SECRET whsec_...
+pyconvex logs --follow
 pyconvex data items --limit 20
 """
 
@@ -10,16 +13,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import values
-from ..deployment import Deployment
+from ..database import Database
+from ..deployment import STATE_DIR, Deployment, default_database_url
+from ..env import EnvStore
 from ..errors import AppLoadError, ConvexError, PyConvexError
+from ..functions.logs import install_capture
+from ..persistence import open_persistence
+from ..server import logfile
+from . import serving
+from .remote import Remote, RemoteError
+from .scaffold import scaffold
 
 # soft_wrap: never break a message (or a file:line) at the terminal width.
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def app_command(name: str, help: str) -> argparse.ArgumentParser:
+    def app_command(name: str, help: str, *, remote: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.add_argument(
             "--app", default=".", metavar="DIR", help="the app root (holding convex/); default: ."
@@ -40,12 +55,50 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--database-url", default=None, help="default: sqlite:///DIR/.pyconvex/data.sqlite3"
         )
+        if remote:
+            sub.add_argument(
+                "--url",
+                default=None,
+                help="act on a running deployment's API (e.g. http://host:3210)",
+            )
+            sub.add_argument(
+                "--admin-key", default=None, help="default: PYCONVEX_ADMIN_KEY or DIR's key"
+            )
         return sub
 
-    run = app_command("run", "Run a function (internal ones too) and print its result as JSON.")
+    init = commands.add_parser("init", help="Create a new app.", description="Create a new app.")
+    init.add_argument("dir", metavar="DIR", help="the folder to create the app in")
+
+    dev = commands.add_parser(
+        "dev", help="Serve an app and reload it on change.", description=serving.__doc__
+    )
+    serving.add_arguments(dev, production=False)
+    serve = commands.add_parser(
+        "serve", help="Serve an app in production mode.", description=serving.__doc__
+    )
+    serving.add_arguments(serve, production=True)
+
+    run = app_command(
+        "run", "Run a function (internal ones too) and print its result as JSON.", remote=True
+    )
     run.add_argument("function", metavar="FUNCTION", help="a path such as items:create")
     run.add_argument(
         "args", metavar="ARGS_JSON", nargs="?", default="{}", help="the arguments, as JSON"
+    )
+
+    env = app_command(
+        "env", "List, read, set or remove deployment environment variables.", remote=True
+    )
+    env.add_argument("action", choices=("list", "get", "set", "remove"))
+    env.add_argument("name", metavar="NAME", nargs="?")
+    env.add_argument("value", metavar="VALUE", nargs="?")
+
+    logs = app_command(
+        "logs", "Print the function logs (the last ones, then new ones with --follow).", remote=True
+    )
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    logs.add_argument(
+        "--lines", "-n", type=int, default=100, help="how many past lines (default 100)"
     )
 
     data = app_command("data", "List the tables, or print the documents of one.")
@@ -75,8 +128,105 @@ async def _run(ns: argparse.Namespace) -> int:
     if not isinstance(args, dict):
         _err.print('[red]✖ ARGS_JSON must be a JSON object[/], e.g. \'{"name": "x"}\'')
         return 2
+    if ns.url:
+        result = Remote(ns.url, ns.app, ns.admin_key).run(ns.function, values.to_convex_json(args))
+        for line in result.get("logLines", []):
+            _err.print(f"[dim]{escape(line)}[/]")
+        if result["status"] == "success":
+            print(json.dumps(result["value"], indent=2, ensure_ascii=False))
+            return 0
+        _err.print(f"[red]✖ {escape(result['errorMessage'])}[/]")
+        if "errorData" in result:
+            _err.print(json.dumps(result["errorData"], indent=2))
+        return 1
     async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+        deployment.log_sinks.append(serving.console_sink(_err, color=True))
+        install_capture()
         _print_json(await deployment.executor.run(ns.function, args))
+    return 0
+
+
+@asynccontextmanager
+async def _env_store(ns: argparse.Namespace) -> AsyncIterator[EnvStore]:
+    """The stored variables, without importing the app (it may not even load)."""
+    url = ns.database_url or os.environ.get("PYCONVEX_DATABASE_URL") or default_database_url(ns.app)
+    database = Database(open_persistence(url))
+    try:
+        await database.setup(system_only=True)
+        yield EnvStore(database, {})
+    finally:
+        database.close()
+
+
+async def _env(ns: argparse.Namespace) -> int:
+    if ns.action in ("get", "set", "remove") and not ns.name:
+        _err.print(f"[red]✖ pyconvex env {ns.action} needs a NAME[/]")
+        return 2
+    if ns.action == "set" and ns.value is None:
+        _err.print("[red]✖ pyconvex env set needs a NAME and a VALUE[/]")
+        return 2
+    if ns.url:
+        remote = Remote(ns.url, ns.app, ns.admin_key)
+        variables = remote.env_list() if ns.action in ("list", "get") else {}
+        if ns.action == "set":
+            remote.env_set(ns.name, ns.value)
+        elif ns.action == "remove":
+            return _removed(ns.name, remote.env_remove(ns.name))
+    else:
+        async with _env_store(ns) as store:
+            if ns.action == "set":
+                await store.set(ns.name, ns.value)
+            elif ns.action == "remove":
+                return _removed(ns.name, await store.remove(ns.name))
+            variables = await store.list()
+    if ns.action == "set":
+        _err.print(f"[green]✔ Set {ns.name}[/]")
+    elif ns.action == "get":
+        if ns.name not in variables:
+            _err.print(f"[red]✖ {ns.name} is not set[/]")
+            return 1
+        print(variables[ns.name])
+    else:
+        for name, value in variables.items():
+            print(f"{name}={value}")
+    return 0
+
+
+def _removed(name: str, removed: bool) -> int:
+    if removed:
+        _err.print(f"[green]✔ Removed {name}[/]")
+        return 0
+    _err.print(f"[yellow]{name} was not set[/]")
+    return 1
+
+
+def _logs(ns: argparse.Namespace) -> int:
+    show = serving.console_sink(_out, color=True)
+    if ns.url:
+        remote = Remote(ns.url, ns.app, ns.admin_key)
+        for line in remote.logs(follow=ns.follow):
+            show([line])
+        return 0
+    state = Path(ns.app).resolve() / STATE_DIR
+    show(logfile.tail(state, ns.lines))
+    if ns.follow:
+        for line in logfile.follow(state):
+            show([line])
+    return 0
+
+
+def _init(ns: argparse.Namespace) -> int:
+    target = Path(ns.dir)
+    try:
+        written = scaffold(target)
+    except FileExistsError as exc:
+        _err.print(f"[red]✖ {escape(str(exc))}[/]")
+        return 1
+    for path in written:
+        _out.print(f"[green]created[/] {path}")
+    _out.print(
+        f"\nNext: [bold]pyconvex dev {target}[/], then [bold]curl http://127.0.0.1:3211/health[/]"
+    )
     return 0
 
 
@@ -117,22 +267,38 @@ async def _data(ns: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
-    command = {"run": _run, "data": _data}[ns.command]
     try:
-        return asyncio.run(command(ns))
+        if ns.command == "init":
+            return _init(ns)
+        if ns.command == "logs":
+            return _logs(ns)
+        if ns.command in ("dev", "serve"):
+            return _asyncio_run(serving.run(ns, _err, production=ns.command == "serve"))
+        command = {"run": _run, "data": _data, "env": _env}[ns.command]
+        return _asyncio_run(command(ns))
     except AppLoadError as exc:
-        _err.print(f"[red]✖ Could not load the app:[/] {exc}")
+        _err.print(f"[red]✖ Could not load the app:[/] {escape(str(exc))}")
     except ConvexError as exc:
-        _err.print(f"[red]✖ Uncaught ConvexError:[/] {exc}")
+        _err.print(f"[red]✖ Uncaught ConvexError:[/] {escape(str(exc))}")
         if exc.data is not None:
             _err.print(json.dumps(values.to_convex_json(exc.data), indent=2))
     except PyConvexError as exc:
-        _err.print(f"[red]✖ {type(exc).__name__}:[/] {exc}")
-    except ValueError as exc:
-        _err.print(f"[red]✖ {exc}[/]")
+        _err.print(f"[red]✖ {type(exc).__name__}:[/] {escape(str(exc))}")
+    except (ValueError, RemoteError) as exc:
+        _err.print(f"[red]✖ {escape(str(exc))}[/]")
     except KeyboardInterrupt:
         return 130
     return 1
+
+
+def _asyncio_run(main: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run`` on uvloop where it is installed (the server's hot path runs on it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 if __name__ == "__main__":

@@ -108,19 +108,25 @@ class Database:
             delay = min(delay * 2, _BACKOFF_MAX)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def setup(self) -> None:
-        """Create, backfill and drop indexes so the store matches the schema."""
+    async def setup(self, *, system_only: bool = False) -> None:
+        """Create, backfill and drop indexes so the store matches the schema.
+
+        ``system_only`` makes sure the system tables' indexes exist and leaves
+        the user's alone (for tools that open the database without the app).
+        """
+        user_tables = [] if system_only or self.schema is None else list(self.schema.tables)
 
         async def apply(writer: DatabaseWriter) -> None:
             txn = writer._txn
             wanted = {
                 (table, name, fields)
-                for table in [*SYSTEM_TABLES, *(self.schema.tables if self.schema else {})]
+                for table in [*SYSTEM_TABLES, *user_tables]
                 for name, fields in self.declared_indexes(table).items()
             }
             for info in self.registry.all(txn):
                 if (
-                    info.name != CREATION_INDEX
+                    not system_only
+                    and info.name != CREATION_INDEX
                     and (info.table, info.name, info.fields) not in wanted
                 ):
                     self.registry.remove(txn, info)

@@ -7,7 +7,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConvexError
-from ..functions.logs import LogLine, current_function
+from ..functions.logs import LogLine, current_execution, current_function
 from ..values import to_convex_json
 
 if TYPE_CHECKING:
@@ -37,5 +37,7 @@ def log_failure(
 ) -> None:
     """The error and its traceback, to the deployment's logs (never to the client)."""
     trace = "".join(traceback.format_exception(exc)).rstrip()
-    line = LogLine(time.time(), "ERROR", trace, name or current_function.get(), request_id)
+    execution = current_execution.get()
+    where = name or current_function.get() or (execution.name if execution is not None else None)
+    line = LogLine(time.time(), "ERROR", trace, where, request_id)
     deployment.emit_logs([line])

@@ -1,0 +1,86 @@
+"""The deployment's log file: ``DIR/.pyconvex/logs.jsonl``, one JSON object per line.
+
+``pyconvex dev`` and ``serve`` append every execution's lines to it;
+``pyconvex logs [--follow]`` reads it. At 10 MiB it is renamed to
+``logs.jsonl.1`` (replacing the previous one) and a new file begins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..functions.logs import LogLine
+from .asgi import encode_json
+
+FILE_NAME = "logs.jsonl"
+ROTATE_BYTES = 10 * 1024 * 1024
+
+
+class LogFile:
+    """A sink that appends lines to the log file (one write per execution)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / FILE_NAME
+
+    def __call__(self, lines: list[LogLine]) -> None:
+        data = b"".join(encode_json(line.to_json()) + b"\n" for line in lines)
+        with open(self.path, "ab") as out:
+            out.write(data)
+            size = out.tell()
+        if size > ROTATE_BYTES:
+            os.replace(self.path, self.path.with_name(FILE_NAME + ".1"))
+
+
+def _parse(raw: str) -> LogLine | None:
+    try:
+        return LogLine.from_json(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a crash: skip it
+
+
+def tail(state_dir: Path, count: int) -> list[LogLine]:
+    """The last ``count`` lines of the log file."""
+    path = state_dir / FILE_NAME
+    if not path.exists():
+        return []
+    last: deque[LogLine] = deque(maxlen=max(count, 0))
+    with open(path, encoding="utf-8", errors="replace") as source:
+        for raw in source:
+            line = _parse(raw)
+            if line is not None:
+                last.append(line)
+    return list(last)
+
+
+def follow(state_dir: Path, *, poll: float = 0.2) -> Iterator[LogLine]:
+    """Lines appended from now on, forever (survives rotation)."""
+    path = state_dir / FILE_NAME
+    position = path.stat().st_size if path.exists() else 0
+    inode = path.stat().st_ino if path.exists() else None
+    pending = b""
+    while True:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            time.sleep(poll)
+            continue
+        if stat.st_ino != inode or stat.st_size < position:
+            inode, position, pending = stat.st_ino, 0, b""
+        if stat.st_size > position:
+            with open(path, "rb") as source:
+                source.seek(position)
+                pending += source.read()
+                position = source.tell()
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line = _parse(raw.decode("utf-8", errors="replace"))
+                if line is not None:
+                    yield line
+        else:
+            time.sleep(poll)
