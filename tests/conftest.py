@@ -60,8 +60,7 @@ class Served:
 
     def __init__(self, app_dir: Path, tmp: Path, **options: Any) -> None:
         from pyconvex.deployment import Deployment
-        from pyconvex.server import Backend, bind
-        from pyconvex.server.run import make_server
+        from pyconvex.server import Backend, BackendServer, bind
 
         self.listeners = bind("127.0.0.1", 0, 0)
         self.deployment = Deployment(
@@ -74,13 +73,11 @@ class Served:
         self.backend = Backend(
             self.deployment, key=self.admin_key, site_port=self.listeners.site_port, **options
         )
-        self.server = make_server(self.backend)
+        self.server = BackendServer(self.backend, self.listeners)
         self.site = self.listeners.site_url
         self.api = self.listeners.api_url
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(
-                self.server.serve(sockets=[self.listeners.api, self.listeners.site])
-            ),
+            target=lambda: asyncio.run(self.server.serve()),
             daemon=True,
         )
 
@@ -89,7 +86,7 @@ class Served:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
+        self.server.stop()
         self._thread.join(timeout=30)
         self.listeners.close()
 

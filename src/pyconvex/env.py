@@ -62,6 +62,10 @@ class EnvStore:
         self._values: dict[str, str] = {}
         self._loaded_at = float("-inf")
 
+    def stale(self) -> bool:
+        """Whether the copy is old enough to be re-read (a cheap check for hot paths)."""
+        return time.monotonic() - self._loaded_at >= REFRESH_SECONDS
+
     async def refresh(self, *, force: bool = False) -> None:
         """Re-read the stored variables if the copy is older than a quarter second."""
         now = time.monotonic()

@@ -20,10 +20,9 @@ from rich.markup import escape
 from ..deployment import STATE_DIR, Deployment
 from ..errors import AppLoadError
 from ..functions.logs import LogLine, Sink, install_capture
-from ..server import Backend, Listeners, bind
+from ..server import Backend, BackendServer, Listeners, bind
 from ..server.admin_key import admin_key
 from ..server.logfile import LogFile
-from ..server.run import make_server
 
 _STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "blue"}
 
@@ -195,8 +194,7 @@ async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> 
         _banner(console, listeners, key, production=production)
         if not production:
             watcher = asyncio.create_task(_watch(deployment, console, loaded))
-        server = make_server(backend, forwarded_allow_ips=ns.forwarded_allow_ips)
-        await server.serve(sockets=[listeners.api, listeners.site])
+        await BackendServer(backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips).serve()
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -77,6 +77,8 @@ class Executor:
         self.limits = limits or TimeLimits()
         self.env = env
         self.log_sink = log_sink
+        # HTTP actions without an identity share one ctx: it holds no per-request state.
+        self.anonymous_action_ctx = ActionCtx(self, Auth())
 
     # -- resolving ---------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class Executor:
 
     def execution(self, name: str | None, *, request_id: str | None = None) -> Execution:
         """A new top-level execution whose logs go to this deployment's sinks."""
-        return Execution(name, sink=self.log_sink, env=self.env, request_id=request_id)
+        return Execution(name, self.log_sink, self.env, request_id)
 
     async def run(
         self,
@@ -188,7 +190,7 @@ class Executor:
             self._check_kind(fn, (kind,))
         checked = self._args(fn, args)
         auth = auth or Auth()
-        if self.env is not None:
+        if self.env is not None and self.env.stale():
             await self.env.refresh()
         if current_execution.get() is not None:
             return await self._run_top(fn, checked, auth)

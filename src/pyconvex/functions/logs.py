@@ -82,6 +82,7 @@ class LogLine:
 
 
 Sink = Callable[[list[LogLine]], None]
+_NO_LINES: list[LogLine] = []  # never appended to: Execution.add replaces it first
 
 
 class Execution:
@@ -92,7 +93,6 @@ class Execution:
     def __init__(
         self,
         name: str | None,
-        *,
         sink: Sink | None = None,
         env: Any = None,
         request_id: str | None = None,
@@ -100,7 +100,8 @@ class Execution:
         self.name = name
         self.sink = sink
         self.env = env
-        self.lines: list[LogLine] = []
+        # Shared and empty until the first line: most executions never log.
+        self.lines: list[LogLine] = _NO_LINES
         self.overflowed = False
         self._request_id = request_id
 
@@ -115,14 +116,17 @@ class Execution:
         if self.overflowed:
             return
         function = current_function.get() or self.name
-        if len(self.lines) >= MAX_LOG_LINES:
+        if self.lines is _NO_LINES:
+            self.lines = []
+        elif len(self.lines) >= MAX_LOG_LINES:
             self.overflowed = True
             level, message = "WARN", OVERFLOW_MESSAGE
         self.lines.append(LogLine(time.time(), level, message, function, self.request_id))
 
     def rewind(self, mark: int) -> None:
         """Forget the lines after the first ``mark`` (an attempt that will be retried)."""
-        del self.lines[mark:]
+        if self.lines is not _NO_LINES:
+            del self.lines[mark:]
         self.overflowed = False
 
     def finish(self) -> None:

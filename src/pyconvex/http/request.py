@@ -82,9 +82,7 @@ class Request:
         self.path_params: dict[str, str] = path_params if path_params is not None else {}
         self.max_body = max_body
         self._body: bytes | None = b"" if scope["method"] in _NO_BODY else None
-        self._consumed = False
-        self._headers: Headers | None = None
-        self._query: QueryParams | None = None
+        # _headers, _query and _consumed are set on first use: most handlers never touch them.
 
     # -- the request line and headers --------------------------------------------------
 
@@ -94,15 +92,19 @@ class Request:
 
     @property
     def headers(self) -> Headers:
-        if self._headers is None:
-            self._headers = Headers(scope=self._scope)
-        return self._headers
+        try:
+            return self._headers
+        except AttributeError:
+            self._headers: Headers = Headers(scope=self._scope)
+            return self._headers
 
     @property
     def query(self) -> QueryParams:
-        if self._query is None:
-            self._query = QueryParams(self._scope.get("query_string", b""))
-        return self._query
+        try:
+            return self._query
+        except AttributeError:
+            self._query: QueryParams = QueryParams(self._scope.get("query_string", b""))
+            return self._query
 
     @property
     def client(self) -> tuple[str, int] | None:
@@ -132,7 +134,7 @@ class Request:
             if self._body:
                 yield self._body
             return
-        if self._consumed:
+        if getattr(self, "_consumed", False):
             raise RuntimeError("The request body was already read by stream()")
         self._consumed = True
         kept: list[bytes] = []

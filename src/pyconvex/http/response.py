@@ -43,7 +43,7 @@ def _raw(headers: HeadersInit) -> list[tuple[bytes, bytes]]:
 class Response:
     """An outgoing HTTP response: ``Response(body=None, *, status=200, headers=None)``."""
 
-    __slots__ = ("_headers", "body", "raw_headers", "status")
+    __slots__ = ("_headers", "body", "custom_headers", "raw_headers", "status")
 
     def __init__(
         self, body: Body = None, *, status: int = 200, headers: HeadersInit = None
@@ -66,6 +66,8 @@ class Response:
         self.body: bytes | AsyncIterable[bytes] | AsyncIterable[str] | None = body
         self.status = status
         self.raw_headers = raw
+        # Whether the user may have set headers (so the server must look for Content-Length).
+        self.custom_headers = headers is not None
         self._headers: MutableHeaders | None = None
 
     @property
@@ -73,6 +75,7 @@ class Response:
         """Case-insensitive and mutable: ``response.headers["x-id"] = "1"``."""
         if self._headers is None:
             self._headers = MutableHeaders(raw=self.raw_headers)
+            self.custom_headers = True
         return self._headers
 
     @classmethod
@@ -86,6 +89,15 @@ class Response:
             body = _encode_json(data)
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"Response.json() cannot encode this value: {exc}") from None
+        if headers is None and status == 200 and cls is Response:
+            # The common case, built without the checks __init__ makes on arbitrary input.
+            response = object.__new__(cls)
+            response.body = body
+            response.status = 200
+            response.raw_headers = [_JSON]
+            response.custom_headers = False
+            response._headers = None
+            return response
         response = cls(body, status=status, headers=headers)
         raw = response.raw_headers
         if not any(k == b"content-type" for k, _ in raw):

@@ -8,6 +8,6 @@ backend = Backend(Deployment("myapp"))
 """
 
 from .backend import Backend
-from .run import Listeners, bind, serve
+from .run import BackendServer, Listeners, bind
 
-__all__ = ["Backend", "Listeners", "bind", "serve"]
+__all__ = ["Backend", "BackendServer", "Listeners", "bind"]

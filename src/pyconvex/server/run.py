@@ -1,17 +1,20 @@
-"""Serving a :class:`Backend` with uvicorn: the API and the site on two sockets of one server.
+"""Serving a :class:`Backend` with uvicorn: the API and the site on two sockets, one event loop.
 
-One uvicorn server listens on both sockets and the backend routes each
-request by the port it came in on, so both apps share one event loop, one
-deployment and one database connection pool.
+Both apps share the loop, the deployment and its database connections.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
+from .asgi import ASGIApp
 from .backend import Backend
 
 
@@ -77,14 +80,23 @@ def bind(host: str, port: int, site_port: int) -> Listeners:
     return Listeners(api, site, host)
 
 
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its sibling."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def make_server(
-    backend: Backend,
+    app: ASGIApp,
     *,
     forwarded_allow_ips: str | None = None,
     log_level: str = "warning",
+    signals: bool = True,
 ) -> uvicorn.Server:
     config = uvicorn.Config(
-        backend,
+        app,
         lifespan="on",
         access_log=False,
         log_level=log_level,
@@ -93,17 +105,43 @@ def make_server(
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return uvicorn.Server(config) if signals else _QuietServer(config)
 
 
-async def serve(
-    backend: Backend,
-    listeners: Listeners,
-    *,
-    forwarded_allow_ips: str | None = None,
-    log_level: str = "warning",
-) -> None:
-    """Serve until the server is told to exit (a signal, or ``server.should_exit = True``)."""
-    backend.site_port = listeners.site_port
-    server = make_server(backend, forwarded_allow_ips=forwarded_allow_ips, log_level=log_level)
-    await server.serve(sockets=[listeners.api, listeners.site])
+class BackendServer:
+    """The site app and the API app, each on its own socket, in one event loop.
+
+    Two uvicorn servers rather than one app that looks at the port: the site's
+    hot path then has no dispatch in front of it. The site server handles
+    SIGINT/SIGTERM and takes the API server down with it.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        listeners: Listeners,
+        *,
+        forwarded_allow_ips: str | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        backend.site_port = listeners.site_port
+        self.listeners = listeners
+        options: dict[str, Any] = {
+            "forwarded_allow_ips": forwarded_allow_ips,
+            "log_level": log_level,
+        }
+        self.site = make_server(backend.site, **options)
+        self.api = make_server(backend.api, signals=False, **options)
+
+    async def serve(self) -> None:
+        """Serve until a signal or :meth:`stop`."""
+        api = asyncio.ensure_future(self.api.serve(sockets=[self.listeners.api]))
+        try:
+            await self.site.serve(sockets=[self.listeners.site])
+        finally:
+            self.api.should_exit = True
+            await api
+
+    def stop(self) -> None:
+        self.site.should_exit = True
+        self.api.should_exit = True

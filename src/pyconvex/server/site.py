@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..errors import BadRequestError
-from ..functions import ActionCtx, Auth
-from ..functions.logs import current_execution
+from ..functions.logs import Execution, current_execution
 from ..http.request import Request, payload_too_large
 from ..http.response import Response
 from .asgi import Receive, Scope, Send, encode_json, header, send_bytes, send_json, send_text
@@ -64,34 +63,38 @@ class SiteApp:
                 return
         request = Request(scope, receive, path=path, path_params=params, max_body=limit)
         env = executor.env
-        if env is not None:
+        if env is not None and env.stale():
             await env.refresh()
-        execution = executor.execution(f"{method} {route}")
+        execution = Execution(f"{method} {route}", executor.log_sink, env)
         token = current_execution.set(execution)
+        head = method == "HEAD"
         try:
             try:
-                ctx = ActionCtx(executor, Auth())
-                response = await executor.call_handler(
-                    action.handler, action.is_async, ctx, request
-                )
-                if not isinstance(response, Response):
+                if action.is_async:
+                    response = await action.handler(executor.anonymous_action_ctx, request)
+                else:
+                    response = await executor.call_handler(
+                        action.handler, False, executor.anonymous_action_ctx, request
+                    )
+                if response.__class__ is not Response and not isinstance(response, Response):
                     raise TypeError(
                         f"An HTTP action must return a pyconvex Response, not {_type_name(response)}"
                     )
             except BadRequestError as exc:
-                await self._bad_request(send, exc, head=method == "HEAD")
+                await self._bad_request(send, exc, head=head)
                 return
             except Exception as exc:
-                await self._server_error(send, exc, execution.request_id, head=method == "HEAD")
+                await self._server_error(send, exc, execution.request_id, head=head)
                 return
-            await self._send(send, response, head=method == "HEAD", request_id=execution.request_id)
+            await self._send(send, response, head, execution)
         finally:
             current_execution.reset(token)
-            execution.finish()
+            if execution.lines:
+                execution.finish()
 
     # -- responses -------------------------------------------------------------------------
 
-    async def _send(self, send: Send, response: Response, *, head: bool, request_id: str) -> None:
+    async def _send(self, send: Send, response: Response, head: bool, execution: Execution) -> None:
         body = response.body
         headers = response.raw_headers
         if body is None or isinstance(body, bytes):
@@ -100,9 +103,9 @@ class SiteApp:
                 error = ValueError(
                     f"The HTTP action's response is {len(data)} bytes, over the 20 MiB limit"
                 )
-                await self._server_error(send, error, request_id, head=head)
+                await self._server_error(send, error, execution.request_id, head=head)
                 return
-            if any(name == b"content-length" for name, _ in headers):
+            if response.custom_headers and any(name == b"content-length" for name, _ in headers):
                 await send(
                     {"type": "http.response.start", "status": response.status, "headers": headers}
                 )
@@ -125,7 +128,7 @@ class SiteApp:
                 if piece:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
         except Exception as exc:
-            log_failure(self.backend.deployment, exc, request_id)
+            log_failure(self.backend.deployment, exc, execution.request_id)
         await send({"type": "http.response.body", "body": b""})
 
     async def _unrouted(self, scope: Scope, send: Send, path: str, method: str) -> None:

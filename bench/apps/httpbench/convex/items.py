@@ -1,0 +1,6 @@
+from pyconvex import internal_mutation, v
+
+
+@internal_mutation(args={"name": v.string(), "payload": v.any()})
+async def create(ctx, args):
+    return await ctx.db.insert("items", {"name": args["name"], "payload": args["payload"]})
