@@ -71,7 +71,6 @@ class Request:
         self,
         scope: Scope,
         receive: Receive,
-        *,
         path: str | None = None,
         path_params: dict[str, str] | None = None,
         max_body: int = DEFAULT_MAX_BODY,

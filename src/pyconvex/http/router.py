@@ -30,8 +30,16 @@ from ..functions.define import HttpAction
 ROUTABLE_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _RESERVED = "/.files"
+_NO_PARAMS: dict[str, str] = {}  # shared; never written to
 
 Match = tuple[HttpAction, str, str]
+# What the router stores per route, built once at registration so a lookup
+# allocates nothing: (handler, method, route, "METHOD route" for the logs).
+Route = tuple[HttpAction, str, str, str]
+
+
+def _entry(action: HttpAction, method: str, route: str) -> Route:
+    return (action, method, route, f"{method} {route}")
 
 
 @dataclass
@@ -41,17 +49,17 @@ class _Node:
     literal: dict[str, _Node] = field(default_factory=dict)
     param: _Node | None = None
     param_name: str = ""
-    handlers: dict[str, tuple[HttpAction, str]] = field(default_factory=dict)
+    handlers: dict[str, Route] = field(default_factory=dict)
 
 
 class HttpRouter:
     """Routes requests to HTTP actions by path, ``{param}`` path or path prefix and method."""
 
     def __init__(self) -> None:
-        self._exact: dict[str, dict[str, HttpAction]] = {}
-        self._prefixes: dict[str, dict[str, HttpAction]] = {}
+        self._exact: dict[str, dict[str, Route]] = {}
+        self._prefixes: dict[str, dict[str, Route]] = {}
         self._trie = _Node()
-        self._param_routes: dict[str, dict[str, HttpAction]] = {}
+        self._param_routes: dict[str, dict[str, Route]] = {}
 
     # -- registering ---------------------------------------------------------------------
 
@@ -83,10 +91,11 @@ class HttpRouter:
             if "{" in path or "}" in path:
                 self._add_param_route(path, method, action)
             else:
-                self._exact.setdefault(path, {})[method] = action
+                self._exact.setdefault(path, {})[method] = _entry(action, method, path)
         else:
             assert path_prefix is not None
-            self._prefixes.setdefault(method, {})[path_prefix] = action
+            entry = _entry(action, method, path_prefix + "*")
+            self._prefixes.setdefault(method, {})[path_prefix] = entry
         return None
 
     def _check(self, path: str | None, path_prefix: str | None, method: str) -> None:
@@ -136,8 +145,9 @@ class HttpRouter:
                 node = node.param
             else:
                 node = node.literal.setdefault(name, _Node())
-        node.handlers[method] = (action, path)
-        self._param_routes.setdefault(path, {})[method] = action
+        entry = _entry(action, method, path)
+        node.handlers[method] = entry
+        self._param_routes.setdefault(path, {})[method] = entry
 
     # -- looking up ----------------------------------------------------------------------
 
@@ -147,28 +157,32 @@ class HttpRouter:
         ``route`` is the registered path, or the prefix followed by ``*``.
         """
         found = self.match(path, method)
-        return None if found is None else found[0]
+        return None if found is None else found[0][:3]
 
-    def match(self, path: str, method: str) -> tuple[Match, dict[str, str]] | None:
-        """Like :meth:`lookup`, with the ``{param}`` values of the matched route."""
+    def match(self, path: str, method: str) -> tuple[Route, dict[str, str]] | None:
+        """Like :meth:`lookup`, with the ``{param}`` values of the matched route.
+
+        Returns the stored ``(handler, method, route, name)`` entry itself.
+        """
         if method == "HEAD":
             method = "GET"
         exact = self._exact.get(path)
-        if exact is not None and method in exact:
-            return (exact[method], method, path), {}
+        if exact is not None:
+            entry = exact.get(method)
+            if entry is not None:
+                return entry, _NO_PARAMS
         if self._param_routes:
             params: dict[str, str] = {}
             node = _walk(self._trie, path[1:].split("/"), 0, params, method)
             if node is not None:
-                action, route = node.handlers[method]
-                return (action, method, route), params
+                return node.handlers[method], params
         prefixes = self._prefixes.get(method)
         if prefixes:
             end = path.rfind("/")
             while end >= 0:
                 prefixed = prefixes.get(path[: end + 1])
                 if prefixed is not None:
-                    return (prefixed, method, path[: end + 1] + "*"), {}
+                    return prefixed, _NO_PARAMS
                 end = path.rfind("/", 0, end)
         return None
 
@@ -183,9 +197,9 @@ class HttpRouter:
         """Exact and ``{param}`` routes sorted by path then method, then prefix routes
         (``"/prefix/*"``) sorted by method then prefix."""
         paths = {**self._exact, **self._param_routes}
-        exact = [(p, m, paths[p][m]) for p in sorted(paths) for m in sorted(paths[p])]
+        exact = [(p, m, paths[p][m][0]) for p in sorted(paths) for m in sorted(paths[p])]
         prefixed = [
-            (f"{prefix}*", m, self._prefixes[m][prefix])
+            (f"{prefix}*", m, self._prefixes[m][prefix][0])
             for m in sorted(self._prefixes)
             for prefix in sorted(self._prefixes[m])
         ]

@@ -13,9 +13,11 @@ sockets: it sends each request to the app of the port it arrived on.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 
 from ..deployment import Deployment
+from ..env import REFRESH_SECONDS
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
 from .admin_key import admin_key
@@ -51,6 +53,8 @@ class Backend:
         self._users = 0
         self._owns_deployment = False
         self._lock = asyncio.Lock()
+        # Re-reads the env vars in the background while serving, so requests never wait on it.
+        self.env_refresher: asyncio.Task[None] | None = None
 
     def _keep_logs(self, lines: list[LogLine]) -> None:
         self.recent_logs.extend(lines)
@@ -63,14 +67,31 @@ class Backend:
             if self._users == 0 and not self.deployment.started:
                 await self.deployment.start()
                 self._owns_deployment = True
+            if self._users == 0:
+                self.env_refresher = asyncio.create_task(self._refresh_env())
             self._users += 1
 
     async def shutdown(self) -> None:
         async with self._lock:
             self._users -= 1
-            if self._users == 0 and self._owns_deployment:
+            if self._users > 0:
+                return
+            if self.env_refresher is not None:
+                self.env_refresher.cancel()
+                self.env_refresher = None
+            if self._owns_deployment:
                 self._owns_deployment = False
                 await self.deployment.close()
+
+    async def _refresh_env(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.deployment.env.refresh(force=True)
+            except Exception:  # the database may be away for a moment: keep the last values
+                logging.getLogger("pyconvex.server").warning(
+                    "Could not refresh env vars", exc_info=True
+                )
 
     async def handle_other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan events; anything else that is not HTTP is refused."""

@@ -52,20 +52,20 @@ class SiteApp:
         if found is None:
             await self._unrouted(scope, send, path, method)
             return
-        (action, _, route), params = found
-        if params:
-            params = {name: unquote(value) for name, value in params.items()}
+        (action, _, _, name), params = found
+        # A fresh dict per request: handlers may change their own path_params.
+        params = {key: unquote(value) for key, value in params.items()} if params else {}
         limit = backend.max_body
         if method not in _NO_BODY:
             length = header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await self._bad_request(send, _length_error(length, limit), head=False)
                 return
-        request = Request(scope, receive, path=path, path_params=params, max_body=limit)
+        request = Request(scope, receive, path, params, limit)
         env = executor.env
-        if env is not None and env.stale():
-            await env.refresh()
-        execution = Execution(f"{method} {route}", executor.log_sink, env)
+        if backend.env_refresher is None and env is not None and env.stale():
+            await env.refresh()  # no refresher (used without lifespan): check per request
+        execution = Execution(name, executor.log_sink, env)
         token = current_execution.set(execution)
         head = method == "HEAD"
         try:
@@ -86,6 +86,21 @@ class SiteApp:
             except Exception as exc:
                 await self._server_error(send, exc, execution.request_id, head=head)
                 return
+            body = response.body
+            if body.__class__ is bytes and not response.custom_headers:
+                # The common case inline: one coroutine less per request matters here.
+                size = len(body)
+                if size <= MAX_RESPONSE_BYTES:
+                    headers = [(b"content-length", str(size).encode()), *response.raw_headers]
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": response.status,
+                            "headers": headers,
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b"" if head else body})
+                    return
             await self._send(send, response, head, execution)
         finally:
             current_execution.reset(token)
