@@ -125,6 +125,12 @@ async def test_time_limit(basic_app):
             await harness.query("items:slow")
 
 
+async def test_a_handlers_own_timeout_error_is_not_a_time_limit(t):
+    with pytest.raises(TimeoutError, match="the upstream API timed out") as caught:
+        await t.action("items:upstream_timeout")
+    assert not isinstance(caught.value, FunctionTimeoutError)
+
+
 def write_app(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / "convex" / name

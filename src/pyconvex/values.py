@@ -49,7 +49,53 @@ DOCUMENT_LIMITS = Limits(max_depth=16, max_size=1024 * 1024)
 
 def check_value(value: object, *, limits: Limits = VALUE_LIMITS, what: str = "Value") -> None:
     """Raise :class:`InvalidValueError` unless ``value`` is a Convex value within ``limits``."""
-    _check(value, limits, what, "", 0)
+    # A quick walk that only says yes or no; the slow one, which builds the
+    # path of the problem for the message, runs only when the quick one says no.
+    if not _quick(value, limits, 0):
+        _check(value, limits, what, "", 0)
+
+
+_SCALARS = frozenset({str, float, bool, bytes, type(None)})
+# Field names seen to be valid: documents repeat the same few, and a set probe
+# is much cheaper than the checks. Bounded so hostile input cannot grow it.
+_GOOD_NAMES: set[str] = set()
+_GOOD_NAMES_MAX = 65536
+
+
+def _quick(value: object, limits: Limits, depth: int) -> bool:
+    cls = value.__class__
+    if cls in _SCALARS:
+        return True
+    if cls is int:
+        return INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]
+    if depth >= limits.max_depth:
+        return False
+    if cls is dict:
+        if len(value) > limits.max_object_fields:  # type: ignore[arg-type]
+            return False
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if key not in _GOOD_NAMES:
+                if key.__class__ is not str or not _good_name(key, limits):
+                    return False
+            if item.__class__ not in _SCALARS and not _quick(item, limits, depth + 1):
+                return False
+        return True
+    if cls is list:
+        if len(value) > limits.max_array_len:  # type: ignore[arg-type]
+            return False
+        return all(
+            item.__class__ in _SCALARS or _quick(item, limits, depth + 1)
+            for item in value  # type: ignore[attr-defined]
+        )
+    return False  # subclasses and everything else: let the slow walk decide
+
+
+def _good_name(key: str, limits: Limits) -> bool:
+    if key.startswith("$") or len(key) > limits.max_field_name_len or _CONTROL.search(key):
+        return False
+    if len(_GOOD_NAMES) < _GOOD_NAMES_MAX and len(key) <= 64:
+        _GOOD_NAMES.add(key)
+    return True
 
 
 def _fail(what: str, path: str, message: str) -> InvalidValueError:

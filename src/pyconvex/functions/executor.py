@@ -160,10 +160,14 @@ class Executor:
         limit = self.limits.of(fn.kind)
         token = current_function.set(fn.path)
         try:
-            work = self.call_handler(fn.handler, fn.is_async, ctx, args)
+            # asyncio.timeout, not wait_for: no extra task per call.
+            deadline = asyncio.timeout(limit)
             try:
-                result = await asyncio.wait_for(work, timeout=limit)
+                async with deadline:
+                    result = await self.call_handler(fn.handler, fn.is_async, ctx, args)
             except TimeoutError:
+                if not deadline.expired():
+                    raise  # the handler's own TimeoutError (an HTTP call, say): not ours
                 raise FunctionTimeoutError(
                     f"Function execution timed out (maximum duration: {limit:g}s)"
                 ) from None

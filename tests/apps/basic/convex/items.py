@@ -1,6 +1,6 @@
 import contextlib
 
-from pyconvex import ConvexError, internal, internal_mutation, internal_query, mutation, query, v
+from pyconvex import ConvexError, action, internal, internal_mutation, internal_query, mutation, query, v
 
 from .model import describe
 
@@ -70,3 +70,8 @@ async def slow(ctx, args):
     import asyncio
 
     await asyncio.sleep(5)
+
+
+@action
+async def upstream_timeout(ctx, args):
+    raise TimeoutError("the upstream API timed out")
