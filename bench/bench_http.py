@@ -38,7 +38,7 @@ APPS = HERE / "apps"
 BODY = {
     "name": "benchmark item",
     "tags": [f"tag-{i}" for i in range(20)],
-    "attributes": {f"key_{i}": f"value number {i} " * 3 for i in range(25)},
+    "attributes": {f"key_{i}": f"value number {i} " * 4 for i in range(25)},
     "amount": 1234,
     "active": True,
 }

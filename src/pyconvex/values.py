@@ -74,9 +74,8 @@ def _quick(value: object, limits: Limits, depth: int) -> bool:
         if len(value) > limits.max_object_fields:  # type: ignore[arg-type]
             return False
         for key, item in value.items():  # type: ignore[attr-defined]
-            if key not in _GOOD_NAMES:
-                if key.__class__ is not str or not _good_name(key, limits):
-                    return False
+            if key not in _GOOD_NAMES and (key.__class__ is not str or not _good_name(key, limits)):
+                return False
             if item.__class__ not in _SCALARS and not _quick(item, limits, depth + 1):
                 return False
         return True

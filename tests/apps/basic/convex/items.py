@@ -1,6 +1,15 @@
 import contextlib
 
-from pyconvex import ConvexError, action, internal, internal_mutation, internal_query, mutation, query, v
+from pyconvex import (
+    ConvexError,
+    action,
+    internal,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+    v,
+)
 
 from .model import describe
 
