@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import shutil
@@ -228,6 +229,13 @@ def test_env_commands_directly_and_over_the_api(app: Path) -> None:
         assert pyconvex("env", "get", "REGION", *url).returncode == 1
         ran = pyconvex("run", "counters:secret", *url)
         assert ran.returncode == 0 and ran.stdout.strip() == '"internal"'
+        httpx.post(f"{server.site}/increment", json={"name": "cli"})
+        tables = pyconvex("data", "--format", "json", *url)
+        assert json.loads(tables.stdout) == {"_env_vars": 1, "counters": 1}
+        docs = pyconvex("data", "counters", "--format", "json", *url)
+        assert json.loads(docs.stdout)["value"] == 1
+        missing = pyconvex("data", "1nvalid", *url)
+        assert missing.returncode == 1 and "400" in missing.stderr
         wrong = pyconvex("run", "counters:secret", *url, "--admin-key", "nope")
         assert wrong.returncode == 1 and "401" in wrong.stderr
     finally:

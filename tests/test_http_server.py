@@ -158,6 +158,7 @@ def test_redirect_and_empty_responses(web: Served) -> None:
     assert response.headers["location"] == "https://example.com/there"
     empty = httpx.delete(f"{web.site}/empty")
     assert empty.status_code == 204 and empty.content == b""
+    assert "content-length" not in empty.headers
 
 
 def test_path_params_prefix_and_raw_path(web: Served) -> None:

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "--lines", "-n", type=int, default=100, help="how many past lines (default 100)"
     )
 
-    data = app_command("data", "List the tables, or print the documents of one.")
+    data = app_command("data", "List the tables, or print the documents of one.", remote=True)
     data.add_argument("table", metavar="TABLE", nargs="?")
     data.add_argument(
         "--limit", type=int, default=100, help="at most this many documents (default 100)"
@@ -231,37 +231,51 @@ def _init(ns: argparse.Namespace) -> int:
 
 
 async def _data(ns: argparse.Namespace) -> int:
+    if ns.url:
+        remote = Remote(ns.url, ns.app, ns.admin_key)
+        if ns.table is None:
+            return _print_tables(remote.tables(), ns.format)
+        return _print_documents(
+            ns.table, remote.documents(ns.table, max(ns.limit, 0), ns.order), ns.format
+        )
     async with Deployment(ns.app, database_url=ns.database_url) as deployment:
         database = deployment.database
         if ns.table is None:
-            tables = await database.tables()
-            if ns.format == "json":
-                print(json.dumps(tables, indent=2))
-                return 0
-            if not tables:
-                _out.print("There are no tables yet.")
-                return 0
-            grid = Table("table", "documents")
-            for name, count in tables.items():
-                grid.add_row(name, str(count))
-            _out.print(grid)
-            return 0
+            return _print_tables(await database.tables(), ns.format)
         async with database.read(system=ns.table.startswith("_")) as reader:
             docs = await reader.query(ns.table).order(ns.order).take(max(ns.limit, 0))
-        if ns.format == "json":
-            for doc in docs:
-                print(values.dumps(doc).decode())
-            return 0
-        if not docs:
-            _out.print(f'There are no documents in table "{ns.table}".')
-            return 0
-        columns: list[str] = []
+    return _print_documents(ns.table, docs, ns.format)
+
+
+def _print_tables(tables: dict[str, int], format: str) -> int:
+    if format == "json":
+        print(json.dumps(tables, indent=2))
+        return 0
+    if not tables:
+        _out.print("There are no tables yet.")
+        return 0
+    grid = Table("table", "documents")
+    for name, count in tables.items():
+        grid.add_row(name, str(count))
+    _out.print(grid)
+    return 0
+
+
+def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int:
+    if format == "json":
         for doc in docs:
-            columns.extend(k for k in doc if k not in columns)
-        grid = Table(*columns)
-        for doc in docs:
-            grid.add_row(*(_cell(doc[c]) if c in doc else "" for c in columns))
-        _out.print(grid)
+            print(values.dumps(doc).decode())
+        return 0
+    if not docs:
+        _out.print(f'There are no documents in table "{table}".')
+        return 0
+    columns: list[str] = []
+    for doc in docs:
+        columns.extend(k for k in doc if k not in columns)
+    grid = Table(*columns)
+    for doc in docs:
+        grid.add_row(*(_cell(doc[c]) if c in doc else "" for c in columns))
+    _out.print(grid)
     return 0
 
 

@@ -16,6 +16,7 @@ import httpx
 from ..deployment import STATE_DIR
 from ..functions.logs import LogLine
 from ..server.admin_key import admin_key
+from ..values import from_convex_json
 
 
 class RemoteError(Exception):
@@ -70,6 +71,14 @@ class Remote:
 
     def env_remove(self, name: str) -> bool:
         return bool(self._request("DELETE", f"/api/env/{name}")["removed"])
+
+    def tables(self) -> dict[str, int]:
+        tables: dict[str, int] = self._request("GET", "/api/data")["tables"]
+        return tables
+
+    def documents(self, table: str, limit: int, order: str) -> list[dict[str, Any]]:
+        found = self._request("GET", f"/api/data/{table}", params={"limit": limit, "order": order})
+        return [from_convex_json(doc) for doc in found["documents"]]  # type: ignore[misc]
 
     def logs(self, *, follow: bool) -> Iterator[LogLine]:
         params = {"follow": "1"} if follow else {}

@@ -19,6 +19,8 @@ Only public functions answer, unless the caller sends
 
     GET /api/env, PUT /api/env/NAME {"value": ...}, DELETE /api/env/NAME
     GET /api/logs[?follow=1]     recent log lines as JSON lines (then new ones as they come)
+    GET /api/data                the tables and their sizes
+    GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ..errors import (
 from ..functions import Auth
 from ..functions.define import Kind
 from ..functions.logs import LogLine, current_execution
-from ..http.request import Request
+from ..http.request import QueryParams, Request
 from .admin_key import matches
 from .asgi import Receive, Scope, Send, encode_json, header, send_json, send_text
 from .errors import error_data, log_failure, uncaught_message
@@ -126,6 +128,8 @@ class ApiApp:
             return self._env_change
         if path == "/api/logs" and method == "GET":
             return self._logs
+        if (path == "/api/data" or path.startswith("/api/data/")) and method == "GET":
+            return self._data
         return None
 
     # -- the function API -------------------------------------------------------------------
@@ -222,6 +226,27 @@ class ApiApp:
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
         await send_json(send, 200, {"name": name})
+
+    # -- admin: data ------------------------------------------------------------------------
+
+    async def _data(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        database = self.backend.deployment.database
+        table = scope["path"].removeprefix("/api/data").strip("/")
+        if not table:
+            await send_json(send, 200, {"tables": await database.tables()})
+            return
+        query = QueryParams(scope.get("query_string", b""))
+        limit, order = query.get("limit", "100"), query.get("order", "desc")
+        if not limit.isdigit() or order not in ("asc", "desc"):
+            raise BadRequestError("limit must be a whole number and order asc or desc")
+        try:
+            async with database.read(system=table.startswith("_")) as reader:
+                docs = await reader.query(table).order(order).take(int(limit))
+        except ValueError as exc:
+            raise BadRequestError(str(exc)) from None
+        await send_json(send, 200, {"documents": [values.to_convex_json(doc) for doc in docs]})
 
     # -- admin: logs -----------------------------------------------------------------------
 

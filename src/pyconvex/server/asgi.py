@@ -16,6 +16,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_TYPE = (b"content-type", b"application/json")
 TEXT_TYPE = (b"content-type", b"text/plain;charset=UTF-8")
 encode_json = msgspec.json.Encoder().encode
+_NO_CONTENT = frozenset({204, 304})
 
 
 async def send_bytes(
@@ -27,6 +28,10 @@ async def send_bytes(
     head: bool = False,
 ) -> None:
     """A whole response in two messages (HEAD: the headers of the GET, no body)."""
+    if status in _NO_CONTENT:  # a Content-Length here is a protocol error (RFC 9110 8.6)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
     await send(
         {
             "type": "http.response.start",
