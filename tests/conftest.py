@@ -58,7 +58,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 class Served:
     """A real uvicorn server for one app, on free loopback ports, in a thread of its own."""
 
-    def __init__(self, app_dir: Path, tmp: Path, **options: Any) -> None:
+    def __init__(self, app_dir: Path, tmp: Path, limits: Any = None, **options: Any) -> None:
         from pyconvex.deployment import Deployment
         from pyconvex.server import Backend, BackendServer, bind
 
@@ -68,6 +68,7 @@ class Served:
             database_url=f"sqlite:///{tmp / 'data.sqlite3'}",
             site_url=self.listeners.site_url,
             cloud_url=self.listeners.api_url,
+            limits=limits,
         )
         self.admin_key = "test-admin-key"
         self.backend = Backend(

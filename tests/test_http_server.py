@@ -263,3 +263,16 @@ def test_plain_def_http_action_runs_in_a_thread(web: Served) -> None:
     response = httpx.post(f"{web.site}/plain", content=b"12345")
     assert response.json() == {"len": 5, "count": 0}
     assert any(line.message == "plain handler" for line in web.backend.recent_logs)
+
+
+def test_http_action_time_limit_is_504(serve_app, web_app) -> None:  # type: ignore[no-untyped-def]
+    from pyconvex.functions import TimeLimits
+
+    served = serve_app(web_app, limits=TimeLimits(http_action=0.3))
+    response = httpx.get(f"{served.site}/slow", timeout=10)
+    assert response.status_code == 504
+    assert "HTTP action timed out (maximum duration: 0.3s)" in response.json()["code"]
+    errors = [line for line in served.backend.recent_logs if line.level == "ERROR"]
+    assert errors and "timed out" in errors[-1].message and errors[-1].function == "GET /slow"
+    # the server is fine afterwards
+    assert httpx.get(f"{served.site}/health").status_code == 200

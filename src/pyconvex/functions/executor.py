@@ -45,11 +45,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TimeLimits:
-    """Seconds of handler time per kind (Convex: 1 s for queries and mutations, 10 min for actions)."""
+    """Seconds of handler time per kind (Convex: 1 s for queries and mutations, 10 min for
+    actions and HTTP actions)."""
 
     query: float = 1.0
     mutation: float = 1.0
     action: float = 600.0
+    http_action: float = 600.0
 
     def of(self, kind: Kind) -> float:
         return float(getattr(self, kind))

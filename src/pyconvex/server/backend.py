@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from typing import Any
 
 from ..deployment import Deployment
 from ..env import REFRESH_SECONDS
@@ -55,6 +57,11 @@ class Backend:
         self._lock = asyncio.Lock()
         # Re-reads the env vars in the background while serving, so requests never wait on it.
         self.env_refresher: asyncio.Task[None] | None = None
+        # HTTP actions in flight (task -> deadline) and the watchdog that cancels overdue ones:
+        # a sweep every so often costs requests less than a timer each.
+        self.inflight: dict[asyncio.Task[Any], float] = {}
+        self.timed_out: set[asyncio.Task[Any]] = set()
+        self.watchdog: asyncio.Task[None] | None = None
 
     def _keep_logs(self, lines: list[LogLine]) -> None:
         self.recent_logs.extend(lines)
@@ -69,6 +76,7 @@ class Backend:
                 self._owns_deployment = True
             if self._users == 0:
                 self.env_refresher = asyncio.create_task(self._refresh_env())
+                self.watchdog = asyncio.create_task(self._watch_deadlines())
             self._users += 1
 
     async def shutdown(self) -> None:
@@ -76,12 +84,26 @@ class Backend:
             self._users -= 1
             if self._users > 0:
                 return
-            if self.env_refresher is not None:
-                self.env_refresher.cancel()
-                self.env_refresher = None
+            for task in (self.env_refresher, self.watchdog):
+                if task is not None:
+                    task.cancel()
+            self.env_refresher = self.watchdog = None
             if self._owns_deployment:
                 self._owns_deployment = False
                 await self.deployment.close()
+
+    @property
+    def http_time_limit(self) -> float:
+        return self.deployment.executor.limits.http_action
+
+    async def _watch_deadlines(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.http_time_limit / 4))
+            now = time.monotonic()
+            for task, deadline in list(self.inflight.items()):
+                if now >= deadline and task not in self.timed_out:
+                    self.timed_out.add(task)
+                    task.cancel()
 
     async def _refresh_env(self) -> None:
         while True:

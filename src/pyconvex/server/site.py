@@ -13,7 +13,10 @@ only when the handler asks for them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from asyncio import current_task
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -21,7 +24,17 @@ from ..errors import BadRequestError
 from ..functions.logs import Execution, current_execution
 from ..http.request import Request, payload_too_large
 from ..http.response import Response
-from .asgi import Receive, Scope, Send, encode_json, header, send_bytes, send_json, send_text
+from .asgi import (
+    JSON_TYPE,
+    Receive,
+    Scope,
+    Send,
+    encode_json,
+    header,
+    send_bytes,
+    send_json,
+    send_text,
+)
 from .errors import error_data, log_failure, uncaught_message
 
 if TYPE_CHECKING:
@@ -68,6 +81,9 @@ class SiteApp:
         execution = Execution(name, executor.log_sink, env)
         token = current_execution.set(execution)
         head = method == "HEAD"
+        task = current_task() if backend.watchdog is not None else None
+        if task is not None:
+            backend.inflight[task] = monotonic() + executor.limits.http_action
         try:
             try:
                 if action.is_async:
@@ -80,6 +96,13 @@ class SiteApp:
                     raise TypeError(
                         f"An HTTP action must return a pyconvex Response, not {_type_name(response)}"
                     )
+            except asyncio.CancelledError:
+                if task is None or task not in backend.timed_out:
+                    raise  # the client went away, or the server is stopping
+                backend.timed_out.discard(task)
+                task.uncancel()
+                await self._timed_out(send, execution, head=head)
+                return
             except BadRequestError as exc:
                 await self._bad_request(send, exc, head=head)
                 return
@@ -103,6 +126,8 @@ class SiteApp:
                     return
             await self._send(send, response, head, execution)
         finally:
+            if task is not None:
+                del backend.inflight[task]
             current_execution.reset(token)
             if execution.lines:
                 execution.finish()
@@ -160,6 +185,13 @@ class SiteApp:
             [(b"allow", ", ".join(allowed).encode())],
             head=head,
         )
+
+    async def _timed_out(self, send: Send, execution: Execution, *, head: bool) -> None:
+        limit = self.backend.http_time_limit
+        error = TimeoutError(f"HTTP action timed out (maximum duration: {limit:g}s)")
+        log_failure(self.backend.deployment, error, execution.request_id)
+        body = {"code": f"[Request ID: {execution.request_id}] Server Error: {error}"}
+        await send_bytes(send, 504, encode_json(body), [JSON_TYPE], head=head)
 
     async def _bad_request(self, send: Send, exc: BadRequestError, *, head: bool) -> None:
         await send_json(send, exc.status, {"code": exc.code, "message": str(exc)}, head=head)

@@ -154,3 +154,9 @@ async def redirect(ctx, request):
 @http.route(path="/empty", method="DELETE")
 async def empty(ctx, request):
     return Response(status=204)
+
+
+@http.route(path="/slow", method="GET")
+async def slow(ctx, request):
+    await asyncio.sleep(30)
+    return Response("too late")
