@@ -58,7 +58,9 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 class Served:
     """A real uvicorn server for one app, on free loopback ports, in a thread of its own."""
 
-    def __init__(self, app_dir: Path, tmp: Path, limits: Any = None, **options: Any) -> None:
+    def __init__(
+        self, app_dir: Path, tmp: Path, limits: Any = None, max_upload: Any = None, **options: Any
+    ) -> None:
         from pyconvex.deployment import Deployment
         from pyconvex.server import Backend, BackendServer, bind
 
@@ -69,6 +71,8 @@ class Served:
             site_url=self.listeners.site_url,
             cloud_url=self.listeners.api_url,
             limits=limits,
+            storage_url=(tmp / "storage").as_uri(),
+            max_upload=max_upload,
         )
         self.admin_key = "test-admin-key"
         self.backend = Backend(
@@ -77,8 +81,9 @@ class Served:
         self.server = BackendServer(self.backend, self.listeners)
         self.site = self.listeners.site_url
         self.api = self.listeners.api_url
+        self.loop = asyncio.new_event_loop()  # the server's; tests may submit coroutines to it
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve()),
+            target=lambda: self.loop.run_until_complete(self.server.serve()),
             daemon=True,
         )
 
@@ -89,6 +94,7 @@ class Served:
     def __exit__(self, *exc: object) -> None:
         self.server.stop()
         self._thread.join(timeout=30)
+        self.loop.close()
         self.listeners.close()
 
     @property

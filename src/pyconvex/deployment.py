@@ -20,6 +20,7 @@ from .errors import AppLoadError
 from .functions import App, Executor, TimeLimits, load_app
 from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
+from .storage import FileStorage, open_blob_store
 
 DEFAULT_FUNCTIONS_DIR = "convex"
 STATE_DIR = ".pyconvex"
@@ -41,14 +42,23 @@ class Deployment:
         limits: TimeLimits | None = None,
         site_url: str = "http://127.0.0.1:3211",
         cloud_url: str = "http://127.0.0.1:3210",
+        storage_url: str | None = None,
+        max_upload: int | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.state_dir = self.app_dir / STATE_DIR
+        self.storage_url = (
+            storage_url
+            or os.environ.get("PYCONVEX_STORAGE_URL")
+            or (self.state_dir / "storage").as_uri()
+        )
+        self.max_upload = max_upload
         self.site_url = site_url.rstrip("/")
         self.cloud_url = cloud_url.rstrip("/")
         # Where each execution's log lines go: the dev console, the log file, tests.
         self.log_sinks: list[Sink] = []
         self._env: EnvStore | None = None
+        self._files: FileStorage | None = None
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = (
             database_url
@@ -83,6 +93,12 @@ class Deployment:
         return self._executor is not None
 
     @property
+    def files(self) -> FileStorage:
+        if self._files is None:
+            raise RuntimeError("The deployment has not been started: await deployment.start()")
+        return self._files
+
+    @property
     def env(self) -> EnvStore:
         if self._env is None:
             raise RuntimeError("The deployment has not been started: await deployment.start()")
@@ -112,20 +128,31 @@ class Deployment:
                     {"CONVEX_SITE_URL": self.site_url, "CONVEX_CLOUD_URL": self.cloud_url},
                 )
                 await env.refresh(force=True)
+                files = FileStorage(
+                    database,
+                    open_blob_store(self.storage_url),
+                    self.cloud_url,
+                    **({"max_upload": self.max_upload} if self.max_upload else {}),
+                )
             except BaseException:
                 database.close()
                 raise
         except BaseException:
             app.unload()
             raise
-        self._app, self._database, self._env = app, database, env
+        self._app, self._database, self._env, self._files = app, database, env, files
         self._executor = self._new_executor(app)
         set_process_default(env)
         return self
 
     def _new_executor(self, app: App) -> Executor:
         return Executor(
-            app, self.database, limits=self.limits, env=self._env, log_sink=self.emit_logs
+            app,
+            self.database,
+            limits=self.limits,
+            env=self._env,
+            log_sink=self.emit_logs,
+            files=self._files,
         )
 
     async def reload(self) -> App:
@@ -161,7 +188,9 @@ class Deployment:
             self._app.unload()
         if self._env is not None:
             forget_process_default(self._env)
-        self._app = self._database = self._executor = self._env = None
+        if self._files is not None:
+            self._files.blobs.close()
+        self._app = self._database = self._executor = self._env = self._files = None
 
     async def __aenter__(self) -> Deployment:
         return await self.start()

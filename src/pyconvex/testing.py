@@ -56,6 +56,7 @@ class ConvexTest:
             app_dir,
             database_url="sqlite:///" + str(Path(database_path).resolve()),
             functions_dir=functions_dir,
+            storage_url=(Path(database_path).resolve().parent / "storage").as_uri(),
         )
         self._started = False
         self._identity: Any = None

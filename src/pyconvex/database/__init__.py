@@ -8,6 +8,7 @@ doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -50,6 +51,7 @@ class Database:
         self._last_creation_time = 0.0
         self._clock = threading.Lock()
         self._registry_dirty: set[int] = set()
+        self._after_commit: dict[int, list[Callable[[], None]]] = {}
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         if table.startswith("_"):
@@ -76,6 +78,14 @@ class Database:
         finally:
             txn.close()
 
+    def after_commit(self, writer: DatabaseWriter, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once ``writer``'s transaction has committed (never if it does not).
+
+        Hooks must tolerate running after a savepoint that was rolled back:
+        they are for wake-ups and clean-ups that re-check what they act on.
+        """
+        self._after_commit.setdefault(id(writer._txn), []).append(fn)
+
     @asynccontextmanager
     async def write(self, *, system: bool = False) -> AsyncIterator[DatabaseWriter]:
         """A serializable transaction that commits when the block ends without an exception."""
@@ -91,6 +101,13 @@ class Database:
                 if id(txn) in self._registry_dirty:
                     self.registry.invalidate()
             self._registry_dirty.discard(id(txn))
+            hooks = self._after_commit.pop(id(txn), ())
+        if committed:
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:
+                    logging.getLogger("pyconvex").exception("An after-commit hook failed")
 
     async def transact(
         self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False

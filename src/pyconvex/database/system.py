@@ -12,7 +12,41 @@ from ..schema import TableDefinition, define_table
 from ..validators import v
 
 ENV_VARS = "_env_vars"
+STORAGE = "_storage"
+UPLOAD_TOKENS = "_upload_tokens"
+SCHEDULED_FUNCTIONS = "_scheduled_functions"
+
+_STATE = v.object(
+    {
+        "kind": v.union(
+            v.literal("pending"),
+            v.literal("in_progress"),
+            v.literal("success"),
+            v.literal("failed"),
+            v.literal("canceled"),
+        ),
+        "error": v.optional(v.string()),
+    }
+)
 
 SYSTEM_TABLES: dict[str, TableDefinition] = {
     ENV_VARS: define_table({"name": v.string(), "value": v.string()}).index("by_name", ["name"]),
+    STORAGE: define_table(
+        {
+            "blob": v.string(),
+            "sha256": v.string(),
+            "size": v.int64(),
+            "content_type": v.optional(v.string()),
+        }
+    ),
+    UPLOAD_TOKENS: define_table({"expires_at": v.float64()}),
+    SCHEDULED_FUNCTIONS: define_table(
+        {
+            "name": v.string(),
+            "args": v.any(),
+            "scheduled_time": v.float64(),
+            "completed_time": v.optional(v.float64()),
+            "state": _STATE,
+        }
+    ).index("by_state", ["state.kind", "scheduled_time"]),
 }

@@ -121,6 +121,10 @@ class DatabaseWriter(DatabaseReader):
         # Reads only: user code never writes system tables (internal code uses system=True writers).
         return DatabaseReader(self._database, self._txn, system=True)
 
+    def system_writer(self) -> DatabaseWriter:
+        """A writer of system tables in this same transaction (pyconvex's own use, not users')."""
+        return DatabaseWriter(self._database, self._txn, system=True)
+
     def _check_writable(self, table: str) -> None:
         if _is_system(table) and not self._system:
             raise InvalidQueryError(

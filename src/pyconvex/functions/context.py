@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
+    from ..storage.api import StorageActions, StorageReader, StorageWriter
     from .executor import Executor
 
 
@@ -41,6 +42,13 @@ class QueryCtx:
         self.db = db
         self.auth = auth
 
+    @property
+    def storage(self) -> StorageReader:
+        """Stored files: ``get_url``, ``get_metadata``."""
+        from ..storage.api import StorageReader
+
+        return StorageReader(self._executor.files, self.db)
+
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run another query in this transaction and return its result."""
         return await self._executor.run_nested(ref, args, self.db, self.auth, kinds=("query",))
@@ -53,6 +61,13 @@ class MutationCtx(QueryCtx):
 
     def __init__(self, executor: Executor, db: DatabaseWriter, auth: Auth) -> None:
         super().__init__(executor, db, auth)
+
+    @property
+    def storage(self) -> StorageWriter:
+        """Stored files, plus ``delete`` and ``generate_upload_url`` in this transaction."""
+        from ..storage.api import StorageWriter
+
+        return StorageWriter(self._executor.files, self.db)
 
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run another mutation in this transaction (all-or-nothing with the caller)."""
@@ -67,6 +82,13 @@ class ActionCtx:
     def __init__(self, executor: Executor, auth: Auth) -> None:
         self._executor = executor
         self.auth = auth
+
+    @property
+    def storage(self) -> StorageActions:
+        """Stored files: ``store``, ``get``, ``get_url``, ``get_metadata``, ``delete``, ..."""
+        from ..storage.api import StorageActions
+
+        return StorageActions(self._executor.files)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a query (public or internal) and return its result."""

@@ -41,6 +41,7 @@ from .registry import App
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
     from ..env import EnvStore
+    from ..storage import FileStorage
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,22 @@ class Executor:
         limits: TimeLimits | None = None,
         env: EnvStore | None = None,
         log_sink: Sink | None = None,
+        files: FileStorage | None = None,
     ) -> None:
         self.app = app
         self.database = database
         self.limits = limits or TimeLimits()
         self.env = env
         self.log_sink = log_sink
+        self._files = files
         # HTTP actions without an identity share one ctx: it holds no per-request state.
         self.anonymous_action_ctx = ActionCtx(self, Auth())
+
+    @property
+    def files(self) -> FileStorage:
+        if self._files is None:
+            raise RuntimeError("This executor has no file storage")
+        return self._files
 
     # -- resolving ---------------------------------------------------------------------
 

@@ -19,6 +19,8 @@ Only public functions answer, unless the caller sends
 
     GET /api/env, PUT /api/env/NAME {"value": ...}, DELETE /api/env/NAME
     GET /api/logs[?follow=1]     recent log lines as JSON lines (then new ones as they come)
+    GET|HEAD /api/storage/ID     a stored file (anyone with the URL; ids are unguessable)
+    POST /api/storage/upload?token=...   an upload through a generate_upload_url() URL
     GET /api/data                the tables and their sizes
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
 """
@@ -47,6 +49,7 @@ from ..http.request import QueryParams, Request
 from .admin_key import matches
 from .asgi import Receive, Scope, Send, encode_json, header, send_json, send_text
 from .errors import error_data, log_failure, uncaught_message
+from .files import serve_file, take_upload
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -130,7 +133,20 @@ class ApiApp:
             return self._logs
         if (path == "/api/data" or path.startswith("/api/data/")) and method == "GET":
             return self._data
+        if path == "/api/storage/upload" and method == "POST":
+            return self._upload
+        if path.startswith("/api/storage/") and method in ("GET", "HEAD"):
+            return self._file
         return None
+
+    # -- files -------------------------------------------------------------------------------
+
+    async def _file(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        storage_id = scope["path"].removeprefix("/api/storage/")
+        await serve_file(self.backend.deployment.files, scope, send, storage_id)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        await take_upload(self.backend, scope, receive, send)
 
     # -- the function API -------------------------------------------------------------------
 

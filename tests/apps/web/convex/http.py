@@ -160,3 +160,19 @@ async def empty(ctx, request):
 async def slow(ctx, request):
     await asyncio.sleep(30)
     return Response("too late")
+
+
+@http.route(path="/upload", method="POST")
+async def upload(ctx, request):
+    storage_id = await ctx.storage.store(
+        request.stream(), content_type=request.headers.get("content-type")
+    )
+    return Response.json({"storageId": storage_id})
+
+
+@http.route(path="/download/{storage_id}", method="GET")
+async def download(ctx, request):
+    url = await ctx.storage.get_url(request.path_params["storage_id"])
+    if url is None:
+        return Response.json({"error": "not found"}, status=404)
+    return Response.redirect(url)
