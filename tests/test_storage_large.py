@@ -33,9 +33,13 @@ def test_one_gib_uploads_in_flat_memory(tmp_path: Path) -> None:
     server = Process("dev", str(app), "--max-body-size", str(2 * SIZE))
     try:
         with httpx.Client(timeout=300) as client:
-            made = client.post(f"{server.api}/api/mutation", json={"path": "files:upload_url", "args": {}})
+            made = client.post(
+                f"{server.api}/api/mutation", json={"path": "files:upload_url", "args": {}}
+            )
             url = made.json()["value"]
-            first = client.post(url, content=gibibyte(), headers={"content-type": "application/x-big"})
+            first = client.post(
+                url, content=gibibyte(), headers={"content-type": "application/x-big"}
+            )
             assert first.status_code == 200, first.text
             second = client.post(f"{server.site}/upload", content=gibibyte())
             assert second.status_code == 200, second.text

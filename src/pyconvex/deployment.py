@@ -20,6 +20,7 @@ from .errors import AppLoadError
 from .functions import App, Executor, TimeLimits, load_app
 from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
+from .scheduler import Scheduler
 from .storage import FileStorage, open_blob_store
 
 DEFAULT_FUNCTIONS_DIR = "convex"
@@ -59,6 +60,8 @@ class Deployment:
         self.log_sinks: list[Sink] = []
         self._env: EnvStore | None = None
         self._files: FileStorage | None = None
+        # Made now, so tests can swap its clock before start; it runs jobs only once started.
+        self.scheduler = Scheduler(self)
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = (
             database_url
@@ -153,6 +156,7 @@ class Deployment:
             env=self._env,
             log_sink=self.emit_logs,
             files=self._files,
+            scheduler=self.scheduler,
         )
 
     async def reload(self) -> App:
@@ -182,6 +186,7 @@ class Deployment:
         return new
 
     async def close(self) -> None:
+        await self.scheduler.stop()
         if self._database is not None:
             self._database.close()
         if self._app is not None:

@@ -7,6 +7,8 @@
             assert await t.run(lambda ctx: ctx.db.get(item_id)) is not None
 
 HTTP actions answer ``await t.fetch(path, method=..., headers=..., body=...)``.
+Scheduled functions run when you say so: ``await t.finish_scheduled_functions()``,
+with time moved by ``t.clock.advance(seconds)``.
 Each ``ConvexTest`` gets its own SQLite database in a temporary folder
 (in memory on ``/dev/shm`` where that exists), deleted at ``close()``.
 Public and internal functions are both callable.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +37,29 @@ from .server import Backend
 def _scratch_root() -> str | None:
     shm = "/dev/shm"
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+class Clock:
+    """The time the scheduler sees in a ``ConvexTest``: it moves only when you move it.
+
+    >>> clock = Clock(1000.0)
+    >>> clock.advance(60); clock.now()
+    1060.0
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("A clock only moves forward")
+        self._now += seconds
+
+    def set(self, when: float) -> None:
+        self._now = max(self._now, float(when))
 
 
 class ConvexTest:
@@ -60,6 +86,9 @@ class ConvexTest:
         )
         self._started = False
         self._identity: Any = None
+        #: The scheduler's clock: ``t.clock.advance(60)`` makes jobs 60 s out due.
+        self.clock = Clock()
+        self.deployment.scheduler.clock = self.clock.now
         self._backend: Backend | None = None
         #: Every log line the app's functions and HTTP actions wrote, in order.
         self.logs: list[LogLine] = []
@@ -142,3 +171,39 @@ class ConvexTest:
             transport=transport, base_url=self.deployment.site_url
         ) as client:
             return await client.request(method, path, headers=headers, content=body, json=json)
+
+    async def finish_scheduled_functions(self, *, max_rounds: int = 100) -> int:
+        """Run every job due by ``t.clock``, and the due jobs those schedule, until none is left.
+
+            await t.mutation(api.orders.place, {...})        # schedules a follow-up with delay 0
+            await t.finish_scheduled_functions()
+            t.clock.advance(3600)                            # an hour later...
+            await t.finish_scheduled_functions()             # ...the reminders run
+
+        Returns how many jobs ran. Jobs run one after another, in scheduled order.
+        """
+        await self.start()
+        scheduler = self.deployment.scheduler
+        ran = 0
+        for _ in range(max_rounds):
+            due = await scheduler.due(self.clock.now(), 1000)
+            if not due:
+                return ran
+            for job in due:
+                await scheduler.run_job(job)
+                ran += 1
+        raise RuntimeError(
+            f"Scheduled functions were still due after {max_rounds} rounds: "
+            "does a job keep scheduling itself with no delay?"
+        )
+
+    async def finish_all_scheduled_functions(self, *, max_rounds: int = 100) -> int:
+        """Like :meth:`finish_scheduled_functions`, moving the clock to each later job too."""
+        ran = 0
+        for _ in range(max_rounds):
+            ran += await self.finish_scheduled_functions(max_rounds=max_rounds)
+            upcoming = await self.deployment.scheduler.next_time()
+            if upcoming is None:
+                return ran
+            self.clock.set(upcoming)
+        raise RuntimeError(f"Scheduled functions were still pending after {max_rounds} rounds")

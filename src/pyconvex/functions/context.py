@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
+    from ..scheduler import SchedulerApi
     from ..storage.api import StorageActions, StorageReader, StorageWriter
     from .executor import Executor
 
@@ -69,6 +70,13 @@ class MutationCtx(QueryCtx):
 
         return StorageWriter(self._executor.files, self.db)
 
+    @property
+    def scheduler(self) -> SchedulerApi:
+        """Schedule or cancel jobs, as part of this mutation's transaction."""
+        from ..scheduler import SchedulerApi
+
+        return SchedulerApi(self._executor.scheduler, self.db)
+
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run another mutation in this transaction (all-or-nothing with the caller)."""
         return await self._executor.run_nested(ref, args, self.db, self.auth, kinds=("mutation",))
@@ -89,6 +97,13 @@ class ActionCtx:
         from ..storage.api import StorageActions
 
         return StorageActions(self._executor.files)
+
+    @property
+    def scheduler(self) -> SchedulerApi:
+        """Schedule or cancel jobs (at once: an action has no transaction)."""
+        from ..scheduler import SchedulerApi
+
+        return SchedulerApi(self._executor.scheduler, None)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a query (public or internal) and return its result."""

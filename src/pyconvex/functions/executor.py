@@ -41,6 +41,7 @@ from .registry import App
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
     from ..env import EnvStore
+    from ..scheduler import Scheduler
     from ..storage import FileStorage
 
 
@@ -75,6 +76,7 @@ class Executor:
         env: EnvStore | None = None,
         log_sink: Sink | None = None,
         files: FileStorage | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.app = app
         self.database = database
@@ -82,6 +84,7 @@ class Executor:
         self.env = env
         self.log_sink = log_sink
         self._files = files
+        self._scheduler = scheduler
         # HTTP actions without an identity share one ctx: it holds no per-request state.
         self.anonymous_action_ctx = ActionCtx(self, Auth())
 
@@ -90,6 +93,12 @@ class Executor:
         if self._files is None:
             raise RuntimeError("This executor has no file storage")
         return self._files
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise RuntimeError("This executor has no scheduler")
+        return self._scheduler
 
     # -- resolving ---------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class Backend:
             if self._users == 0:
                 self.env_refresher = asyncio.create_task(self._refresh_env())
                 self.watchdog = asyncio.create_task(self._watch_deadlines())
+                self.deployment.scheduler.start()
             self._users += 1
 
     async def shutdown(self) -> None:
@@ -88,6 +89,7 @@ class Backend:
                 if task is not None:
                     task.cancel()
             self.env_refresher = self.watchdog = None
+            await self.deployment.scheduler.stop()
             if self._owns_deployment:
                 self._owns_deployment = False
                 await self.deployment.close()

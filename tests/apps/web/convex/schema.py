@@ -6,5 +6,8 @@ schema = define_schema(
             "by_name", ["name"]
         ),
         "messages": define_table({"body": v.string()}),
+        "marks": define_table({"i": v.number(), "tag": v.string(), "at": v.float64()}).index(
+            "by_tag", ["tag"]
+        ),
     }
 )

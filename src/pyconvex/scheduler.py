@@ -1,0 +1,350 @@
+"""The durable scheduler: ``ctx.scheduler`` and the worker that runs due jobs.
+
+    job_id = await ctx.scheduler.run_after(60, internal.emails.send, {"to": email})
+    job_id = await ctx.scheduler.run_at(datetime(2027, 1, 1, tzinfo=UTC), internal.reports.build, {})
+    await ctx.scheduler.cancel(job_id)
+
+A job is a row of ``_scheduled_functions``: ``name``, ``args``,
+``scheduled_time`` and ``completed_time`` (epoch seconds) and ``state``
+(``{"kind": "pending" | "in_progress" | "success" | "failed" | "canceled",
+"error": ...}``). From a mutation, scheduling and cancelling are part of its
+transaction (nothing is scheduled unless it commits); from an action they
+happen at once.
+
+Guarantees, as Convex's:
+
+- a scheduled **mutation** runs exactly once: its writes and its job's
+  ``success`` (or ``failed``, with its writes undone) commit together;
+- a scheduled **action** runs at most once: its job is marked ``in_progress``
+  and committed before it starts, and one found ``in_progress`` at start-up
+  (cut off by a crash) is marked ``failed``, never run again.
+
+The worker runs inside the server. A commit that schedules a job wakes it;
+otherwise it sleeps until the next job is due (polling every few seconds as
+a fallback), and it runs at most ``concurrency`` jobs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from . import ids, values
+from .database.system import SCHEDULED_FUNCTIONS
+from .errors import ConflictError, FunctionNotFoundError, InvalidValueError
+from .functions.context import Auth
+from .functions.logs import current_execution
+
+if TYPE_CHECKING:
+    from .database import Database, DatabaseReader, DatabaseWriter
+    from .deployment import Deployment
+    from .functions import Executor, FunctionDefinition
+
+POLL_SECONDS = 5.0
+CONCURRENCY = 10
+CUT_OFF = "Transient error while executing action: the server stopped while it was running"
+_log = logging.getLogger("pyconvex.scheduler")
+
+
+def _when(value: datetime | float | int) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"run_at() takes a datetime or epoch seconds, not {type(value).__name__}")
+    return float(value)
+
+
+class Scheduler:
+    """Scheduling, cancelling and running jobs for one deployment."""
+
+    def __init__(self, deployment: Deployment, *, clock: Callable[[], float] = time.time) -> None:
+        self.deployment = deployment
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def database(self) -> Database:
+        return self.deployment.database
+
+    @property
+    def executor(self) -> Executor:
+        return self.deployment.executor
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _target(
+        self, ref: Any, args: dict[str, Any] | None
+    ) -> tuple[FunctionDefinition, dict[str, Any]]:
+        fn = self.executor.resolve(ref)
+        if fn.kind == "query":
+            raise FunctionNotFoundError(
+                f"{fn.path} is a query: only mutations and actions can be scheduled"
+            )
+        args = {} if args is None else args
+        if not isinstance(args, dict):
+            raise InvalidValueError(
+                f"Scheduled arguments must be a dict, not {type(args).__name__}"
+            )
+        values.check_value(args, what=f"Arguments scheduled for {fn.path}")
+        return fn, args
+
+    async def schedule_in(
+        self, writer: DatabaseWriter, when: float, ref: Any, args: dict[str, Any] | None
+    ) -> str:
+        fn, args = self._target(ref, args)
+        job_id = await writer.system_writer().insert(
+            SCHEDULED_FUNCTIONS,
+            {
+                "name": fn.path,
+                "args": args,
+                "scheduled_time": float(when),
+                "state": {"kind": "pending"},
+            },
+        )
+        self.database.after_commit(writer, self.wake)
+        return job_id
+
+    async def cancel_in(self, writer: DatabaseWriter, job_id: str) -> None:
+        if not isinstance(job_id, str) or not ids.is_id_of(job_id, SCHEDULED_FUNCTIONS):
+            raise InvalidValueError(
+                f"{values.display_value(job_id)} is not a scheduled function id"
+            )
+        system = writer.system_writer()
+        job = await system.get(job_id)
+        if job is not None and job["state"]["kind"] == "pending":
+            await system.patch(
+                job_id, {"state": {"kind": "canceled"}, "completed_time": self.clock()}
+            )
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def due(self, now: float, limit: int) -> list[dict[str, Any]]:
+        async with self.database.read(system=True) as reader:
+            return await _pending(reader, until=now).take(limit)  # type: ignore[no-any-return]
+
+    async def next_time(self, skip: dict[str, Any] | None = None) -> float | None:
+        """When the next pending job (not among ``skip``) is due, or None."""
+        skip = skip or {}
+        async with self.database.read(system=True) as reader:
+            jobs = await _pending(reader).take(len(skip) + 1)
+        for job in jobs:
+            if job["_id"] not in skip:
+                return float(job["scheduled_time"])
+        return None
+
+    async def run_job(self, job: dict[str, Any]) -> None:
+        """Run one due job to its end state (never raises for the job's own failure)."""
+        executor = self.executor
+        execution = executor.execution(job["name"])
+        token = current_execution.set(execution)
+        try:
+            try:
+                fn = executor.resolve(job["name"])
+            except FunctionNotFoundError as exc:
+                await self._finish(job["_id"], "failed", str(exc), only_from="pending")
+                return
+            if fn.kind == "mutation":
+                await self._run_mutation(job)
+            else:
+                await self._run_action(job)
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+
+    async def _run_mutation(self, job: dict[str, Any]) -> None:
+        executor = self.executor
+        job_id = job["_id"]
+
+        async def attempt(writer: DatabaseWriter) -> None:
+            system = writer.system_writer()
+            current = await system.get(job_id)
+            if current is None or current["state"]["kind"] != "pending":
+                return  # canceled, or already done by someone else
+            state: dict[str, Any] = {"kind": "success"}
+            try:
+                await executor.run_nested(
+                    job["name"], current["args"], writer, Auth(), kinds=("mutation",)
+                )
+            except ConflictError:
+                raise
+            except Exception as exc:  # its writes are undone (savepoint); record why
+                state = {"kind": "failed", "error": _describe(exc)}
+                _log.info("Scheduled mutation %s failed: %s", job["name"], exc)
+            await system.patch(job_id, {"state": state, "completed_time": self.clock()})
+
+        await self.database.transact(attempt)
+
+    async def _run_action(self, job: dict[str, Any]) -> None:
+        job_id = job["_id"]
+
+        async def claim(writer: DatabaseWriter) -> bool:
+            system = writer.system_writer()
+            current = await system.get(job_id)
+            if current is None or current["state"]["kind"] != "pending":
+                return False
+            await system.patch(job_id, {"state": {"kind": "in_progress"}})
+            return True
+
+        if not await self.database.transact(claim):
+            return
+        try:
+            await self.executor.run(job["name"], job["args"], kind="action")
+        except Exception as exc:
+            await self._finish(job_id, "failed", _describe(exc), only_from="in_progress")
+            return
+        await self._finish(job_id, "success", None, only_from="in_progress")
+
+    async def _finish(self, job_id: str, kind: str, error: str | None, *, only_from: str) -> None:
+        state: dict[str, Any] = {"kind": kind} if error is None else {"kind": kind, "error": error}
+
+        async def mark(writer: DatabaseWriter) -> None:
+            system = writer.system_writer()
+            current = await system.get(job_id)
+            if current is not None and current["state"]["kind"] == only_from:
+                await system.patch(job_id, {"state": state, "completed_time": self.clock()})
+
+        await self.database.transact(mark)
+
+    async def recover(self) -> int:
+        """Mark actions that a crash cut off as failed (they must not run twice)."""
+
+        async def sweep(writer: DatabaseWriter) -> int:
+            system = writer.system_writer()
+            cut_off = (
+                await system.query(SCHEDULED_FUNCTIONS)
+                .with_index("by_state", lambda q: q.eq("state.kind", "in_progress"))
+                .collect()
+            )
+            for job in cut_off:
+                await system.patch(
+                    job["_id"],
+                    {"state": {"kind": "failed", "error": CUT_OFF}, "completed_time": self.clock()},
+                )
+            return len(cut_off)
+
+        return await self.database.transact(sweep)
+
+    # -- the worker ------------------------------------------------------------------------
+
+    def start(self, *, concurrency: int = CONCURRENCY) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(concurrency))
+
+    async def stop(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def _work(self, concurrency: int) -> None:
+        recovered = await self.recover()
+        if recovered:
+            _log.warning(
+                "%d scheduled action(s) were cut off by a stop and are marked failed", recovered
+            )
+        while True:
+            self._wake.clear()
+            try:
+                await self._start_due(concurrency)
+                timeout = POLL_SECONDS
+                if len(self._running) < concurrency:
+                    upcoming = await self.next_time(self._running)
+                    if upcoming is not None:
+                        timeout = min(max(upcoming - self.clock(), 0.0), POLL_SECONDS)
+                if timeout > 0:
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away for a moment: try again shortly
+                _log.exception("The scheduler's worker hit an error; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _start_due(self, concurrency: int) -> None:
+        free = concurrency - len(self._running)
+        if free <= 0:
+            return
+        for job in await self.due(self.clock(), free + len(self._running)):
+            if job["_id"] in self._running or len(self._running) >= concurrency:
+                continue
+            task = asyncio.create_task(self._guarded(job))
+            self._running[job["_id"]] = task
+
+    async def _guarded(self, job: dict[str, Any]) -> None:
+        try:
+            await self.run_job(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _log.exception("Scheduled job %s (%s) could not be run", job["_id"], job["name"])
+        finally:
+            self._running.pop(job["_id"], None)
+            self.wake()
+
+
+def _pending(reader: DatabaseReader, until: float | None = None) -> Any:
+    """Pending jobs, soonest first (only those due by ``until``, if given)."""
+
+    def bounds(q: Any) -> Any:
+        q = q.eq("state.kind", "pending")
+        return q if until is None else q.lte("scheduled_time", until)
+
+    return reader.query(SCHEDULED_FUNCTIONS).with_index("by_state", bounds)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class SchedulerApi:
+    """``ctx.scheduler``. In a mutation, part of its transaction; in an action, immediate."""
+
+    _sync_facade = True
+
+    def __init__(self, scheduler: Scheduler, writer: DatabaseWriter | None) -> None:
+        self._scheduler = scheduler
+        self._writer = writer
+
+    async def _in_transaction(self, fn: Callable[[DatabaseWriter], Any]) -> Any:
+        if self._writer is not None:
+            return await fn(self._writer)
+        return await self._scheduler.database.transact(fn)
+
+    async def run_after(self, seconds: float, ref: Any, args: dict[str, Any] | None = None) -> str:
+        """Run ``ref(args)`` ``seconds`` from now; returns the job id."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != seconds:
+            raise TypeError(f"run_after() takes a number of seconds, not {seconds!r}")
+        when = self._scheduler.clock() + max(float(seconds), 0.0)
+        job_id: str = await self._in_transaction(
+            lambda w: self._scheduler.schedule_in(w, when, ref, args)
+        )
+        return job_id
+
+    async def run_at(
+        self, when: datetime | float, ref: Any, args: dict[str, Any] | None = None
+    ) -> str:
+        """Run ``ref(args)`` at ``when`` (a datetime or epoch seconds); returns the job id."""
+        at = _when(when)
+        job_id: str = await self._in_transaction(
+            lambda w: self._scheduler.schedule_in(w, at, ref, args)
+        )
+        return job_id
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job that has not started (a running or finished job is left alone)."""
+        await self._in_transaction(lambda w: self._scheduler.cancel_in(w, job_id))
