@@ -5,9 +5,13 @@ from datetime import UTC, datetime
 from pyconvex import action, internal, internal_action, internal_mutation, mutation, query, v
 
 
-@internal_mutation(args={"i": v.number(), "tag": v.optional(v.string())})
+@internal_mutation(
+    args={"i": v.number(), "tag": v.optional(v.string()), "pause": v.optional(v.number())}
+)
 async def mark(ctx, args):
     await ctx.db.insert("marks", {"i": args["i"], "tag": args.get("tag", ""), "at": time.time()})
+    if args.get("pause"):
+        await asyncio.sleep(args["pause"])  # holds the transaction open: a crash can land inside
 
 
 @internal_mutation(args={"i": v.number()})
@@ -16,12 +20,13 @@ async def mark_then_fail(ctx, args):
     raise ValueError("the job broke")
 
 
-@mutation(args={"n": v.number(), "delay": v.number(), "tag": v.string()})
+@mutation(
+    args={"n": v.number(), "delay": v.number(), "tag": v.string(), "pause": v.optional(v.number())}
+)
 async def schedule_many(ctx, args):
+    job = {"tag": args["tag"], "pause": args.get("pause", 0)}
     return [
-        await ctx.scheduler.run_after(
-            args["delay"], internal.jobs.mark, {"i": i, "tag": args["tag"]}
-        )
+        await ctx.scheduler.run_after(args["delay"], internal.jobs.mark, {"i": i, **job})
         for i in range(int(args["n"]))
     ]
 
