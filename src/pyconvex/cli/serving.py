@@ -74,11 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser, *, production: bool) -> None:
         metavar="IPS",
         help="proxies whose X-Forwarded-* headers are trusted (default 127.0.0.1)",
     )
+    parser.add_argument(
+        "--max-upload-size",
+        type=int,
+        default=int(os.environ.get("PYCONVEX_MAX_UPLOAD_SIZE", 4 * 1024**3)),
+        metavar="BYTES",
+        help="largest file accepted through an upload URL, else 413 (default 4 GiB)",
+    )
     if production:
         parser.add_argument(
             "--database-url",
             default=None,
             help="sqlite:///PATH (default: DIR/.pyconvex/data.sqlite3, or PYCONVEX_DATABASE_URL)",
+        )
+        parser.add_argument(
+            "--storage-url",
+            default=None,
+            help="file:///FOLDER (default: DIR/.pyconvex/storage, or PYCONVEX_STORAGE_URL)",
         )
 
 
@@ -172,6 +184,8 @@ async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> 
     deployment = Deployment(
         app_dir,
         database_url=getattr(ns, "database_url", None),
+        storage_url=getattr(ns, "storage_url", None),
+        max_upload=ns.max_upload_size,
         site_url=os.environ.get("PYCONVEX_SITE_URL") or listeners.site_url,
         cloud_url=os.environ.get("PYCONVEX_CLOUD_URL") or listeners.api_url,
     )
