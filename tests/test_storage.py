@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from conftest import Served
+from test_scheduler import wait_until
 from pyconvex.database.system import UPLOAD_TOKENS
 
 
@@ -147,8 +150,15 @@ def test_mutation_delete_happens_only_on_commit(web: Served) -> None:
     ).json()
     assert failed["status"] == "error"
     assert httpx.get(f"{web.api}/api/storage/{storage_id}").content == b"keep me"
+    root = Path(urlparse(web.deployment.storage_url).path)
+    assert len(blob_files(root)) == 1
     call(web, "mutation", "files:remove", {"id": storage_id})
     assert call(web, "query", "files:meta", {"id": storage_id}) is None
+    wait_until(lambda: not blob_files(root))  # the bytes go right after the commit
+
+
+def blob_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 def test_upload_through_an_http_action_and_download_redirect(web: Served) -> None:

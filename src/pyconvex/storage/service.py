@@ -13,6 +13,7 @@ no valid URL) and deleted in the same transaction that records the upload.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -72,6 +73,7 @@ class FileStorage:
         self.blobs = blobs
         self.base_url = base_url.rstrip("/")
         self.max_upload = max_upload
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -131,13 +133,18 @@ class FileStorage:
         if row is None:
             return
         await writer.system_writer().delete(row["_id"])
-        key = row["blob"]
-        self.database.after_commit(writer, lambda: self._delete_blob_later(key))
+        self.database.after_commit(writer, lambda: self._remove_bytes_soon(row["_id"], row["blob"]))
 
-    def _delete_blob_later(self, key: str) -> None:
-        import asyncio
+    def _remove_bytes_soon(self, storage_id: str, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._remove_bytes(storage_id, key))
+        self._cleanups.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._cleanups.discard)
 
-        asyncio.get_running_loop().create_task(self.blobs.delete(key))
+    async def _remove_bytes(self, storage_id: str, key: str) -> None:
+        # The hook also runs when only a savepoint around the delete was rolled back:
+        # remove the bytes only if the row is really gone.
+        if await self.read_row(storage_id) is None:
+            await self.blobs.delete(key)
 
     async def delete(self, storage_id: object) -> None:
         await self.database.transact(lambda writer: self.delete_in(writer, storage_id), system=True)
