@@ -1,0 +1,127 @@
+"""Schemes that sign the URL the provider called: Twilio and Square.
+
+Pass ``url=`` the public URL the provider was configured with (behind a
+proxy, ``request.url`` may be ``http://`` and internal; that breaks both).
+
+- Twilio: ``X-Twilio-Signature`` = base64 HMAC-SHA1 (auth token) of the URL
+  followed by every form field, sorted by name, as name+value (repeated names:
+  values sorted, duplicates once). A JSON body is not signed itself: the URL
+  carries ``bodySHA256``, which must equal the body's sha256. Twilio signs
+  URLs with or without the port inconsistently, so both are tried.
+- Square: ``x-square-hmacsha256-signature`` = base64 HMAC-SHA256 of URL + body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as stdlib_hmac
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
+
+from ..core import (
+    WebhookEvent,
+    fail,
+    from_base64,
+    header,
+    mac,
+    matches,
+    parse_payload,
+    pick,
+    text_or_none,
+)
+from . import scheme
+
+
+def _need_url(url: str | None, provider: str) -> str:
+    if not url or not isinstance(url, str):
+        raise fail("missing_url", f"{provider} signs the URL it called: pass url= (the public URL)")
+    return url
+
+
+def _port_variants(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return [url]
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    userinfo = parts.netloc.rpartition("@")[0]
+    userinfo = userinfo + "@" if userinfo else ""
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    without = urlunsplit(parts._replace(netloc=f"{userinfo}{host}"))
+    with_port = urlunsplit(parts._replace(netloc=f"{userinfo}{host}:{port or default}"))
+    return list(dict.fromkeys([url, without, with_port]))
+
+
+def _form_suffix(body: bytes) -> bytes:
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        return b""
+    values: dict[str, set[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, set()).add(value)
+    return "".join(
+        name + value for name in sorted(values) for value in sorted(values[name])
+    ).encode()
+
+
+@scheme("twilio", None, "x-twilio-signature")
+def twilio(
+    body: bytes,
+    headers: dict[str, str],
+    secrets: list[bytes],
+    tolerance: float | None,
+    now: float | None,
+    url: str | None,
+) -> WebhookEvent:
+    url = _need_url(url, "Twilio")
+    signature = from_base64(header(headers, "x-twilio-signature"))
+    try:
+        query = parse_qs(urlsplit(url).query)
+    except ValueError:
+        raise fail("missing_url", "url= is not a URL") from None
+    body_digest = query.get("bodySHA256")
+    suffix = b"" if body_digest else _form_suffix(body)
+    candidates = [
+        variant.encode("utf-8", "surrogatepass") + suffix for variant in _port_variants(url)
+    ]
+    if not any(matches(mac(key, c, "sha1"), [signature]) for key in secrets for c in candidates):
+        raise fail("bad_signature", "No signature matched")
+    if body_digest:
+        actual = hashlib.sha256(body).hexdigest().encode()
+        if not stdlib_hmac.compare_digest(
+            actual, body_digest[0].lower().encode("utf-8", "replace")
+        ):
+            raise fail("body_mismatch", "The body does not match the signed bodySHA256")
+    payload = parse_payload(body)
+    event_id = headers.get("i-twilio-idempotency-token") or text_or_none(
+        pick(payload, "MessageSid")
+    )
+    return WebhookEvent("twilio", event_id, None, None, payload, body)
+
+
+@scheme("square", None, "x-square-hmacsha256-signature")
+def square(
+    body: bytes,
+    headers: dict[str, str],
+    secrets: list[bytes],
+    tolerance: float | None,
+    now: float | None,
+    url: str | None,
+) -> WebhookEvent:
+    url = _need_url(url, "Square")
+    signature = from_base64(header(headers, "x-square-hmacsha256-signature"))
+    signed = url.encode("utf-8", "surrogatepass") + body
+    if not any(matches(mac(key, signed), [signature]) for key in secrets):
+        raise fail("bad_signature", "No signature matched")
+    payload = parse_payload(body)
+    return WebhookEvent(
+        "square",
+        text_or_none(pick(payload, "event_id")),
+        None,
+        text_or_none(pick(payload, "type")),
+        payload,
+        body,
+    )
