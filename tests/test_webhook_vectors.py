@@ -12,7 +12,9 @@ from pyconvex.webhooks import WebhookVerificationError, verify
 
 # A copy of ../shared/data/webhook_vectors.json (sources named in each vector), kept in the
 # repository so CI's clean clone has it.
-VECTORS = json.loads((Path(__file__).parent / "data" / "webhook_vectors.json").read_text())["vectors"]
+VECTORS = json.loads((Path(__file__).parent / "data" / "webhook_vectors.json").read_text())[
+    "vectors"
+]
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["id"] for v in VECTORS])

@@ -32,6 +32,9 @@ from .functions import Auth
 from .functions.define import Kind
 from .functions.logs import LogLine, install_capture
 from .server import Backend
+from .webhooks.signing import SignedRequest, sign_webhook
+
+__all__ = ["Clock", "ConvexTest", "SignedRequest", "sign_webhook"]
 
 
 def _scratch_root() -> str | None:

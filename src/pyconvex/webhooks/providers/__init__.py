@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..core import WebhookEvent
 
@@ -22,6 +23,8 @@ class Scheme:
     verify: Verifier
     # Headers that carry signatures or secrets: redacted wherever deliveries are stored.
     secret_headers: tuple[str, ...] = ()
+    # How a configurable scheme (hmac_scheme) was configured, for signing test requests.
+    options: tuple[tuple[str, Any], ...] = ()
 
     def __repr__(self) -> str:
         return f"<webhook scheme {self.name}>"

@@ -193,4 +193,13 @@ def hmac_scheme(
         kind = headers.get(type_header.lower()) if type_header else None
         return WebhookEvent("hmac", event_id, timestamp, kind, parse_payload(body), body)
 
-    return Scheme("hmac", tolerance if timestamp_header else None, verify, (name,))
+    options = {
+        "header_name": header_name,
+        "algorithm": algorithm,
+        "encoding": encoding,
+        "prefix": prefix,
+        "timestamp_header": timestamp_header,
+    }
+    return Scheme(
+        "hmac", tolerance if timestamp_header else None, verify, (name,), tuple(options.items())
+    )
