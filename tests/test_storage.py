@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from conftest import Served
-from test_scheduler import wait_until
 from pyconvex.database.system import UPLOAD_TOKENS
+from test_scheduler import wait_until
 
 
 def call(served: Served, kind: str, path: str, args: Any = None) -> Any:

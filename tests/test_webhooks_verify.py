@@ -274,7 +274,7 @@ def test_twilio_library_both_ways() -> None:
     validator = RequestValidator("12345")
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
     params = {"CallSid": "CA1234567890ABCDE", "Digits": "1234", "From": "+14158675309"}
-    body = "CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309".encode()
+    body = b"CallSid=CA1234567890ABCDE&Digits=1234&From=%2B14158675309"
     theirs = validator.compute_signature(url, params)
     assert verify(
         "twilio", body=body, headers={"X-Twilio-Signature": theirs}, secret="12345", url=url
