@@ -22,6 +22,7 @@ from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
 from .scheduler import Scheduler
 from .storage import FileStorage, open_blob_store
+from .webhooks.receiver import PROCESS_JOB, WebhookProcessor
 
 DEFAULT_FUNCTIONS_DIR = "convex"
 STATE_DIR = ".pyconvex"
@@ -145,6 +146,7 @@ class Deployment:
             raise
         self._app, self._database, self._env, self._files = app, database, env, files
         self._executor = self._new_executor(app)
+        self.scheduler.system_jobs[PROCESS_JOB] = WebhookProcessor(self)
         set_process_default(env)
         return self
 

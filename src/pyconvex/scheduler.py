@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import ids, values
 from .database.system import SCHEDULED_FUNCTIONS
@@ -67,6 +67,8 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._worker: asyncio.Task[None] | None = None
+        # pyconvex's own jobs (names starting with "_"), run by Python code, not app functions.
+        self.system_jobs: dict[str, SystemJob] = {}
 
     @property
     def database(self) -> Database:
@@ -110,6 +112,45 @@ class Scheduler:
         self.database.after_commit(writer, self.wake)
         return job_id
 
+    async def schedule_system_in(
+        self, writer: DatabaseWriter, when: float, name: str, args: dict[str, Any]
+    ) -> str:
+        """Schedule one of pyconvex's own jobs (``self.system_jobs[name]``) in ``writer``'s transaction."""
+        if name not in self.system_jobs:
+            raise KeyError(f"No system job {name!r}")
+        job_id = await writer.system_writer().insert(
+            SCHEDULED_FUNCTIONS,
+            {
+                "name": name,
+                "args": args,
+                "scheduled_time": float(when),
+                "state": {"kind": "pending"},
+            },
+        )
+        self.database.after_commit(writer, self.wake)
+        return job_id
+
+    async def set_state_in(
+        self,
+        writer: DatabaseWriter,
+        job_id: str,
+        kind: str,
+        error: str | None = None,
+        *,
+        only_from: str,
+    ) -> bool:
+        """Move a job to ``kind`` if it is in ``only_from``; whether it was."""
+        system = writer.system_writer()
+        current = await system.get(job_id)
+        if current is None or current["state"]["kind"] != only_from:
+            return False
+        state: dict[str, Any] = {"kind": kind} if error is None else {"kind": kind, "error": error}
+        fields: dict[str, Any] = {"state": state}
+        if kind != "in_progress":
+            fields["completed_time"] = self.clock()
+        await system.patch(job_id, fields)
+        return True
+
     async def cancel_in(self, writer: DatabaseWriter, job_id: str) -> None:
         if not isinstance(job_id, str) or not ids.is_id_of(job_id, SCHEDULED_FUNCTIONS):
             raise InvalidValueError(
@@ -147,6 +188,10 @@ class Scheduler:
         execution = executor.execution(job["name"])
         token = current_execution.set(execution)
         try:
+            system_job = self.system_jobs.get(job["name"])
+            if system_job is not None:
+                await system_job.run(job)
+                return
             try:
                 fn = executor.resolve(job["name"])
             except FunctionNotFoundError as exc:
@@ -229,6 +274,9 @@ class Scheduler:
                     job["_id"],
                     {"state": {"kind": "failed", "error": CUT_OFF}, "completed_time": self.clock()},
                 )
+                system_job = self.system_jobs.get(job["name"])
+                if system_job is not None:
+                    await system_job.cut_off(writer, job)
             return len(cut_off)
 
         return await self.database.transact(sweep)
@@ -294,6 +342,17 @@ class Scheduler:
         finally:
             self._running.pop(job["_id"], None)
             self.wake()
+
+
+class SystemJob(Protocol):
+    """One of pyconvex's own kinds of job (webhook processing, say)."""
+
+    async def run(self, job: dict[str, Any]) -> None:
+        """Run the job and set its end state (with :meth:`Scheduler.set_state_in`)."""
+
+    async def cut_off(self, writer: DatabaseWriter, job: dict[str, Any]) -> None:
+        """The job was ``in_progress`` when the process died; it is now ``failed``. React here
+        (in the recovery transaction), e.g. by scheduling a retry."""
 
 
 def _pending(reader: DatabaseReader, until: float | None = None) -> Any:

@@ -15,6 +15,7 @@ ENV_VARS = "_env_vars"
 STORAGE = "_storage"
 UPLOAD_TOKENS = "_upload_tokens"
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
+WEBHOOK_EVENTS = "_webhook_events"
 
 _STATE = v.object(
     {
@@ -49,4 +50,28 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "state": _STATE,
         }
     ).index("by_state", ["state.kind", "scheduled_time"]),
+    WEBHOOK_EVENTS: define_table(
+        {
+            "provider": v.string(),
+            "event_id": v.string(),
+            "type": v.optional(v.string()),
+            "timestamp": v.optional(v.float64()),
+            "received_at": v.float64(),
+            "headers": v.record(v.string(), v.string()),
+            "body": v.bytes(),
+            "handler": v.string(),
+            "status": v.union(
+                v.literal("pending"),
+                v.literal("processing"),
+                v.literal("succeeded"),
+                v.literal("failed"),
+            ),
+            "attempts": v.int64(),
+            "max_attempts": v.int64(),
+            "last_error": v.optional(v.string()),
+            "completed_at": v.optional(v.float64()),
+        }
+    )
+    .index("by_event", ["provider", "event_id"])
+    .index("by_status", ["status"]),
 }

@@ -98,6 +98,37 @@ class HttpRouter:
             self._prefixes.setdefault(method, {})[path_prefix] = entry
         return None
 
+    def webhook(
+        self,
+        *,
+        path: str,
+        provider: Any,
+        secret_env: str,
+        handler: Any,
+        tolerance: float | None = None,
+        url: str | None = None,
+        max_attempts: int = 8,
+    ) -> None:
+        """Receive a provider's webhooks at ``path`` (POST): verify, deduplicate, record, answer
+        200, then run ``handler`` (an internal mutation or action) in the background with retries.
+
+            http.webhook(path="/webhooks/stripe", provider="stripe",
+                         secret_env="STRIPE_WEBHOOK_SECRET", handler=internal.billing.on_event)
+
+        ``url`` is the public URL the provider signs (Twilio, Square), if ``request.url`` is not it.
+        """
+        from ..webhooks.receiver import WebhookReceiver, as_http_action
+
+        receiver = WebhookReceiver(
+            provider=provider,
+            secret_env=secret_env,
+            handler=handler,
+            tolerance=tolerance,
+            url=url,
+            max_attempts=max_attempts,
+        )
+        self.route(path=path, method="POST", handler=as_http_action(receiver))
+
     def _check(self, path: str | None, path_prefix: str | None, method: str) -> None:
         if method not in ROUTABLE_METHODS:
             raise ValueError(f"'{method}' is not an allowed HTTP method (like GET, POST, PUT etc.)")

@@ -1,7 +1,7 @@
 import asyncio
 import logging
 
-from pyconvex import ConvexError, HttpRouter, Response, api, env, http_action
+from pyconvex import ConvexError, HttpRouter, Response, api, env, http_action, internal
 
 http = HttpRouter()
 log = logging.getLogger(__name__)
@@ -176,3 +176,36 @@ async def download(ctx, request):
     if url is None:
         return Response.json({"error": "not found"}, status=404)
     return Response.redirect(url)
+
+
+http.webhook(
+    path="/hooks/stripe",
+    provider="stripe",
+    secret_env="STRIPE_SECRET",
+    handler=internal.webhooks.on_event,
+)
+http.webhook(
+    path="/hooks/flaky",
+    provider="github",
+    secret_env="GITHUB_SECRET",
+    handler=internal.webhooks.flaky,
+)
+http.webhook(
+    path="/hooks/dead",
+    provider="github",
+    secret_env="GITHUB_SECRET",
+    handler=internal.webhooks.always_fails,
+    max_attempts=3,
+)
+http.webhook(
+    path="/hooks/slack",
+    provider="slack",
+    secret_env="SLACK_SECRET",
+    handler=internal.webhooks.on_event,
+)
+http.webhook(
+    path="/hooks/svix",
+    provider="svix",
+    secret_env="SVIX_SECRET",
+    handler=internal.webhooks.on_event_action,
+)

@@ -6,6 +6,13 @@ schema = define_schema(
             "by_name", ["name"]
         ),
         "messages": define_table({"body": v.string()}),
+        "events": define_table(
+            {
+                "provider": v.string(),
+                "event_id": v.optional(v.string()),
+                "type": v.optional(v.string()),
+            }
+        ),
         "marks": define_table({"i": v.number(), "tag": v.string(), "at": v.float64()}).index(
             "by_tag", ["tag"]
         ),
