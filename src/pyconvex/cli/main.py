@@ -101,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
         "--lines", "-n", type=int, default=100, help="how many past lines (default 100)"
     )
 
+    hooks = app_command("webhooks", "List, show or replay recorded webhook events.", remote=True)
+    hooks.add_argument("action", choices=("list", "show", "replay"))
+    hooks.add_argument("id", metavar="ID", nargs="?", help="an event id (from list)")
+    hooks.add_argument("--limit", type=int, default=50, help="list at most this many (default 50)")
+    hooks.add_argument("--format", choices=("table", "json"), default="table")
+
     data = app_command("data", "List the tables, or print the documents of one.", remote=True)
     data.add_argument("table", metavar="TABLE", nargs="?")
     data.add_argument(
@@ -215,6 +221,58 @@ def _logs(ns: argparse.Namespace) -> int:
     return 0
 
 
+async def _webhooks(ns: argparse.Namespace) -> int:
+    from ..webhooks import events
+
+    if ns.action in ("show", "replay") and not ns.id:
+        _err.print(f"[red]✖ pyconvex webhooks {ns.action} needs an event ID (see webhooks list)[/]")
+        return 2
+    if ns.url:
+        remote = Remote(ns.url, ns.app, ns.admin_key)
+        if ns.action == "list":
+            return _print_events(remote.webhooks(ns.limit), ns.format)
+        if ns.action == "show":
+            print(json.dumps(remote.webhook(ns.id), indent=2, ensure_ascii=False))
+            return 0
+        remote.replay(ns.id)
+        _err.print(f"[green]✔ {ns.id} will be processed again[/]")
+        return 0
+    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+        try:
+            if ns.action == "list":
+                found = [events.summary(r) for r in await events.recent(deployment, ns.limit)]
+                return _print_events(found, ns.format)
+            row = await events.get(deployment, ns.id)
+            if ns.action == "show":
+                print(json.dumps(events.detail(row), indent=2, ensure_ascii=False))
+                return 0
+            await events.replay(deployment, ns.id)
+        except LookupError as exc:
+            _err.print(f"[red]✖ {escape(str(exc))}[/]")
+            return 1
+    _err.print(f"[green]✔ {ns.id} will be processed again (by the running server's scheduler)[/]")
+    return 0
+
+
+def _print_events(found: list[dict[str, Any]], format: str) -> int:
+    if format == "json":
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+    if not found:
+        _out.print("No webhook events yet.")
+        return 0
+    grid = Table(
+        "id", "provider", "event id", "type", "status", "attempts", "received", "last error"
+    )
+    for e in found:
+        grid.add_row(
+            e["id"], e["provider"], e["event_id"], e["type"] or "", e["status"],
+            str(e["attempts"]), e["received_at"] or "", (e["last_error"] or "")[:60],
+        )  # fmt: skip
+    _out.print(grid)
+    return 0
+
+
 def _init(ns: argparse.Namespace) -> int:
     target = Path(ns.dir)
     try:
@@ -288,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _logs(ns)
         if ns.command in ("dev", "serve"):
             return _asyncio_run(serving.run(ns, _err, production=ns.command == "serve"))
-        command = {"run": _run, "data": _data, "env": _env}[ns.command]
+        command = {"run": _run, "data": _data, "env": _env, "webhooks": _webhooks}[ns.command]
         return _asyncio_run(command(ns))
     except AppLoadError as exc:
         _err.print(f"[red]✖ Could not load the app:[/] {escape(str(exc))}")

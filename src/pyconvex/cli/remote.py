@@ -80,6 +80,19 @@ class Remote:
         found = self._request("GET", f"/api/data/{table}", params={"limit": limit, "order": order})
         return [from_convex_json(doc) for doc in found["documents"]]  # type: ignore[misc]
 
+    def webhooks(self, limit: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request(
+            "GET", "/api/webhooks", params={"limit": limit}
+        )["events"]
+        return found
+
+    def webhook(self, event_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._request("GET", f"/api/webhooks/{event_id}")["event"]
+        return found
+
+    def replay(self, event_id: str) -> None:
+        self._request("POST", f"/api/webhooks/{event_id}/replay")
+
     def logs(self, *, follow: bool) -> Iterator[LogLine]:
         params = {"follow": "1"} if follow else {}
         try:

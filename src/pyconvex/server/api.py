@@ -21,6 +21,7 @@ Only public functions answer, unless the caller sends
     GET /api/logs[?follow=1]     recent log lines as JSON lines (then new ones as they come)
     GET|HEAD /api/storage/ID     a stored file (anyone with the URL; ids are unguessable)
     POST /api/storage/upload?token=...   an upload through a generate_upload_url() URL
+    GET /api/webhooks[?limit=50], GET /api/webhooks/ID, POST /api/webhooks/ID/replay
     GET /api/data                the tables and their sizes
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
 """
@@ -133,6 +134,8 @@ class ApiApp:
             return self._logs
         if (path == "/api/data" or path.startswith("/api/data/")) and method == "GET":
             return self._data
+        if path.startswith("/api/webhooks") and method in ("GET", "POST"):
+            return self._webhooks
         if path == "/api/storage/upload" and method == "POST":
             return self._upload
         if path.startswith("/api/storage/") and method in ("GET", "HEAD"):
@@ -263,6 +266,33 @@ class ApiApp:
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
         await send_json(send, 200, {"documents": [values.to_convex_json(doc) for doc in docs]})
+
+    # -- admin: webhook events ----------------------------------------------------------------
+
+    async def _webhooks(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        from ..webhooks import events
+
+        deployment = self.backend.deployment
+        rest = scope["path"].removeprefix("/api/webhooks").strip("/")
+        try:
+            if scope["method"] == "POST" and rest.endswith("/replay"):
+                await events.get(deployment, rest.removesuffix("/replay"))  # 404 if unknown
+                await events.replay(deployment, rest.removesuffix("/replay"))
+                await send_json(send, 200, {"replayed": True})
+            elif scope["method"] == "GET" and not rest:
+                limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")
+                found = await events.recent(deployment, int(limit) if limit.isdigit() else 50)
+                await send_json(send, 200, {"events": [events.summary(row) for row in found]})
+            elif scope["method"] == "GET":
+                await send_json(
+                    send, 200, {"event": events.detail(await events.get(deployment, rest))}
+                )
+            else:
+                await send_text(send, 404, "No matching routes found")
+        except LookupError as exc:
+            await send_json(send, 404, {"code": "NotFound", "message": str(exc)})
 
     # -- admin: logs -----------------------------------------------------------------------
 

@@ -1,0 +1,64 @@
+"""Reading and replaying recorded webhook events (``pyconvex webhooks``, ``/api/webhooks``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import ids
+from ..database.system import WEBHOOK_EVENTS
+from .receiver import replay
+
+if TYPE_CHECKING:
+    from ..deployment import Deployment
+
+__all__ = ["detail", "get", "recent", "replay", "summary"]
+
+
+async def recent(deployment: Deployment, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest events first."""
+    async with deployment.database.read(system=True) as reader:
+        rows: list[dict[str, Any]] = await reader.query(WEBHOOK_EVENTS).order("desc").take(limit)
+    return rows
+
+
+async def get(deployment: Deployment, event_id: str) -> dict[str, Any]:
+    if not ids.is_id_of(event_id, WEBHOOK_EVENTS):
+        raise LookupError(f"{event_id!r} is not a webhook event id")
+    async with deployment.database.read(system=True) as reader:
+        row = await reader.get(event_id)
+    if row is None:
+        raise LookupError(f"No webhook event {event_id}")
+    return row
+
+
+def _when(seconds: float | None) -> str | None:
+    return (
+        None
+        if seconds is None
+        else datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+    )
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["_id"],
+        "provider": row["provider"],
+        "event_id": row["event_id"],
+        "type": row.get("type"),
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "received_at": _when(row["received_at"]),
+        "last_error": row.get("last_error"),
+    }
+
+
+def detail(row: dict[str, Any]) -> dict[str, Any]:
+    """Everything, with the raw body as text (invalid UTF-8 replaced) for reading."""
+    return {
+        **summary(row),
+        "handler": row["handler"],
+        "completed_at": _when(row.get("completed_at")),
+        "headers": row["headers"],
+        "body": row["body"].decode("utf-8", errors="replace"),
+    }
