@@ -8,15 +8,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pyconvex.testing import ConvexTest, sign_webhook
 
 SVIX_SECRET = "whsec_" + base64.b64encode(b"k" * 24).decode()
+DISCORD_PRIVATE = "22" * 32
 ENV = {
     "STRIPE_SECRET": "whsec_stripe",
     "GITHUB_SECRET": "gh",
     "SLACK_SECRET": "sl",
     "SVIX_SECRET": SVIX_SECRET,
+    "ZOOM_SECRET": "zoom-token",
+    "DISCORD_PUBLIC_KEY": Ed25519PrivateKey.from_private_bytes(bytes.fromhex(DISCORD_PRIVATE))
+    .public_key()
+    .public_bytes(Encoding.Raw, PublicFormat.Raw)
+    .hex(),
 }
 STRIPE_EVENT = {
     "id": "evt_1",
@@ -157,3 +165,22 @@ async def test_replay_runs_an_event_again(t: ConvexTest) -> None:
     await replay(t.deployment, row["_id"])
     await t.finish_scheduled_functions()
     assert len(await t.query("webhooks:events")) == 2
+
+
+async def test_zoom_url_validation_handshake(t: ConvexTest) -> None:
+    import hashlib
+    import hmac
+
+    body = {"event": "endpoint.url_validation", "payload": {"plainToken": "qgg8vlvZRS6UYooatFL8Aw"}}
+    response = await post(t, "/hooks/zoom", "zoom", "zoom-token", body)
+    expected = hmac.new(b"zoom-token", b"qgg8vlvZRS6UYooatFL8Aw", hashlib.sha256).hexdigest()
+    assert response.json() == {"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected}
+    assert await t.query("webhooks:received") == []
+
+
+async def test_discord_ping_is_verified_then_answered(t: ConvexTest) -> None:
+    response = await post(t, "/hooks/discord", "discord", DISCORD_PRIVATE, {"type": 1, "id": "i1"})
+    assert response.status_code == 200 and response.json() == {"type": 1}
+    forged = await post(t, "/hooks/discord", "discord", "33" * 32, {"type": 1, "id": "i2"})
+    assert forged.status_code == 400 and forged.json() == {"error": "bad_signature"}
+    assert await t.query("webhooks:received") == []

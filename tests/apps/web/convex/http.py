@@ -209,3 +209,15 @@ http.webhook(
     secret_env="SVIX_SECRET",
     handler=internal.webhooks.on_event_action,
 )
+http.webhook(
+    path="/hooks/zoom",
+    provider="zoom",
+    secret_env="ZOOM_SECRET",
+    handler=internal.webhooks.on_event,
+)
+http.webhook(
+    path="/hooks/discord",
+    provider="discord",
+    secret_env="DISCORD_PUBLIC_KEY",
+    handler=internal.webhooks.on_event,
+)
