@@ -12,16 +12,11 @@ without a database read; the checksum rejects typos.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 from functools import lru_cache
 
-_RFC = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-_TO_CROCKFORD = str.maketrans(_RFC, _CROCKFORD)
-_FROM_CROCKFORD = str.maketrans(_CROCKFORD, _RFC)
-_ID_CHARS = frozenset(_CROCKFORD)
 ID_LENGTH = 32
 
 
@@ -34,17 +29,35 @@ def _checksum(body: bytes) -> bytes:
     return hashlib.blake2b(body, digest_size=2).digest()
 
 
+# 20 bytes are exactly 32 base32 characters, so base32 here is 16 lookups of 10 bits each:
+# the same text as base64.b32encode (then Crockford's alphabet), several times faster.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_PAIR_VALUES = {pair: i for i, pair in enumerate(_PAIRS)}
+_SHIFTS = range(150, -1, -10)
+
+
+def encode(raw: bytes) -> str:
+    """Crockford base32 of exactly 20 bytes."""
+    n = int.from_bytes(raw, "big")
+    return "".join([_PAIRS[(n >> shift) & 1023] for shift in _SHIFTS])
+
+
 def new_id(table: str) -> str:
     """A fresh id for a document of ``table``."""
     body = os.urandom(14) + table_hash(table)
-    raw = body + _checksum(body)
-    return base64.b32encode(raw).decode().translate(_TO_CROCKFORD)
+    return encode(body + _checksum(body))
 
 
 def _decode(doc_id: object) -> bytes | None:
-    if not isinstance(doc_id, str) or len(doc_id) != ID_LENGTH or not _ID_CHARS.issuperset(doc_id):
+    if not isinstance(doc_id, str) or len(doc_id) != ID_LENGTH:
         return None
-    raw = base64.b32decode(doc_id.translate(_FROM_CROCKFORD))
+    n = 0
+    for i in range(0, ID_LENGTH, 2):
+        value = _PAIR_VALUES.get(doc_id[i : i + 2])
+        if value is None:
+            return None
+        n = (n << 10) | value
+    raw = n.to_bytes(20, "big")
     if _checksum(raw[:18]) != raw[18:]:
         return None
     return raw

@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -20,7 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import msgspec
+
 from ..errors import PyConvexError
+
+_json = msgspec.json.decode  # several times faster than json.loads on 2 KB bodies
 
 REASONS = (
     "missing_header",  # a header the scheme needs is absent
@@ -220,8 +223,8 @@ def parse_payload(body: bytes) -> Any:
     """The JSON body, or the fields of an urlencoded one (GitHub's form deliveries: the JSON in
     ``payload=``), else None. Never raises."""
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return _json(body)
+    except (ValueError, RecursionError):  # msgspec.DecodeError is a ValueError
         pass
     try:
         text = body.decode("utf-8")
@@ -234,7 +237,7 @@ def parse_payload(body: bytes) -> Any:
     inner = fields.get("payload")
     if isinstance(inner, str):
         try:
-            return json.loads(inner)
+            return _json(inner)
         except (ValueError, RecursionError):
             pass
     return fields or None

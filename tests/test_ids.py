@@ -1,0 +1,24 @@
+import base64
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pyconvex import ids
+
+_TO_CROCKFORD = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789abcdefghjkmnpqrstvwxyz"
+)
+
+
+@given(st.binary(min_size=20, max_size=20))
+def test_encoding_is_base32_in_crockfords_alphabet(raw: bytes) -> None:
+    assert ids.encode(raw) == base64.b32encode(raw).decode().translate(_TO_CROCKFORD)
+
+
+def test_ids_know_their_table_and_reject_typos() -> None:
+    doc_id = ids.new_id("users")
+    assert ids.is_id_of(doc_id, "users") and not ids.is_id_of(doc_id, "items")
+    assert not ids.is_id(doc_id.upper())
+    typo = doc_id[:-1] + ("0" if doc_id[-1] != "0" else "1")
+    assert not ids.is_id(typo)
+    assert not ids.is_id("i" * 32) and not ids.is_id(doc_id[:-2]) and not ids.is_id(None)
