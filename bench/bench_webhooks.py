@@ -39,10 +39,14 @@ def _request_maker(port: int):  # type: ignore[no-untyped-def]
 
     def make() -> bytes:
         n = next(counter)
-        body = json.dumps({"id": f"evt_{os.getpid()}_{n}", "type": "invoice.paid", "data": FILLER}).encode()
+        body = json.dumps(
+            {"id": f"evt_{os.getpid()}_{n}", "type": "invoice.paid", "data": FILLER}
+        ).encode()
         t = str(int(time.time()))
         signature = hmac.new(SECRET.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
-        return (head + f"Stripe-Signature: t={t},v1={signature}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+        return (
+            head + f"Stripe-Signature: t={t},v1={signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
 
     return make
 
@@ -51,7 +55,9 @@ def _load(port: int, seconds: float, connections: int) -> None:
     sys.path.insert(0, str(HERE))
     from loadgen import run
 
-    rate, counts = run("127.0.0.1", port, _request_maker(port), connections=connections, seconds=seconds)
+    rate, counts = run(
+        "127.0.0.1", port, _request_maker(port), connections=connections, seconds=seconds
+    )
     print(json.dumps({"rate": rate, "counts": {str(k): v for k, v in counts.items()}}))
 
 
@@ -62,7 +68,12 @@ def _free_port() -> int:
 
 
 def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BENCH_DB": str(scratch / f"{name}.sqlite3"), "STRIPE_WEBHOOK_SECRET": SECRET, "PYCONVEX_ADMIN_KEY": "bench"}
+    env = {
+        **os.environ,
+        "BENCH_DB": str(scratch / f"{name}.sqlite3"),
+        "STRIPE_WEBHOOK_SECRET": SECRET,
+        "PYCONVEX_ADMIN_KEY": "bench",
+    }
     if name == "pyconvex":
         command = [
             sys.executable, "-m", "pyconvex.cli.main", "serve", str(APPS / "webhookbench"),
@@ -76,7 +87,12 @@ def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
             sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", str(APPS), "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-    proc = subprocess.Popen(["taskset", "-c", "0", *command], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # a benchmark, not a test: polling is fine here
         try:
@@ -89,7 +105,9 @@ def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
@@ -119,11 +137,16 @@ def main() -> None:
                 if set(found["counts"]) != {"200"}:
                     raise RuntimeError(f"{name} answered {found['counts']}")
                 results[name].append(found["rate"])
-                print(f"round {round_number + 1} {name:10} {found['rate']:8.0f} webhooks/s", file=sys.stderr)
+                print(
+                    f"round {round_number + 1} {name:10} {found['rate']:8.0f} webhooks/s",
+                    file=sys.stderr,
+                )
     median = {a: statistics.median(r) for a, r in results.items()}
     print("\n| app | webhooks/s | vs raw ASGI | vs FastAPI |\n|---|---|---|---|")
     for name in apps:
-        print(f"| {name} | {median[name]:,.0f} | {median[name] / median['raw ASGI']:.2f}x | {median[name] / median['FastAPI']:.2f}x |")
+        print(
+            f"| {name} | {median[name]:,.0f} | {median[name] / median['raw ASGI']:.2f}x | {median[name] / median['FastAPI']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 
 
-async def _connection(host: str, port: int, make: Callable[[], bytes], deadline: float, counts: Counter[int]) -> None:
+async def _connection(
+    host: str, port: int, make: Callable[[], bytes], deadline: float, counts: Counter[int]
+) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.monotonic() < deadline:
@@ -35,14 +37,18 @@ async def _connection(host: str, port: int, make: Callable[[], bytes], deadline:
         writer.close()
 
 
-def run(host: str, port: int, make: Callable[[], bytes], *, connections: int, seconds: float) -> tuple[float, Counter[int]]:
+def run(
+    host: str, port: int, make: Callable[[], bytes], *, connections: int, seconds: float
+) -> tuple[float, Counter[int]]:
     """Requests per second over ``seconds``, and the answers by status."""
     counts: Counter[int] = Counter()
 
     async def main() -> float:
         start = time.monotonic()
         deadline = start + seconds
-        await asyncio.gather(*(_connection(host, port, make, deadline, counts) for _ in range(connections)))
+        await asyncio.gather(
+            *(_connection(host, port, make, deadline, counts) for _ in range(connections))
+        )
         return sum(counts.values()) / (time.monotonic() - start)
 
     try:

@@ -19,9 +19,14 @@ app = FastAPI()
 async def stripe(request: Request, stripe_signature: str = Header("")):
     body = await request.body()
     fields = dict(part.split("=", 1) for part in stripe_signature.split(",") if "=" in part)
-    expected = hmac.new(SECRET, fields.get("t", "").encode() + b"." + body, hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        SECRET, fields.get("t", "").encode() + b"." + body, hashlib.sha256
+    ).hexdigest()
     if not hmac.compare_digest(expected.encode(), fields.get("v1", "").encode()):
         raise HTTPException(400, "bad_signature")
     event = await request.json()
-    _db.execute("INSERT OR IGNORE INTO events (id, type, body) VALUES (?, ?, ?)", (event["id"], event["type"], body))
+    _db.execute(
+        "INSERT OR IGNORE INTO events (id, type, body) VALUES (?, ?, ?)",
+        (event["id"], event["type"], body),
+    )
     return {"received": True}
