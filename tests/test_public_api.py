@@ -12,6 +12,7 @@ def test_public_names():
         "SchemaValidationError",
         "action",
         "api",
+        "cors_router",
         "define_schema",
         "define_table",
         "env",

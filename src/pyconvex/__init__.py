@@ -25,6 +25,7 @@ from .functions import (
 )
 from .functions.define import http_action
 from .http import HttpRouter, Request, Response
+from .http.cors import cors_router
 from .schema import define_schema, define_table
 from .validators import v
 
@@ -38,6 +39,7 @@ __all__ = [
     "SchemaValidationError",
     "action",
     "api",
+    "cors_router",
     "define_schema",
     "define_table",
     "env",

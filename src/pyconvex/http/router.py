@@ -98,6 +98,36 @@ class HttpRouter:
             self._prefixes.setdefault(method, {})[path_prefix] = entry
         return None
 
+    def _registered(
+        self, path: str | None, path_prefix: str | None, method: str
+    ) -> HttpAction | None:
+        """The action registered for exactly this path (or prefix) and method, if any."""
+        if path_prefix is not None:
+            entry = self._prefixes.get(method, {}).get(path_prefix)
+        else:
+            assert path is not None
+            entry = self._exact.get(path, {}).get(method) or self._param_routes.get(path, {}).get(
+                method
+            )
+        return None if entry is None else entry[0]
+
+    def _unregister(self, path: str | None, path_prefix: str | None, method: str) -> None:
+        """Remove one registration (cors_router replaces its own OPTIONS routes this way)."""
+        if path_prefix is not None:
+            del self._prefixes[method][path_prefix]
+            return
+        assert path is not None
+        if path in self._param_routes:
+            del self._param_routes[path][method]
+            node: _Node | None = self._trie
+            for segment in path[1:].split("/"):
+                assert node is not None
+                node = node.param if _parse_segment(path, segment)[0] else node.literal.get(segment)
+            assert node is not None
+            del node.handlers[method]
+            return
+        del self._exact[path][method]
+
     def webhook(
         self,
         *,
