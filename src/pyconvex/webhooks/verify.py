@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .core import WebhookEvent, WebhookVerificationError, as_body, as_headers, as_secrets, fail
-from .providers import Scheme
+from .providers import Delivery, Scheme
 from .providers.basestring import slack, zoom
 from .providers.body import github, intercom, lemonsqueezy, linear, shopify
 from .providers.others import discord, mailgun
@@ -71,7 +71,7 @@ def verify(
     parsed_headers = as_headers(headers)
     secrets = as_secrets(secret)
     try:
-        return scheme.verify(raw, parsed_headers, secrets, window, now, url)
+        return scheme.verify(Delivery(raw, parsed_headers, secrets, window, now, url))
     except WebhookVerificationError:
         raise
     except Exception as exc:  # a bug in a scheme must still read as a refusal, not a 500

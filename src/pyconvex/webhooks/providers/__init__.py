@@ -8,10 +8,21 @@ from typing import Any
 
 from ..core import WebhookEvent
 
-# verify(body, headers, secrets, tolerance, now, url) -> event
-Verifier = Callable[
-    [bytes, dict[str, str], list[bytes], float | None, float | None, str | None], WebhookEvent
-]
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One delivery as every scheme sees it: the raw body, lower-case headers, the secrets as
+    bytes, the replay window (None: none), the clock (None: now) and the signed URL."""
+
+    body: bytes
+    headers: dict[str, str]
+    secrets: list[bytes]
+    tolerance: float | None
+    now: float | None
+    url: str | None
+
+
+Verifier = Callable[[Delivery], WebhookEvent]
 
 
 @dataclass(frozen=True)

@@ -22,68 +22,34 @@ from ..core import (
     unix_seconds,
     verify_any,
 )
-from . import scheme
+from . import Delivery, scheme
 
 
-def _verify(
-    name: str,
-    signature_header: str,
-    timestamp_header: str,
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-) -> tuple[int, Any]:
-    signature = header(headers, signature_header)
-    ts_text = header(headers, timestamp_header)
+def _verify(d: Delivery, signature_header: str, timestamp_header: str) -> tuple[int, Any]:
+    signature = header(d.headers, signature_header)
+    ts_text = header(d.headers, timestamp_header)
     timestamp = unix_seconds(ts_text, timestamp_header)
     if not signature.startswith("v0="):
         raise fail("malformed_header", f"{signature_header} must start with v0=")
-    signed = b"v0:" + ts_text.encode() + b":" + body
-    verify_any(secrets, [from_hex(signature[3:])], lambda key: mac(key, signed))
-    check_window(timestamp, tolerance, now)
-    return timestamp, parse_payload(body)
+    signed = b"v0:" + ts_text.encode() + b":" + d.body
+    verify_any(d.secrets, [from_hex(signature[3:])], lambda key: mac(key, signed))
+    check_window(timestamp, d.tolerance, d.now)
+    return timestamp, parse_payload(d.body)
 
 
 @scheme("slack", 300, "x-slack-signature")
-def slack(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    timestamp, payload = _verify(
-        "slack",
-        "x-slack-signature",
-        "x-slack-request-timestamp",
-        body,
-        headers,
-        secrets,
-        tolerance,
-        now,
-    )
+def slack(d: Delivery) -> WebhookEvent:
+    timestamp, payload = _verify(d, "x-slack-signature", "x-slack-request-timestamp")
     # Events API deliveries carry event_id; interactions a trigger_id; slash commands neither.
     event_id = text_or_none(pick(payload, "event_id")) or text_or_none(pick(payload, "trigger_id"))
     kind = text_or_none(pick(payload, "event", "type")) or text_or_none(pick(payload, "type"))
-    return WebhookEvent("slack", event_id, float(timestamp), kind, payload, body)
+    return WebhookEvent("slack", event_id, float(timestamp), kind, payload, d.body)
 
 
 @scheme("zoom", 300, "x-zm-signature")
-def zoom(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    timestamp, payload = _verify(
-        "zoom", "x-zm-signature", "x-zm-request-timestamp", body, headers, secrets, tolerance, now
-    )
-    event_id = headers.get("x-zm-trackingid") or text_or_none(pick(payload, "event_ts"))
+def zoom(d: Delivery) -> WebhookEvent:
+    timestamp, payload = _verify(d, "x-zm-signature", "x-zm-request-timestamp")
+    event_id = d.headers.get("x-zm-trackingid") or text_or_none(pick(payload, "event_ts"))
     return WebhookEvent(
-        "zoom", event_id, float(timestamp), text_or_none(pick(payload, "event")), payload, body
+        "zoom", event_id, float(timestamp), text_or_none(pick(payload, "event")), payload, d.body
     )

@@ -27,7 +27,7 @@ from ..core import (
     unix_seconds,
     verify_any,
 )
-from . import Scheme, scheme
+from . import Delivery, Scheme, scheme
 
 
 def _signed(
@@ -41,103 +41,70 @@ def _signed(
 
 
 @scheme("github", None, "x-hub-signature-256", "x-hub-signature")
-def github(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
+def github(d: Delivery) -> WebhookEvent:
     signature = _signed(
-        header(headers, "x-hub-signature-256"), "sha256=", from_hex, "X-Hub-Signature-256"
+        header(d.headers, "x-hub-signature-256"), "sha256=", from_hex, "X-Hub-Signature-256"
     )
-    verify_any(secrets, [signature], lambda key: mac(key, body))
-    payload = parse_payload(body)
+    verify_any(d.secrets, [signature], lambda key: mac(key, d.body))
+    payload = parse_payload(d.body)
     return WebhookEvent(
         "github",
-        headers.get("x-github-delivery"),
+        d.headers.get("x-github-delivery"),
         None,
-        headers.get("x-github-event"),
+        d.headers.get("x-github-event"),
         payload,
-        body,
+        d.body,
     )
 
 
 @scheme("shopify", None, "x-shopify-hmac-sha256")
-def shopify(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    signature = from_base64(header(headers, "x-shopify-hmac-sha256"))
-    verify_any(secrets, [signature], lambda key: mac(key, body))
-    event_id = headers.get("x-shopify-webhook-id") or headers.get("x-shopify-event-id")
+def shopify(d: Delivery) -> WebhookEvent:
+    signature = from_base64(header(d.headers, "x-shopify-hmac-sha256"))
+    verify_any(d.secrets, [signature], lambda key: mac(key, d.body))
+    event_id = d.headers.get("x-shopify-webhook-id") or d.headers.get("x-shopify-event-id")
     return WebhookEvent(
-        "shopify", event_id, None, headers.get("x-shopify-topic"), parse_payload(body), body
+        "shopify", event_id, None, d.headers.get("x-shopify-topic"), parse_payload(d.body), d.body
     )
 
 
 @scheme("lemonsqueezy", None, "x-signature")
-def lemonsqueezy(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    signature = from_hex(header(headers, "x-signature"))
-    verify_any(secrets, [signature], lambda key: mac(key, body))
-    payload = parse_payload(body)
-    kind = headers.get("x-event-name") or text_or_none(pick(payload, "meta", "event_name"))
+def lemonsqueezy(d: Delivery) -> WebhookEvent:
+    signature = from_hex(header(d.headers, "x-signature"))
+    verify_any(d.secrets, [signature], lambda key: mac(key, d.body))
+    payload = parse_payload(d.body)
+    kind = d.headers.get("x-event-name") or text_or_none(pick(payload, "meta", "event_name"))
     event_id = text_or_none(pick(payload, "meta", "webhook_id"))
-    return WebhookEvent("lemonsqueezy", event_id, None, kind, payload, body)
+    return WebhookEvent("lemonsqueezy", event_id, None, kind, payload, d.body)
 
 
 @scheme("intercom", None, "x-hub-signature")
-def intercom(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    signature = _signed(header(headers, "x-hub-signature"), "sha1=", from_hex, "X-Hub-Signature")
-    verify_any(secrets, [signature], lambda key: mac(key, body, "sha1"))
-    payload = parse_payload(body)
+def intercom(d: Delivery) -> WebhookEvent:
+    signature = _signed(header(d.headers, "x-hub-signature"), "sha1=", from_hex, "X-Hub-Signature")
+    verify_any(d.secrets, [signature], lambda key: mac(key, d.body, "sha1"))
+    payload = parse_payload(d.body)
     return WebhookEvent(
         "intercom",
         text_or_none(pick(payload, "id")),
         None,
         text_or_none(pick(payload, "topic")),
         payload,
-        body,
+        d.body,
     )
 
 
 @scheme("linear", 60, "linear-signature")
-def linear(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    signature = from_hex(header(headers, "linear-signature"))
-    verify_any(secrets, [signature], lambda key: mac(key, body))
-    payload = parse_payload(body)
+def linear(d: Delivery) -> WebhookEvent:
+    signature = from_hex(header(d.headers, "linear-signature"))
+    verify_any(d.secrets, [signature], lambda key: mac(key, d.body))
+    payload = parse_payload(d.body)
     stamp = pick(payload, "webhookTimestamp")
     if isinstance(stamp, bool) or not isinstance(stamp, int):
         raise fail("malformed_body", "The Linear payload has no whole-number webhookTimestamp")
-    check_window(stamp / 1000, tolerance, now)
-    kind = headers.get("linear-event") or text_or_none(pick(payload, "type"))
-    return WebhookEvent("linear", headers.get("linear-delivery"), stamp / 1000, kind, payload, body)
+    check_window(stamp / 1000, d.tolerance, d.now)
+    kind = d.headers.get("linear-event") or text_or_none(pick(payload, "type"))
+    return WebhookEvent(
+        "linear", d.headers.get("linear-delivery"), stamp / 1000, kind, payload, d.body
+    )
 
 
 _ENCODINGS: dict[str, Callable[[str], bytes | None]] = {"hex": from_hex, "base64": from_base64}
@@ -171,27 +138,20 @@ def hmac_scheme(
     decode = _ENCODINGS[encoding]
     name = header_name.lower()
 
-    def verify(
-        body: bytes,
-        headers: dict[str, str],
-        secrets: list[bytes],
-        tolerance: float | None,
-        now: float | None,
-        url: str | None,
-    ) -> WebhookEvent:
-        signature = _signed(header(headers, name), prefix, decode, header_name)
+    def verify(d: Delivery) -> WebhookEvent:
+        signature = _signed(header(d.headers, name), prefix, decode, header_name)
         timestamp: int | None = None
-        signed = body
+        signed = d.body
         if timestamp_header is not None:
-            ts_text = header(headers, timestamp_header.lower())
+            ts_text = header(d.headers, timestamp_header.lower())
             timestamp = unix_seconds(ts_text, timestamp_header)
-            signed = ts_text.encode() + b"." + body
-        verify_any(secrets, [signature], lambda key: mac(key, signed, algorithm))
+            signed = ts_text.encode() + b"." + d.body
+        verify_any(d.secrets, [signature], lambda key: mac(key, signed, algorithm))
         if timestamp is not None:
-            check_window(timestamp, tolerance, now)
-        event_id = headers.get(id_header.lower()) if id_header else None
-        kind = headers.get(type_header.lower()) if type_header else None
-        return WebhookEvent("hmac", event_id, timestamp, kind, parse_payload(body), body)
+            check_window(timestamp, d.tolerance, d.now)
+        event_id = d.headers.get(id_header.lower()) if id_header else None
+        kind = d.headers.get(type_header.lower()) if type_header else None
+        return WebhookEvent("hmac", event_id, timestamp, kind, parse_payload(d.body), d.body)
 
     options = {
         "header_name": header_name,

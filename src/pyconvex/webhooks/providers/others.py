@@ -28,23 +28,16 @@ from ..core import (
     unix_seconds,
     verify_any,
 )
-from . import scheme
+from . import Delivery, scheme
 
 
 @scheme("discord", None, "x-signature-ed25519")
-def discord(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    signature = from_hex(header(headers, "x-signature-ed25519"))
-    ts_text = header(headers, "x-signature-timestamp")
+def discord(d: Delivery) -> WebhookEvent:
+    signature = from_hex(header(d.headers, "x-signature-ed25519"))
+    ts_text = header(d.headers, "x-signature-timestamp")
     timestamp = unix_seconds(ts_text, "X-Signature-Timestamp")
     keys = []
-    for secret in secrets:
+    for secret in d.secrets:
         raw = from_hex(secret.decode("latin-1").strip())
         if raw is None or len(raw) != 32:
             raise fail("malformed_secret", "A Discord public key is 32 bytes in hex")
@@ -53,14 +46,14 @@ def discord(
     if signature is not None and len(signature) == 64:
         for key in keys:
             try:
-                key.verify(signature, ts_text.encode() + body)
+                key.verify(signature, ts_text.encode() + d.body)
                 ok = True
             except InvalidSignature:
                 pass
     if not ok:
         raise fail("bad_signature", "No signature matched")
-    check_window(timestamp, tolerance, now)
-    payload = parse_payload(body)
+    check_window(timestamp, d.tolerance, d.now)
+    payload = parse_payload(d.body)
     kind = pick(payload, "type")
     return WebhookEvent(
         "discord",
@@ -68,29 +61,22 @@ def discord(
         float(timestamp),
         None if kind is None else text_or_none(kind),
         payload,
-        body,
+        d.body,
     )
 
 
 @scheme("mailgun", 300)
-def mailgun(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    payload = parse_payload(body)
+def mailgun(d: Delivery) -> WebhookEvent:
+    payload = parse_payload(d.body)
     block = pick(payload, "signature") if isinstance(pick(payload, "signature"), dict) else payload
     ts_text, token, signature = (pick(block, key) for key in ("timestamp", "token", "signature"))
     if not (isinstance(ts_text, str) and isinstance(token, str) and isinstance(signature, str)):
         raise fail("malformed_body", "The Mailgun body has no timestamp, token and signature")
     timestamp = unix_seconds(ts_text, "Mailgun timestamp")
     signed = (ts_text + token).encode("utf-8", "surrogatepass")
-    verify_any(secrets, [from_hex(signature)], lambda key: mac(key, signed))
-    check_window(timestamp, tolerance, now)
+    verify_any(d.secrets, [from_hex(signature)], lambda key: mac(key, signed))
+    check_window(timestamp, d.tolerance, d.now)
     kind = text_or_none(pick(payload, "event-data", "event")) or text_or_none(
         pick(payload, "event")
     )
-    return WebhookEvent("mailgun", token, float(timestamp), kind, payload, body)
+    return WebhookEvent("mailgun", token, float(timestamp), kind, payload, d.body)

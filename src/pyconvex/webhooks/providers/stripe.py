@@ -21,7 +21,7 @@ from ..core import (
     unix_seconds,
     verify_any,
 )
-from . import scheme
+from . import Delivery, scheme
 
 
 def _fields(value: str, separator: str, name: str) -> dict[str, list[str]]:
@@ -35,57 +35,37 @@ def _fields(value: str, separator: str, name: str) -> dict[str, list[str]]:
     return out
 
 
+def _verify(
+    d: Delivery, name: str, separator: str, ts_key: str, sig_key: str, joiner: bytes
+) -> tuple[int, object]:
+    """The shared scheme: ``{ts_key}=<ts>`` and ``{sig_key}=<hex>`` entries in one header, an
+    HMAC-SHA256 over ``ts + joiner + body``. Returns the timestamp and the parsed payload."""
+    fields = _fields(header(d.headers, name.lower()), separator, name)
+    if ts_key not in fields or sig_key not in fields:
+        raise fail(
+            "malformed_header", f"{name} has no timestamp ({ts_key}=) or no {sig_key} signature"
+        )
+    ts_text = fields[ts_key][0]
+    timestamp = unix_seconds(ts_text, f"{name} timestamp")
+    signed = ts_text.encode() + joiner + d.body
+    verify_any(d.secrets, [from_hex(s) for s in fields[sig_key]], lambda key: mac(key, signed))
+    check_window(timestamp, d.tolerance, d.now)
+    return timestamp, parse_payload(d.body)
+
+
 @scheme("stripe", 300, "stripe-signature")
-def stripe(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    fields = _fields(header(headers, "stripe-signature"), ",", "Stripe-Signature")
-    if "t" not in fields or "v1" not in fields:
-        raise fail("malformed_header", "Stripe-Signature has no timestamp (t=) or no v1 signature")
-    ts_text = fields["t"][0]
-    timestamp = unix_seconds(ts_text, "Stripe-Signature timestamp")
-    signed = ts_text.encode() + b"." + body
-    verify_any(secrets, [from_hex(s) for s in fields["v1"]], lambda key: mac(key, signed))
-    check_window(timestamp, tolerance, now)
-    payload = parse_payload(body)
-    return WebhookEvent(
-        "stripe",
-        text_or_none(pick(payload, "id")),
-        float(timestamp),
-        text_or_none(pick(payload, "type")),
-        payload,
-        body,
-    )
+def stripe(d: Delivery) -> WebhookEvent:
+    timestamp, payload = _verify(d, "Stripe-Signature", ",", "t", "v1", b".")
+    event_id = text_or_none(pick(payload, "id"))
+    kind = text_or_none(pick(payload, "type"))
+    return WebhookEvent("stripe", event_id, float(timestamp), kind, payload, d.body)
 
 
 @scheme("paddle", 5, "paddle-signature")
-def paddle(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    fields = _fields(header(headers, "paddle-signature"), ";", "Paddle-Signature")
-    if "ts" not in fields or "h1" not in fields:
-        raise fail("malformed_header", "Paddle-Signature has no timestamp (ts=) or no h1 signature")
-    ts_text = fields["ts"][0]
-    timestamp = unix_seconds(ts_text, "Paddle-Signature timestamp")
-    signed = ts_text.encode() + b":" + body
-    verify_any(secrets, [from_hex(s) for s in fields["h1"]], lambda key: mac(key, signed))
-    check_window(timestamp, tolerance, now)
-    payload = parse_payload(body)
-    return WebhookEvent(
-        "paddle",
-        text_or_none(pick(payload, "event_id")) or text_or_none(pick(payload, "notification_id")),
-        float(timestamp),
-        text_or_none(pick(payload, "event_type")),
-        payload,
-        body,
+def paddle(d: Delivery) -> WebhookEvent:
+    timestamp, payload = _verify(d, "Paddle-Signature", ";", "ts", "h1", b":")
+    event_id = text_or_none(pick(payload, "event_id")) or text_or_none(
+        pick(payload, "notification_id")
     )
+    kind = text_or_none(pick(payload, "event_type"))
+    return WebhookEvent("paddle", event_id, float(timestamp), kind, payload, d.body)

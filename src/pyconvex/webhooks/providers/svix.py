@@ -28,7 +28,7 @@ from ..core import (
     text_or_none,
     unix_seconds,
 )
-from . import Scheme, scheme
+from . import Delivery, Scheme, scheme
 
 
 def _headers(headers: dict[str, str]) -> tuple[str, str, str]:
@@ -58,15 +58,8 @@ def _keys(secrets: list[bytes]) -> tuple[list[bytes], list[Ed25519PublicKey]]:
     return hmac_keys, public_keys
 
 
-def _verify(
-    name: str,
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
+def _verify(name: str, d: Delivery) -> WebhookEvent:
+    body, headers, secrets, tolerance, now = d.body, d.headers, d.secrets, d.tolerance, d.now
     message_id, ts_text, signature_list = _headers(headers)
     timestamp = unix_seconds(ts_text, "webhook timestamp")
     hmac_keys, public_keys = _keys(secrets)
@@ -104,15 +97,8 @@ def _verify(
 
 def _named(name: str) -> Scheme:
     @scheme(name, 300, "svix-signature", "webhook-signature")
-    def verify(
-        body: bytes,
-        headers: dict[str, str],
-        secrets: list[bytes],
-        tolerance: float | None,
-        now: float | None,
-        url: str | None,
-    ) -> WebhookEvent:
-        return _verify(name, body, headers, secrets, tolerance, now, url)
+    def verify(d: Delivery) -> WebhookEvent:
+        return _verify(name, d)
 
     return verify
 

@@ -28,7 +28,7 @@ from ..core import (
     pick,
     text_or_none,
 )
-from . import scheme
+from . import Delivery, scheme
 
 
 def _need_url(url: str | None, provider: str) -> str:
@@ -68,60 +68,46 @@ def _form_suffix(body: bytes) -> bytes:
 
 
 @scheme("twilio", None, "x-twilio-signature")
-def twilio(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    url = _need_url(url, "Twilio")
-    signature = from_base64(header(headers, "x-twilio-signature"))
+def twilio(d: Delivery) -> WebhookEvent:
+    url = _need_url(d.url, "Twilio")
+    signature = from_base64(header(d.headers, "x-twilio-signature"))
     try:
         query = parse_qs(urlsplit(url).query)
     except ValueError:
         raise fail("missing_url", "url= is not a URL") from None
     body_digest = query.get("bodySHA256")
-    suffix = b"" if body_digest else _form_suffix(body)
+    suffix = b"" if body_digest else _form_suffix(d.body)
     candidates = [
         variant.encode("utf-8", "surrogatepass") + suffix for variant in _port_variants(url)
     ]
-    if not any(matches(mac(key, c, "sha1"), [signature]) for key in secrets for c in candidates):
+    if not any(matches(mac(key, c, "sha1"), [signature]) for key in d.secrets for c in candidates):
         raise fail("bad_signature", "No signature matched")
     if body_digest:
-        actual = hashlib.sha256(body).hexdigest().encode()
+        actual = hashlib.sha256(d.body).hexdigest().encode()
         if not stdlib_hmac.compare_digest(
             actual, body_digest[0].lower().encode("utf-8", "replace")
         ):
             raise fail("body_mismatch", "The body does not match the signed bodySHA256")
-    payload = parse_payload(body)
-    event_id = headers.get("i-twilio-idempotency-token") or text_or_none(
+    payload = parse_payload(d.body)
+    event_id = d.headers.get("i-twilio-idempotency-token") or text_or_none(
         pick(payload, "MessageSid")
     )
-    return WebhookEvent("twilio", event_id, None, None, payload, body)
+    return WebhookEvent("twilio", event_id, None, None, payload, d.body)
 
 
 @scheme("square", None, "x-square-hmacsha256-signature")
-def square(
-    body: bytes,
-    headers: dict[str, str],
-    secrets: list[bytes],
-    tolerance: float | None,
-    now: float | None,
-    url: str | None,
-) -> WebhookEvent:
-    url = _need_url(url, "Square")
-    signature = from_base64(header(headers, "x-square-hmacsha256-signature"))
-    signed = url.encode("utf-8", "surrogatepass") + body
-    if not any(matches(mac(key, signed), [signature]) for key in secrets):
+def square(d: Delivery) -> WebhookEvent:
+    url = _need_url(d.url, "Square")
+    signature = from_base64(header(d.headers, "x-square-hmacsha256-signature"))
+    signed = url.encode("utf-8", "surrogatepass") + d.body
+    if not any(matches(mac(key, signed), [signature]) for key in d.secrets):
         raise fail("bad_signature", "No signature matched")
-    payload = parse_payload(body)
+    payload = parse_payload(d.body)
     return WebhookEvent(
         "square",
         text_or_none(pick(payload, "event_id")),
         None,
         text_or_none(pick(payload, "type")),
         payload,
-        body,
+        d.body,
     )
