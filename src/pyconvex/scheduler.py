@@ -222,7 +222,7 @@ class Scheduler:
             except ConflictError:
                 raise
             except Exception as exc:  # its writes are undone (savepoint); record why
-                state = {"kind": "failed", "error": _describe(exc)}
+                state = {"kind": "failed", "error": describe_failure(exc)}
                 _log.info("Scheduled mutation %s failed: %s", job["name"], exc)
             await system.patch(job_id, {"state": state, "completed_time": self.clock()})
 
@@ -244,7 +244,7 @@ class Scheduler:
         try:
             await self.executor.run(job["name"], job["args"], kind="action")
         except Exception as exc:
-            await self._finish(job_id, "failed", _describe(exc), only_from="in_progress")
+            await self._finish(job_id, "failed", describe_failure(exc), only_from="in_progress")
             return
         await self._finish(job_id, "success", None, only_from="in_progress")
 
@@ -365,9 +365,11 @@ def _pending(reader: DatabaseReader, until: float | None = None) -> Any:
     return reader.query(SCHEDULED_FUNCTIONS).with_index("by_state", bounds)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """``"ValueError: msg"`` for a job's ``error``, cut at 2,000 characters so that a huge
+    message can never push the job's row past the document size limit."""
     text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000]
 
 
 class SchedulerApi:

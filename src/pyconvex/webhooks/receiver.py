@@ -40,6 +40,7 @@ from ..functions.context import Auth
 from ..functions.define import HttpAction
 from ..functions.refs import function_path
 from ..http.response import Response
+from ..scheduler import describe_failure
 from .core import WebhookVerificationError
 from .providers import Scheme
 from .verify import scheme_of, verify
@@ -191,10 +192,6 @@ def handler_args(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
-
-
 def _payload(body: bytes) -> Any:
     from .core import parse_payload
 
@@ -230,7 +227,7 @@ class WebhookProcessor:
             error: BaseException = exc
 
             async def unresolved(writer: DatabaseWriter) -> None:
-                described = _describe(error)
+                described = describe_failure(error)
                 await scheduler.set_state_in(
                     writer, job["_id"], "failed", described, only_from="pending"
                 )
@@ -253,7 +250,7 @@ class WebhookProcessor:
                     raise
                 except Exception as exc:  # the handler's writes are undone (savepoint)
                     await scheduler.set_state_in(
-                        writer, job["_id"], "failed", _describe(exc), only_from="pending"
+                        writer, job["_id"], "failed", describe_failure(exc), only_from="pending"
                     )
                     await self._failed(writer, job, row, exc)
                     return
@@ -283,7 +280,7 @@ class WebhookProcessor:
 
             async def failed(writer: DatabaseWriter) -> None:
                 await scheduler.set_state_in(
-                    writer, job["_id"], "failed", _describe(error), only_from="in_progress"
+                    writer, job["_id"], "failed", describe_failure(error), only_from="in_progress"
                 )
                 await self._failed(writer, job, claimed, error, counted=True)
 
@@ -321,7 +318,7 @@ class WebhookProcessor:
         final: bool = False,
     ) -> None:
         attempts = row["attempts"] if counted else row["attempts"] + 1
-        message = _describe(exc)
+        message = describe_failure(exc)
         fields: dict[str, Any] = {"attempts": attempts, "last_error": message}
         if final or attempts >= row["max_attempts"]:
             fields.update(status="failed", completed_at=time.time())
