@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -126,3 +127,115 @@ def web_app() -> Path:
 @pytest.fixture
 def web(serve_app: Callable[..., Served], web_app: Path) -> Served:
     return serve_app(web_app)
+
+
+@functools.cache
+def _issuer_keys() -> dict[str, Any]:
+    """Made once per run: RSA key generation is slow, and the tests never change keys."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    return {
+        "k1": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "k2": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "e1": ec.generate_private_key(ec.SECP256R1()),
+    }
+
+
+class Issuer:
+    """A token issuer on loopback: OIDC discovery and JWKS over real HTTP, keys made here.
+
+    ``published`` says which of its keys the JWKS lists (rotate by changing it);
+    ``hits`` counts the requests per path.
+    """
+
+    audience = "pyconvex-test"
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.private = _issuer_keys()
+        self.published = ["k1", "e1"]
+        self.hits: dict[str, int] = {}
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                issuer.hits[self.path] = issuer.hits.get(self.path, 0) + 1
+                if self.path == "/.well-known/openid-configuration":
+                    body: Any = {"issuer": issuer.url, "jwks_uri": issuer.url + "/jwks"}
+                elif self.path == "/jwks":
+                    body = issuer.jwks()
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def algorithm(self, kid: str) -> str:
+        return "ES256" if kid.startswith("e") else "RS256"
+
+    def jwk(self, kid: str) -> dict[str, Any]:
+        import json
+
+        from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+        public = self.private[kid].public_key()
+        tool = ECAlgorithm if kid.startswith("e") else RSAAlgorithm
+        jwk = json.loads(tool.to_jwk(public))  # type: ignore[attr-defined]
+        return {**jwk, "kid": kid, "use": "sig", "alg": self.algorithm(kid)}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.jwk(kid) for kid in self.published]}
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        import time
+
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "sub": "user_1",
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + 300,
+            "name": "Ada Lovelace",
+            "email": "ada@example.com",
+            "email_verified": True,
+        }
+        claims.update(overrides)
+        return {key: value for key, value in claims.items() if value is not None}
+
+    def token(self, kid: str = "k1", **overrides: Any) -> str:
+        import jwt
+
+        return jwt.encode(
+            self.claims(**overrides),
+            self.private[kid],
+            algorithm=self.algorithm(kid),
+            headers={"kid": kid},
+        )
+
+
+@pytest.fixture
+def issuer() -> Iterator[Issuer]:
+    server = Issuer()
+    yield server
+    server.close()

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from .auth import Authenticator, ProviderConfigError, parse_providers
 from .database import Database
 from .env import EnvStore, forget_process_default, set_process_default
 from .errors import AppLoadError
@@ -73,6 +74,8 @@ class Deployment:
         self._app: App | None = None
         self._database: Database | None = None
         self._executor: Executor | None = None
+        #: Verifies bearer tokens against ``convex/auth_config.py``'s providers.
+        self.authenticator = Authenticator([])
 
     @property
     def app(self) -> App:
@@ -120,10 +123,20 @@ class Deployment:
         for sink in self.log_sinks:
             sink(lines)
 
+    def _authenticator_for(self, app: App) -> Authenticator:
+        try:
+            providers = parse_providers(app.auth_providers)
+        except ProviderConfigError as exc:
+            raise AppLoadError(str(exc), file=str(self.functions_dir / "auth_config.py")) from None
+        if providers == self.authenticator.providers:
+            return self.authenticator  # keep the keys already fetched
+        return Authenticator(providers)
+
     async def start(self) -> Deployment:
         """Load the app, open the database, bring its indexes in line with the schema."""
         app = self._load()
         try:
+            authenticator = self._authenticator_for(app)
             database = Database(open_persistence(self.database_url), app.schema)
             try:
                 await database.setup()
@@ -145,6 +158,7 @@ class Deployment:
             app.unload()
             raise
         self._app, self._database, self._env, self._files = app, database, env, files
+        self.authenticator = authenticator
         self._executor = self._new_executor(app)
         self.scheduler.system_jobs[PROCESS_JOB] = WebhookProcessor(self)
         set_process_default(env)
@@ -171,6 +185,7 @@ class Deployment:
         old = self.app
         new = self._load()
         try:
+            authenticator = self._authenticator_for(new)
             database = self.database
             previous_schema = database.schema
             database.schema = new.schema
@@ -183,6 +198,7 @@ class Deployment:
             new.unload()
             raise
         self._app = new
+        self.authenticator = authenticator
         self._executor = self._new_executor(new)
         old.unload()
         return new

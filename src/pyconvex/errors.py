@@ -13,6 +13,7 @@ PyConvexError
 ├── AppLoadError                the functions folder could not be loaded (names file and line)
 ├── BadRequestError             the client sent something unusable (ValueError); answered 400
 │   └── PayloadTooLargeError      a request body over the limit; answered 413
+├── AuthenticationError         a bearer token that does not verify (``reason`` says why)
 └── ConflictError               a transaction lost a race; retried automatically, never seen by users
 """
 
@@ -113,3 +114,20 @@ class PayloadTooLargeError(BadRequestError):
 
     status = 413
     code = "PayloadTooLarge"
+
+
+class AuthenticationError(PyConvexError):
+    """A bearer token that could not be verified.
+
+    ``reason`` is one of a fixed set of codes, stable across versions, so code
+    and logs can tell them apart: ``malformed``, ``no_provider``,
+    ``wrong_issuer``, ``wrong_audience``, ``bad_algorithm``, ``unknown_key``,
+    ``bad_signature``, ``expired``, ``not_yet_valid``, ``keys_unavailable``.
+
+    ``ctx.auth.get_user_identity()`` raises it in an HTTP action; the function
+    API answers it with a 401.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -7,6 +7,7 @@
             assert await t.run(lambda ctx: ctx.db.get(item_id)) is not None
 
 HTTP actions answer ``await t.fetch(path, method=..., headers=..., body=...)``.
+``t.with_identity(name="Ada")`` is the same backend as a signed-in user.
 Scheduled functions run when you say so: ``await t.finish_scheduled_functions()``,
 with time moved by ``t.clock.advance(seconds)``.
 Each ``ConvexTest`` gets its own SQLite database in a temporary folder
@@ -16,6 +17,7 @@ Public and internal functions are both callable.
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import tempfile
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from .auth import UserIdentity
 from .deployment import DEFAULT_FUNCTIONS_DIR, Deployment
 from .functions import Auth
 from .functions.define import Kind
@@ -34,7 +37,7 @@ from .functions.logs import LogLine, install_capture
 from .server import Backend
 from .webhooks.signing import SignedRequest, sign_webhook
 
-__all__ = ["Clock", "ConvexTest", "SignedRequest", "sign_webhook"]
+__all__ = ["Clock", "ConvexTest", "SignedRequest", "UserIdentity", "sign_webhook"]
 
 
 def _scratch_root() -> str | None:
@@ -88,7 +91,8 @@ class ConvexTest:
             storage_url=(Path(database_path).resolve().parent / "storage").as_uri(),
         )
         self._started = False
-        self._identity: Any = None
+        self._identity: UserIdentity | None = None
+        self._root: ConvexTest | None = None  # set on with_identity views
         #: The scheduler's clock: ``t.clock.advance(60)`` makes jobs 60 s out due.
         self.clock = Clock()
         self.deployment.scheduler.clock = self.clock.now
@@ -97,7 +101,28 @@ class ConvexTest:
         self.logs: list[LogLine] = []
         self.deployment.log_sinks.append(self.logs.extend)
 
+    def with_identity(self, identity: UserIdentity | None = None, /, **fields: Any) -> ConvexTest:
+        """This backend, seen by a signed-in user: functions and HTTP actions get the identity.
+
+            as_ada = t.with_identity(name="Ada", email="ada@example.com", org="acme")
+            await as_ada.mutation(api.notes.add, {"text": "hi"})   # ctx.auth sees Ada
+            await t.query(api.notes.mine)                          # t itself stays anonymous
+
+        Keywords are :class:`UserIdentity` fields or custom claims; ``subject``
+        defaults to a fresh UUID and ``issuer`` to ``https://convex.test``. Pass
+        a ``UserIdentity`` instead to choose every field. The view shares the
+        database, clock and logs; closing ``t`` closes it too.
+        """
+        view = copy.copy(self)
+        view._identity = identity if identity is not None else UserIdentity.for_test(**fields)
+        view._backend = None
+        view._root = self._root or self
+        return view
+
     async def start(self) -> ConvexTest:
+        if self._root is not None:
+            await self._root.start()
+            return self
         if not self._started:
             install_capture()
             await self.deployment.start()
@@ -105,6 +130,8 @@ class ConvexTest:
         return self
 
     async def close(self) -> None:
+        if self._root is not None:
+            return  # a with_identity view: the backend is its root's to close
         if self._started:
             await self.deployment.close()
             self._started = False
@@ -169,6 +196,8 @@ class ConvexTest:
         await self.start()
         if self._backend is None:
             self._backend = Backend(self.deployment, key=secrets.token_urlsafe(16))
+            if self._identity is not None:
+                self._backend.identity = Auth(self._identity)
         transport = httpx.ASGITransport(app=self._backend.site)
         async with httpx.AsyncClient(
             transport=transport, base_url=self.deployment.site_url

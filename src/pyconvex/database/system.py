@@ -16,6 +16,7 @@ STORAGE = "_storage"
 UPLOAD_TOKENS = "_upload_tokens"
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 WEBHOOK_EVENTS = "_webhook_events"
+API_KEYS = "_api_keys"
 
 _STATE = v.object(
     {
@@ -74,4 +75,17 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
     )
     .index("by_event", ["provider", "event_id"])
     .index("by_status", ["status"]),
+    API_KEYS: define_table(
+        {
+            "owner": v.string(),
+            "name": v.string(),
+            "scopes": v.array(v.string()),
+            "hash": v.string(),  # sha256 of the key; the key itself is never stored
+            "prefix": v.string(),  # its first characters, to tell keys apart in a list
+            "last_used_at": v.optional(v.float64()),
+            "revoked_at": v.optional(v.float64()),
+        }
+    )
+    .index("by_hash", ["hash"])
+    .index("by_owner", ["owner"]),
 }

@@ -9,7 +9,8 @@ Function API (``public_api.rs`` in convex-backend)::
     200 {"status": "error", "errorMessage": "...", "errorData": ...}
 
 A function's failure is a 200 with ``status: "error"``; only a malformed
-request (4xx) or a bad admin key (401) is not. ``args`` are Convex JSON;
+request (4xx), a bad admin key or a bearer token that does not verify (401)
+is not. ``args`` are Convex JSON;
 ``format`` ``"json"`` (the default) answers in clean JSON,
 ``"convex_encoded_json"`` losslessly (``$integer``, ``$float``, ``$bytes``).
 ``logLines`` and ``errorData`` are left out when empty.
@@ -35,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import values
+from ..auth import TokenAuth
 from ..errors import (
+    AuthenticationError,
     BadRequestError,
     ConvexError,
     FunctionNotFoundError,
@@ -43,7 +46,6 @@ from ..errors import (
     InvalidValueError,
     ValidationError,
 )
-from ..functions import Auth
 from ..functions.define import Kind
 from ..functions.logs import LogLine, current_execution
 from ..http.request import QueryParams, Request
@@ -177,15 +179,23 @@ class ApiApp:
         if not isinstance(args, dict):
             raise BadRequestError(f'"args" must be an object, not {values.display_value(args)}')
 
+        # Unlike an HTTP action, a call with a bad token is refused up front (401), as
+        # Convex's clients expect: they then fetch a fresh token and call again.
+        auth = self.backend.deployment.authenticator.auth_for(header(scope, b"authorization"))
+        if isinstance(auth, TokenAuth):
+            try:
+                await auth.get_user_identity()
+            except AuthenticationError as exc:
+                body = {"code": "Unauthenticated", "reason": exc.reason, "message": str(exc)}
+                await send_json(send, 401, body)
+                return
         executor = self.backend.deployment.executor
         execution = executor.execution(name)
         token = current_execution.set(execution)
         try:
             result: dict[str, Any]
             try:
-                value = await executor.run(
-                    name, args, kind=kind, public_only=not admin, auth=Auth()
-                )
+                value = await executor.run(name, args, kind=kind, public_only=not admin, auth=auth)
                 result = {"status": "success", "value": export(value)}
             except Exception as exc:
                 result = {

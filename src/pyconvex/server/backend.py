@@ -20,6 +20,7 @@ from typing import Any
 
 from ..deployment import Deployment
 from ..env import REFRESH_SECONDS
+from ..functions import Auth
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
 from .admin_key import admin_key
@@ -62,6 +63,8 @@ class Backend:
         self.inflight: dict[asyncio.Task[Any], float] = {}
         self.timed_out: set[asyncio.Task[Any]] = set()
         self.watchdog: asyncio.Task[None] | None = None
+        #: ``ctx.auth`` of requests that send no Authorization header (``t.with_identity``).
+        self.identity: Auth | None = None
 
     def _keep_logs(self, lines: list[LogLine]) -> None:
         self.recent_logs.extend(lines)

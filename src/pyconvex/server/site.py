@@ -2,7 +2,9 @@
 
 Per request: route (``HttpRouter.match``), check the body size, build a
 ``Request``, run the handler in its own log-capturing execution with an
-action's ``ctx``, and send its ``Response``. Every error a client can cause
+action's ``ctx``, and send its ``Response``. A bearer token is verified only
+when the handler asks ``ctx.auth`` for the identity; a bad one never rejects
+the request by itself (Convex's rule). Every error a client can cause
 is a 4xx with a reason; a failing handler is a 500 whose details reach the
 logs, and the client only in development.
 
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from ..errors import BadRequestError
+from ..functions import ActionCtx
 from ..functions.logs import Execution, current_execution
 from ..http.request import Request, payload_too_large
 from ..http.response import Response
@@ -78,6 +81,14 @@ class SiteApp:
         env = executor.env
         if backend.env_refresher is None and env is not None and env.stale():
             await env.refresh()  # no refresher (used without lifespan): check per request
+        authorization = header(scope, b"authorization")
+        if authorization is not None:
+            auth = backend.deployment.authenticator.auth_for(authorization)
+            ctx = ActionCtx(executor, auth)
+        elif backend.identity is not None:
+            ctx = ActionCtx(executor, backend.identity)
+        else:
+            ctx = executor.anonymous_action_ctx
         execution = Execution(name, executor.log_sink, env)
         token = current_execution.set(execution)
         head = method == "HEAD"
@@ -87,11 +98,9 @@ class SiteApp:
         try:
             try:
                 if action.is_async:
-                    response = await action.handler(executor.anonymous_action_ctx, request)
+                    response = await action.handler(ctx, request)
                 else:
-                    response = await executor.call_handler(
-                        action.handler, False, executor.anonymous_action_ctx, request
-                    )
+                    response = await executor.call_handler(action.handler, False, ctx, request)
                 if response.__class__ is not Response and not isinstance(response, Response):
                     raise TypeError(
                         f"An HTTP action must return a pyconvex Response, not {_type_name(response)}"
