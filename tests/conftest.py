@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pyconvex.database import Database
@@ -101,6 +102,13 @@ class Served:
     @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Convex {self.admin_key}"}
+
+    def call(
+        self, kind: str, path: str, args: Any = None, *, headers: Any = None
+    ) -> httpx.Response:
+        """A function call over the function API (``/api/query`` and so on)."""
+        body = {"path": path, "args": {} if args is None else args}
+        return httpx.post(f"{self.api}/api/{kind}", json=body, headers=headers)
 
 
 @pytest.fixture

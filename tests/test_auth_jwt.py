@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import Issuer
 from pyconvex.auth import (
     AuthenticationError,
     Authenticator,
@@ -22,8 +23,6 @@ from pyconvex.auth import (
     parse_providers,
 )
 from pyconvex.functions import Auth
-
-from conftest import Issuer
 
 
 def oidc(issuer: Issuer, **options: Any) -> Authenticator:
@@ -171,7 +170,9 @@ async def test_a_token_signed_by_another_key_with_a_known_kid_is_rejected(issuer
 
 
 async def test_an_alg_that_does_not_match_its_key_is_rejected(issuer: Issuer) -> None:
-    forged = jwt.encode(issuer.claims(), issuer.private["e1"], algorithm="ES256", headers={"kid": "k1"})
+    forged = jwt.encode(
+        issuer.claims(), issuer.private["e1"], algorithm="ES256", headers={"kid": "k1"}
+    )
     assert await reason(oidc(issuer), forged) == "bad_algorithm"
 
 
@@ -216,11 +217,19 @@ async def test_custom_jwt_with_inline_keys(issuer: Issuer, form: str) -> None:
     if form == "json":
         jwks = json.dumps(jwks)
     elif form == "data-uri":
-        jwks = "data:text/plain;charset=utf-8;base64," + base64.b64encode(
-            json.dumps(jwks).encode()
-        ).decode()
+        jwks = (
+            "data:text/plain;charset=utf-8;base64,"
+            + base64.b64encode(json.dumps(jwks).encode()).decode()
+        )
     providers = parse_providers(
-        [{"type": "custom_jwt", "issuer": issuer.url, "jwks": jwks, "application_id": "pyconvex-test"}]
+        [
+            {
+                "type": "custom_jwt",
+                "issuer": issuer.url,
+                "jwks": jwks,
+                "application_id": "pyconvex-test",
+            }
+        ]
     )
     identity = await Authenticator(providers).verify(issuer.token("k1"))
     assert identity.subject == "user_1"
@@ -235,7 +244,12 @@ async def test_custom_jwt_with_inline_keys(issuer: Issuer, form: str) -> None:
         ({"type": "custom_jwt", "jwks": "https://a/jwks"}, "needs an issuer"),
         ({"type": "custom_jwt", "issuer": "https://a", "jwks": {}}, "jwks must be a URL or a JWKS"),
         (
-            {"type": "custom_jwt", "issuer": "https://a", "jwks": "https://a/j", "algorithm": "HS256"},
+            {
+                "type": "custom_jwt",
+                "issuer": "https://a",
+                "jwks": "https://a/j",
+                "algorithm": "HS256",
+            },
             "algorithm must be one of RS256, ES256",
         ),
         ({"type": "saml"}, "unknown type"),
@@ -297,7 +311,14 @@ def test_for_test_identities() -> None:
 async def test_garbage_only_ever_raises_authentication_error(token: str) -> None:
     # No providers with keys to fetch: everything here must fail before the network.
     providers = parse_providers(
-        [{"type": "custom_jwt", "issuer": "https://i", "jwks": {"keys": []}, "application_id": None}]
+        [
+            {
+                "type": "custom_jwt",
+                "issuer": "https://i",
+                "jwks": {"keys": []},
+                "application_id": None,
+            }
+        ]
     )
     with pytest.raises(AuthenticationError):
         await Authenticator(providers).verify(token)
