@@ -41,10 +41,12 @@ def test_function_api_gives_functions_the_identity(served: Served, issuer: Issue
     assert served.call("query", "users:whoami").json()["value"] is None
 
 
-def test_identity_reaches_queries_run_from_an_action(served: Served, issuer: Issuer) -> None:
-    response = served.call("action", "users:whoami_via_action", headers=bearer(issuer.token()))
+def test_identity_reaches_everything_run_from_an_action(served: Served, issuer: Issuer) -> None:
+    response = served.call(
+        "action", "users:whoami_via_nested_action", headers=bearer(issuer.token())
+    )
     value = response.json()["value"]
-    assert value["action"] == value["query"]
+    assert value["action"] == value["query"] == value["mutation"]
     assert value["query"]["token_identifier"] == f"{issuer.url}|user_1"
 
 

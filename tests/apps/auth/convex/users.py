@@ -17,9 +17,23 @@ async def whoami(ctx, args):
     return await _describe(ctx)
 
 
+@mutation
+async def whoami_mutation(ctx, args):
+    return await _describe(ctx)
+
+
 @action
 async def whoami_via_action(ctx, args):
-    return {"action": await _describe(ctx), "query": await ctx.run_query(api.users.whoami)}
+    return {
+        "action": await _describe(ctx),
+        "query": await ctx.run_query(api.users.whoami),
+        "mutation": await ctx.run_mutation(api.users.whoami_mutation),
+    }
+
+
+@action
+async def whoami_via_nested_action(ctx, args):
+    return await ctx.run_action(api.users.whoami_via_action)
 
 
 @mutation(args={"text": v.string()})
