@@ -1,5 +1,6 @@
 import base64
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,3 +23,16 @@ def test_ids_know_their_table_and_reject_typos() -> None:
     typo = doc_id[:-1] + ("0" if doc_id[-1] != "0" else "1")
     assert not ids.is_id(typo)
     assert not ids.is_id("i" * 32) and not ids.is_id(doc_id[:-2]) and not ids.is_id(None)
+
+
+def test_ids_of_later_milliseconds_sort_after_and_stay_unguessable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = []
+    for ms in (1_700_000_000_000, 1_700_000_000_001, 1_800_000_000_000):
+        monkeypatch.setattr(ids.time, "time", lambda ms=ms: ms / 1000)
+        made.append([ids.new_id("items") for _ in range(50)])
+    # Every id of a later millisecond sorts after every id of an earlier one...
+    assert max(made[0]) < min(made[1]) and max(made[1]) < min(made[2])
+    # ...and within one millisecond they differ in their 64 random bits.
+    assert len(set(made[0])) == 50

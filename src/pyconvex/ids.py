@@ -1,9 +1,13 @@
 """Document ids: opaque, URL-safe strings that encode their table.
 
-An id is 20 bytes in Crockford base32 (32 characters, like Convex's): 14
-random bytes, 4 bytes of a hash of the table name, and a 2-byte checksum. The
-table hash is what lets ``v.id("users")`` reject an id of another table
-without a database read; the checksum rejects typos.
+An id is 20 bytes in Crockford base32 (32 characters, like Convex's): 6 bytes
+of the creation time in milliseconds and 8 random bytes, 4 bytes of a hash of
+the table name, and a 2-byte checksum. The table hash is what lets
+``v.id("users")`` reject an id of another table without a database read; the
+checksum rejects typos. The time prefix makes new ids land at the end of the
+store's id index instead of at random places in it (several times fewer pages
+written per commit); the 64 random bits keep ids unguessable. Ids are still
+opaque: sort by ``_creationTime``, not by id.
 
 >>> doc_id = new_id("users")
 >>> is_id_of(doc_id, "users"), is_id_of(doc_id, "items")
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from functools import lru_cache
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -44,7 +49,7 @@ def encode(raw: bytes) -> str:
 
 def new_id(table: str) -> str:
     """A fresh id for a document of ``table``."""
-    body = os.urandom(14) + table_hash(table)
+    body = int(time.time() * 1000).to_bytes(6, "big") + os.urandom(8) + table_hash(table)
     return encode(body + _checksum(body))
 
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 from ..errors import ConflictError
 from ..persistence import Persistence, WriteTransaction
 from ..schema import SchemaDefinition
+from .group import GroupCommit
 from .indexes import CREATION_INDEX, IndexRange, IndexRegistry
 from .query import Query, QueryInitializer
 from .system import SYSTEM_TABLES
@@ -52,6 +53,7 @@ class Database:
         self._clock = threading.Lock()
         self._registry_dirty: set[int] = set()
         self._after_commit: dict[int, list[Callable[[], None]]] = {}
+        self._group = GroupCommit(self)
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         if table.startswith("_"):
@@ -68,6 +70,9 @@ class Database:
 
     def note_registry_change(self, txn: WriteTransaction) -> None:
         self._registry_dirty.add(id(txn))
+
+    def registry_changed(self, txn: WriteTransaction) -> bool:
+        return id(txn) in self._registry_dirty
 
     @asynccontextmanager
     async def read(self, *, system: bool = False) -> AsyncIterator[DatabaseReader]:
@@ -124,6 +129,15 @@ class Database:
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, _BACKOFF_MAX)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def transact_batched(
+        self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
+    ) -> T:
+        """Like :meth:`transact`, but committed together with the transactions queued
+        alongside it (group commit, see :mod:`pyconvex.database.group`): for many small,
+        independent writes under load, such as recording webhook deliveries."""
+        result: T = await self._group.run(fn, system=system)
+        return result
 
     async def setup(self, *, system_only: bool = False) -> None:
         """Create, backfill and drop indexes so the store matches the schema.

@@ -8,6 +8,8 @@ index of the table in step with the document.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, values
@@ -124,6 +126,18 @@ class DatabaseWriter(DatabaseReader):
     def system_writer(self) -> DatabaseWriter:
         """A writer of system tables in this same transaction (pyconvex's own use, not users')."""
         return DatabaseWriter(self._database, self._txn, system=True)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested scope whose writes are undone if it raises; the transaction goes on."""
+        try:
+            with self._txn.savepoint():
+                yield
+        except BaseException:
+            # An index allocated inside was rolled back too: forget the cached registry.
+            if self._database.registry_changed(self._txn):
+                self._database.registry.invalidate()
+            raise
 
     def _check_writable(self, table: str) -> None:
         if _is_system(table) and not self._system:

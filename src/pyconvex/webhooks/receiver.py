@@ -129,7 +129,8 @@ class WebhookReceiver:
         if handshake is not None:
             return handshake
         executor = ctx._executor
-        recorded = await executor.database.transact(
+        # Group commit: deliveries arriving together share one commit, each answered after it.
+        recorded = await executor.database.transact_batched(
             lambda writer: self._record(executor, writer, event, request), system=True
         )
         return Response.json(

@@ -1,0 +1,106 @@
+"""Group commit: transactions queued together share one commit and keep their own outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pyconvex.database import Database, DatabaseWriter
+
+
+async def test_concurrent_transactions_share_commits_and_keep_their_results(db: Database) -> None:
+    commits = 0
+    persistence = db.persistence
+    begin = persistence.begin_write
+
+    async def counting_begin() -> Any:
+        nonlocal commits
+        commits += 1
+        return await begin()
+
+    persistence.begin_write = counting_begin  # type: ignore[method-assign]
+
+    async def insert(n: int) -> Any:
+        return await db.transact_batched(lambda w: w.insert("items", {"name": f"item {n}"}))
+
+    ids = await asyncio.gather(*(insert(n) for n in range(50)))
+    assert len(set(ids)) == 50
+    assert commits < 50  # they were grouped (the first alone, the rest together)
+    async with db.read() as reader:
+        names = sorted(doc["name"] for doc in await reader.query("items").collect())
+    assert names == sorted(f"item {n}" for n in range(50))
+
+
+async def test_a_failing_transaction_undoes_only_its_own_writes(db: Database) -> None:
+    async def good(w: DatabaseWriter) -> str:
+        return await w.insert("items", {"name": "good"})
+
+    async def bad(w: DatabaseWriter) -> None:
+        await w.insert("items", {"name": "bad"})
+        raise ValueError("nope")
+
+    results = await asyncio.gather(
+        db.transact_batched(good), db.transact_batched(bad), db.transact_batched(good),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert isinstance(results[1], ValueError) and str(results[1]) == "nope"
+    async with db.read() as reader:
+        names = [doc["name"] for doc in await reader.query("items").collect()]
+    assert names == ["good", "good"]
+
+
+async def test_later_transactions_in_a_batch_see_earlier_ones(db: Database) -> None:
+    """What makes deduplication inside one batch work: it is serial inside the transaction."""
+
+    async def insert_once(w: DatabaseWriter) -> bool:
+        found = (
+            await w.query("items").with_index("by_status", lambda q: q.eq("status", "x")).first()
+        )
+        if found is not None:
+            return False
+        await w.insert("items", {"name": "once", "status": "x"})
+        return True
+
+    results = await asyncio.gather(*(db.transact_batched(insert_once) for _ in range(10)))
+    assert results.count(True) == 1
+
+
+async def test_a_batch_whose_commit_fails_retries_each_on_its_own(db: Database) -> None:
+    persistence = db.persistence
+    begin = persistence.begin_write
+    failed = False
+
+    async def failing_once() -> Any:
+        nonlocal failed
+        txn = await begin()
+        if not failed:
+            failed = True
+            real_commit = txn.commit
+
+            def commit() -> None:
+                txn.close()
+                from pyconvex.errors import ConflictError
+
+                raise ConflictError("simulated")
+
+            txn.commit = commit  # type: ignore[method-assign]
+            assert real_commit is not None
+        return txn
+
+    persistence.begin_write = failing_once  # type: ignore[method-assign]
+    ids = await asyncio.gather(
+        *(db.transact_batched(lambda w, n=n: w.insert("items", {"name": str(n)})) for n in range(5))
+    )
+    assert failed and len(set(ids)) == 5
+    async with db.read() as reader:
+        assert len(await reader.query("items").collect()) == 5  # the failed batch left nothing
+
+
+@pytest.mark.parametrize("n", [1, 300])
+async def test_batches_of_any_size(db: Database, n: int) -> None:
+    ids = await asyncio.gather(
+        *(db.transact_batched(lambda w: w.insert("items", {"name": "x"})) for _ in range(n))
+    )
+    assert len(set(ids)) == n
