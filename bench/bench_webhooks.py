@@ -8,7 +8,9 @@ SQLite (WAL, synchronous=NORMAL) before answering 200: the raw ASGI and FastAPI
 apps one row per request; pyconvex through ``http.webhook`` (dedup lookup, the
 event row, its processing job, then the handler in the background). Every
 request is a new event, signed afresh by the load generator (``loadgen.py``),
-which runs pinned to core 1 while the server runs on core 0.
+which runs pinned to core 1 while the server runs on core 0. The "floor" app
+only reads the body and answers 200: what uvicorn itself costs per delivery,
+the part of every app's time that no receiver can save.
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
             "--storage-url", (scratch / "storage").as_uri(),
         ]  # fmt: skip
     else:
-        module = {"raw ASGI": "webhook_raw", "FastAPI": "webhook_fastapi"}[name]
+        module = {
+            "raw ASGI": "webhook_raw",
+            "FastAPI": "webhook_fastapi",
+            "floor (read body, 200)": "webhook_floor",
+        }[name]
         command = [
             sys.executable, "-m", "uvicorn", f"{module}:app", "--app-dir", str(APPS), "--port", str(port),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
@@ -116,7 +122,7 @@ def main() -> None:
     if ns.load:
         _load(int(ns.load[0]), float(ns.load[1]), ns.connections)
         return
-    apps = ("raw ASGI", "FastAPI", "pyconvex")
+    apps = ("floor (read body, 200)", "raw ASGI", "FastAPI", "pyconvex")
     results: dict[str, list[float]] = {a: [] for a in apps}
     with tempfile.TemporaryDirectory() as tmp:
         for round_number in range(ns.rounds):
@@ -138,7 +144,7 @@ def main() -> None:
                     raise RuntimeError(f"{name} answered {found['counts']}")
                 results[name].append(found["rate"])
                 print(
-                    f"round {round_number + 1} {name:10} {found['rate']:8.0f} webhooks/s",
+                    f"round {round_number + 1} {name:22} {found['rate']:8.0f} webhooks/s",
                     file=sys.stderr,
                 )
     median = {a: statistics.median(r) for a, r in results.items()}

@@ -157,7 +157,7 @@ async def test_an_action_handler(t: ConvexTest) -> None:
 
 
 async def test_replay_runs_an_event_again(t: ConvexTest) -> None:
-    from pyconvex.webhooks.receiver import replay
+    from pyconvex.webhooks.processing import replay
 
     await post(t, "/hooks/stripe", "stripe", "whsec_stripe", STRIPE_EVENT)
     await t.finish_scheduled_functions()
@@ -184,3 +184,51 @@ async def test_discord_ping_is_verified_then_answered(t: ConvexTest) -> None:
     forged = await post(t, "/hooks/discord", "discord", "33" * 32, {"type": 1, "id": "i2"})
     assert forged.status_code == 400 and forged.json() == {"error": "bad_signature"}
     assert await t.query("webhooks:received") == []
+
+
+async def test_one_failing_handler_in_a_batch_does_not_hold_back_the_others(
+    t: ConvexTest,
+) -> None:
+    await post(t, "/hooks/stripe", "stripe", "whsec_stripe", {**STRIPE_EVENT, "id": "evt_a"})
+    await post(t, "/hooks/dead", "github", "gh", {"x": 1}, event_id="gh_1")
+    await post(t, "/hooks/stripe", "stripe", "whsec_stripe", {**STRIPE_EVENT, "id": "evt_b"})
+    # All three are due together: one batch, one transaction for their mutation handlers.
+    assert await t.deployment.scheduler.run_queues(t.clock.now()) == 3
+    assert [e["event_id"] for e in await t.query("webhooks:events")] == ["evt_a", "evt_b"]
+    statuses = {
+        r["event_id"]: (r["status"], r["attempts"]) for r in await t.query("webhooks:received")
+    }
+    assert statuses == {
+        "evt_a": ("succeeded", 1),
+        "gh_1": ("pending", 1),
+        "evt_b": ("succeeded", 1),
+    }
+
+
+async def test_a_batch_takes_at_most_its_limit(t: ConvexTest) -> None:
+    for n in range(5):
+        await post(t, "/hooks/stripe", "stripe", "whsec_stripe", {**STRIPE_EVENT, "id": f"e{n}"})
+    scheduler = t.deployment.scheduler
+    assert await scheduler.run_queues(t.clock.now(), limit=3) == 3
+    assert await scheduler.run_queues(t.clock.now(), limit=3) == 2
+    assert await scheduler.run_queues(t.clock.now(), limit=3) == 0
+    assert len(await t.query("webhooks:events")) == 5
+
+
+async def test_an_action_handler_cut_off_by_a_crash_is_retried(t: ConvexTest) -> None:
+    await post(t, "/hooks/svix", "svix", SVIX_SECRET, {"type": "user.created"}, event_id="msg_9")
+    database = t.deployment.database
+
+    async def claim_as_a_dying_process_would(writer):  # type: ignore[no-untyped-def]
+        [row] = await writer.query("_webhook_events").collect()
+        await writer.patch(row["_id"], {"status": "processing", "attempts": 1})
+
+    await database.transact(claim_as_a_dying_process_would, system=True)
+    assert await t.deployment.scheduler.recover() == 1
+    [row] = await t.query("webhooks:received")
+    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert "the server stopped while the handler was running" in row["last_error"]
+    await t.finish_all_scheduled_functions()  # past the backoff
+    [row] = await t.query("webhooks:received")
+    assert (row["status"], row["attempts"]) == ("succeeded", 2)
+    assert len(await t.query("webhooks:events")) == 1

@@ -23,7 +23,7 @@ from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
 from .scheduler import Scheduler
 from .storage import FileStorage, open_blob_store
-from .webhooks.receiver import PROCESS_JOB, WebhookProcessor
+from .webhooks.processing import WebhookQueue
 
 DEFAULT_FUNCTIONS_DIR = "convex"
 STATE_DIR = ".pyconvex"
@@ -160,7 +160,8 @@ class Deployment:
         self._app, self._database, self._env, self._files = app, database, env, files
         self.authenticator = authenticator
         self._executor = self._new_executor(app)
-        self.scheduler.system_jobs[PROCESS_JOB] = WebhookProcessor(self)
+        if not self.scheduler.queues:
+            self.scheduler.queues.append(WebhookQueue(self))
         set_process_default(env)
         return self
 

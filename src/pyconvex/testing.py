@@ -212,18 +212,21 @@ class ConvexTest:
             t.clock.advance(3600)                            # an hour later...
             await t.finish_scheduled_functions()             # ...the reminders run
 
-        Returns how many jobs ran. Jobs run one after another, in scheduled order.
+        Recorded webhook events due by then are processed too. Returns how many
+        jobs and events ran. Jobs run one after another, in scheduled order.
         """
         await self.start()
         scheduler = self.deployment.scheduler
         ran = 0
         for _ in range(max_rounds):
-            due = await scheduler.due(self.clock.now(), 1000)
-            if not due:
-                return ran
+            now = self.clock.now()
+            due = await scheduler.due(now, 1000)
             for job in due:
                 await scheduler.run_job(job)
-                ran += 1
+            events = await scheduler.run_queues(now, 1000)
+            if not due and not events:
+                return ran
+            ran += len(due) + events
         raise RuntimeError(
             f"Scheduled functions were still due after {max_rounds} rounds: "
             "does a job keep scheduling itself with no delay?"
@@ -234,7 +237,7 @@ class ConvexTest:
         ran = 0
         for _ in range(max_rounds):
             ran += await self.finish_scheduled_functions(max_rounds=max_rounds)
-            upcoming = await self.deployment.scheduler.next_time()
+            upcoming = await self.deployment.scheduler.next_due()
             if upcoming is None:
                 return ran
             self.clock.set(upcoming)

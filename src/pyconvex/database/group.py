@@ -80,7 +80,9 @@ class GroupCommit:
                         outcomes.append((future, exc, None))
         except Exception as exc:
             if not isinstance(exc, ConflictError):
-                _log.warning("A group commit failed (%s); retrying its transactions one by one", exc)
+                _log.warning(
+                    "A group commit failed (%s); retrying its transactions one by one", exc
+                )
             for fn, system, future in batch:
                 await self._alone(fn, system, future)
             return

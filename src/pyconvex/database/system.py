@@ -69,12 +69,14 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             ),
             "attempts": v.int64(),
             "max_attempts": v.int64(),
+            # while pending: when to (re)try; the row is its own queue entry
+            "next_attempt_at": v.optional(v.float64()),
             "last_error": v.optional(v.string()),
             "completed_at": v.optional(v.float64()),
         }
     )
     .index("by_event", ["provider", "event_id"])
-    .index("by_status", ["status"]),
+    .index("by_due", ["status", "next_attempt_at"]),
     API_KEYS: define_table(
         {
             "owner": v.string(),

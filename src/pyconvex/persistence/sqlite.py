@@ -19,7 +19,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from itertools import count
 
 from ..errors import ConflictError
 from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
@@ -107,8 +106,6 @@ class _SqliteRead(ReadTransaction):
 
 
 class _SqliteWrite(_SqliteRead, WriteTransaction):
-    _names = count()
-
     def put(self, doc_id: str, table: str, value: bytes) -> None:
         self._c().execute(
             "INSERT INTO documents (id, tbl, value) VALUES (?, ?, ?) "
@@ -142,16 +139,18 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
-        name = f"sp{next(self._names)}"
+        # One name for every level: RELEASE and ROLLBACK TO act on the innermost savepoint of
+        # that name, which is always ours. A fresh name each time would be a fresh SQL string,
+        # compiled anew and pushing the hot statements out of sqlite3's statement cache.
         conn = self._c()
-        conn.execute(f"SAVEPOINT {name}")
+        conn.execute("SAVEPOINT pcx")
         try:
             yield
         except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
+            conn.execute("ROLLBACK TO pcx")
+            conn.execute("RELEASE pcx")
             raise
-        conn.execute(f"RELEASE {name}")
+        conn.execute("RELEASE pcx")
 
     def savepoint(self) -> AbstractContextManager[None]:
         return self._savepoint()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from ..database.system import WEBHOOK_EVENTS
-from .receiver import replay
+from .processing import replay
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
