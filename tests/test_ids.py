@@ -36,3 +36,14 @@ def test_ids_of_later_milliseconds_sort_after_and_stay_unguessable(
     assert max(made[0]) < min(made[1]) and max(made[1]) < min(made[2])
     # ...and within one millisecond they differ in their 64 random bits.
     assert len(set(made[0])) == 50
+
+
+@given(st.text(max_size=40))
+def test_anything_that_is_not_an_id_is_refused_without_an_error(text: str) -> None:
+    assert ids.is_id(text) is (ids._decode(text) is not None)
+
+
+@given(st.binary(min_size=18, max_size=18))
+def test_every_well_formed_id_decodes_to_its_bytes(body: bytes) -> None:
+    raw = body + ids._checksum(body)
+    assert ids._decode(ids.encode(raw)) == raw

@@ -47,13 +47,22 @@ class Database:
 
     def __init__(self, persistence: Persistence, schema: SchemaDefinition | None = None) -> None:
         self.persistence = persistence
-        self.schema = schema
         self.registry = IndexRegistry()
+        self._schema = schema
         self._last_creation_time = 0.0
         self._clock = threading.Lock()
         self._registry_dirty: set[int] = set()
         self._after_commit: dict[int, list[Callable[[], None]]] = {}
         self._group = GroupCommit(self)
+
+    @property
+    def schema(self) -> SchemaDefinition | None:
+        return self._schema
+
+    @schema.setter
+    def schema(self, schema: SchemaDefinition | None) -> None:
+        self._schema = schema
+        self.registry.table_indexes = {}  # the declared indexes may differ now
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         if table.startswith("_"):

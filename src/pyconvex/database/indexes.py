@@ -46,11 +46,14 @@ class IndexRegistry:
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._next = 1
+        #: Every index of a table, as writers need them (filled by the database's writers).
+        self.table_indexes: dict[str, list[IndexInfo]] = {}
 
     def invalidate(self) -> None:
         """Forget the cache: a transaction that allocated numbers rolled back."""
         self._ids = {}
         self._next = 1
+        self.table_indexes = {}
 
     def _load(self, txn: ReadTransaction) -> None:
         raw = txn.get_global(_GLOBAL)
@@ -81,6 +84,7 @@ class IndexRegistry:
         if found is not None:
             return found, False
         slot = _slot(table, name, fields)
+        self.table_indexes.pop(table, None)
         self._ids[slot] = self._next
         self._next += 1
         self._store(txn)
@@ -95,6 +99,7 @@ class IndexRegistry:
         return out
 
     def remove(self, txn: WriteTransaction, info: IndexInfo) -> None:
+        self.table_indexes.pop(info.table, None)
         self._ids.pop(_slot(info.table, info.name, info.fields), None)
         txn.drop_index(info.id)
         self._store(txn)

@@ -106,11 +106,22 @@ def get_field(doc: dict[str, Any], path: str) -> Any:
 
 def index_key(doc: dict[str, Any], fields: tuple[str, ...]) -> bytes:
     """The full index key of a document: its fields, then ``_creationTime``, then ``_id``."""
-    return (
-        b"".join(encode(get_field(doc, f)) for f in fields)
-        + encode(doc["_creationTime"])
-        + encode(doc["_id"])
-    )
+    return fields_key(doc, fields) + identity_key(doc)
+
+
+def fields_key(doc: dict[str, Any], fields: tuple[str, ...]) -> bytes:
+    """The part of an index key that comes from the indexed fields."""
+    if len(fields) == 1:
+        return encode(get_field(doc, fields[0]))
+    return b"".join([encode(get_field(doc, f)) for f in fields])
+
+
+def identity_key(doc: dict[str, Any]) -> bytes:
+    """The tail every index key of a document shares: ``_creationTime``, then ``_id``.
+
+    Both never change, so a write computes this once for all of a document's indexes.
+    """
+    return _number(doc["_creationTime"]) + _STRING + _escaped(doc["_id"].encode())
 
 
 def successor(prefix: bytes) -> bytes | None:

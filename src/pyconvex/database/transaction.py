@@ -16,6 +16,7 @@ from .. import ids, values
 from ..errors import InvalidQueryError, InvalidValueError
 from ..persistence import ReadTransaction, WriteTransaction
 from ..schema import check_table_name
+from . import keys
 from .indexes import CREATION_INDEX, IndexInfo
 from .query import QueryInitializer
 from .system import SYSTEM_TABLES
@@ -158,13 +159,18 @@ class DatabaseWriter(DatabaseReader):
         return fields
 
     def _indexes(self, table: str) -> list[IndexInfo]:
-        out = []
         registry = self._database.registry
+        cached = registry.table_indexes.get(table)
+        if cached is not None:
+            return cached
+        out = []
         for name, fields in {CREATION_INDEX: (), **self._database.declared_indexes(table)}.items():
             info, created = registry.ensure(self._txn, table, name, fields)
             if created:
                 self._database.note_registry_change(self._txn)
             out.append(info)
+        # Cleared with the rest of the registry (a rollback that allocated, a schema change).
+        registry.table_indexes[table] = out
         return out
 
     def _write(self, table: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -175,15 +181,20 @@ class DatabaseWriter(DatabaseReader):
                 f'Document in table "{table}" is {len(encoded)} bytes, over the 1 MiB limit'
             )
         txn = self._txn
-        txn.put(doc["_id"], table, encoded)
+        doc_id = doc["_id"]
+        txn.put(doc_id, table, encoded)
+        tail = keys.identity_key(doc)  # the same for every index, and unchanged by a patch
         for index in self._indexes(table):
-            new_key = index.key(doc)
+            fields = index.fields
+            new_key = keys.fields_key(doc, fields) + tail if fields else tail
             if old is not None:
-                old_key = index.key(old)
+                if not fields:
+                    continue  # the creation-time index: its key cannot change
+                old_key = keys.fields_key(old, fields) + tail
                 if old_key == new_key:
                     continue
                 txn.delete_index(index.id, old_key)
-            txn.put_index(index.id, new_key, doc["_id"])
+            txn.put_index(index.id, new_key, doc_id)
 
     def _validated(self, table: str, fields: dict[str, Any]) -> dict[str, Any]:
         user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
