@@ -41,7 +41,7 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyconvex", description="Convex's backend model, in Python."
     )
@@ -338,7 +338,7 @@ def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = _parser().parse_args(argv)
+    ns = build_parser().parse_args(argv)
     try:
         if ns.command == "init":
             return _init(ns)
