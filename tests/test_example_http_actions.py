@@ -330,8 +330,14 @@ def test_bearer_token_user_endpoint(app: App) -> None:
             "email": "grace@example.com",
             "name": "Grace",
         },
-        "user": None,
+        "user": None,  # Clerk has not told us about this user yet
     }
+    grace = {"id": "user_clerk_9", "first_name": "Grace", "email_addresses": []}
+    body, headers = _clerk({"type": "user.created", "data": grace}, "msg_grace")
+    httpx.post(f"{app.site}/webhooks/clerk", content=body, headers=headers)
+    wait_until(lambda: any(u["clerk_id"] == "user_clerk_9" for u in app.table("users")))
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["user"]["name"] == "Grace"
 
 
 def test_the_readme_demo_command_serves_this_app() -> None:
