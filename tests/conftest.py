@@ -61,7 +61,13 @@ class Served:
     """A real uvicorn server for one app, on free loopback ports, in a thread of its own."""
 
     def __init__(
-        self, app_dir: Path, tmp: Path, limits: Any = None, max_upload: Any = None, **options: Any
+        self,
+        app_dir: Path,
+        tmp: Path,
+        limits: Any = None,
+        max_upload: Any = None,
+        storage_url: str | None = None,
+        **options: Any,
     ) -> None:
         from pyconvex.deployment import Deployment
         from pyconvex.server import Backend, BackendServer, bind
@@ -73,7 +79,7 @@ class Served:
             site_url=self.listeners.site_url,
             cloud_url=self.listeners.api_url,
             limits=limits,
-            storage_url=(tmp / "storage").as_uri(),
+            storage_url=storage_url or (tmp / "storage").as_uri(),
             max_upload=max_upload,
         )
         self.admin_key = "test-admin-key"
@@ -247,3 +253,49 @@ def issuer() -> Iterator[Issuer]:
     server = Issuer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's, in this process, on a free port); its endpoint URL.
+
+    boto3 finds it through ``S3_ENDPOINT_URL``; the credentials are moto's test ones.
+    """
+    import os
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    settings = {
+        "S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    yield endpoint
+    server.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A new, empty bucket on the test S3 server."""
+    import uuid
+
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return name

@@ -34,6 +34,16 @@ def store(served: Served, data: bytes, content_type: str | None = None) -> str:
 DATA = bytes(range(256)) * 40  # 10,240 bytes
 
 
+@pytest.fixture(params=["file", "s3"])
+def web(request: pytest.FixtureRequest, serve_app: Any, web_app: Path) -> Served:
+    """The web app served for real, its files in a local folder or in an S3 bucket."""
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        served: Served = serve_app(web_app, storage_url=f"s3://{bucket}/files")
+        return served
+    return serve_app(web_app)  # type: ignore[no-any-return]
+
+
 def test_store_get_and_metadata(web: Served) -> None:
     storage_id = store(web, DATA, "application/x-test")
     assert call(web, "query", "files:meta", {"id": storage_id}) == {
@@ -150,15 +160,25 @@ def test_mutation_delete_happens_only_on_commit(web: Served) -> None:
     ).json()
     assert failed["status"] == "error"
     assert httpx.get(f"{web.api}/api/storage/{storage_id}").content == b"keep me"
-    root = Path(urlparse(web.deployment.storage_url).path)
-    assert len(blob_files(root)) == 1
+    assert len(stored_blobs(web)) == 1
     call(web, "mutation", "files:remove", {"id": storage_id})
     assert call(web, "query", "files:meta", {"id": storage_id}) is None
-    wait_until(lambda: not blob_files(root))  # the bytes go right after the commit
+    wait_until(lambda: not stored_blobs(web))  # the bytes go right after the commit
 
 
-def blob_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+def stored_blobs(served: Served) -> list[str]:
+    """The blobs in the served deployment's store (files in the folder, or objects in the bucket)."""
+    url = urlparse(served.deployment.storage_url)
+    if url.scheme == "s3":
+        import os
+
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"])
+        listing = client.list_objects_v2(Bucket=url.netloc)
+        return [item["Key"] for item in listing.get("Contents", [])]
+    root = Path(url.path)
+    return [str(p) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
 
 
 def test_upload_through_an_http_action_and_download_redirect(web: Served) -> None:

@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, production: bool) -> None:
         parser.add_argument(
             "--storage-url",
             default=None,
-            help="file:///FOLDER (default: DIR/.pyconvex/storage, or PYCONVEX_STORAGE_URL)",
+            help="file:///FOLDER or s3://BUCKET/PREFIX (default: DIR/.pyconvex/storage, or PYCONVEX_STORAGE_URL)",
         )
 
 

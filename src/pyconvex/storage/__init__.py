@@ -1,4 +1,4 @@
-"""File storage: a blob store (local folder; S3 later) behind one service and ``ctx.storage``."""
+"""File storage: a blob store (a local folder or an S3 bucket) behind one service and ``ctx.storage``."""
 
 from __future__ import annotations
 
@@ -21,8 +21,15 @@ __all__ = [
 
 
 def open_blob_store(url: str) -> BlobStore:
-    """``file:///absolute/folder`` (or a plain path) -> a local folder."""
+    """``file:///absolute/folder`` (or a plain path) -> a local folder;
+    ``s3://bucket/prefix`` -> an S3-compatible bucket (see :mod:`pyconvex.storage.s3`)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return LocalBlobStore(Path(unquote(parsed.path if parsed.scheme else url)))
-    raise ValueError(f"Unsupported storage URL {url!r}: expected file:///PATH")
+    if parsed.scheme == "s3":
+        from .s3 import S3BlobStore
+
+        return S3BlobStore(parsed.netloc, unquote(parsed.path))
+    raise ValueError(
+        f"Unsupported storage URL {url!r}: expected file:///PATH or s3://BUCKET/PREFIX"
+    )
