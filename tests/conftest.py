@@ -54,7 +54,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(SqlitePersistence(tmp_path / "db.sqlite3"), ITEMS_SCHEMA)
     await database.setup()
     yield database
-    database.close()
+    await database.close()
 
 
 class Served:

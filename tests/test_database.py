@@ -225,7 +225,7 @@ def test_index_scans_use_the_primary_key_range(tmp_path):
                 ), plan
                 assert "SCAN e" not in plan and "TEMP B-TREE" not in plan, plan
     finally:
-        store.close()
+        store.close_now()
 
 
 async def test_new_index_is_backfilled_and_dropped_index_removed(tmp_path):
@@ -234,7 +234,7 @@ async def test_new_index_is_backfilled_and_dropped_index_removed(tmp_path):
     db = Database(SqlitePersistence(path), before)
     await db.setup()
     await insert_all(db, "t", [{"a": i % 3, "b": i} for i in range(10)])
-    db.close()
+    await db.close()
 
     after = define_schema(
         {"t": define_table({"a": v.int64(), "b": v.int64()}).index("by_a", ["a"])}
@@ -244,14 +244,15 @@ async def test_new_index_is_backfilled_and_dropped_index_removed(tmp_path):
     async with db.read() as r:
         found = await r.query("t").with_index("by_a", lambda q: q.eq("a", 1)).collect()
     assert [d["b"] for d in found] == [1, 4, 7]
-    db.close()
+    await db.close()
 
     db = Database(SqlitePersistence(path), before)
     await db.setup()
     async with db.read() as r:
-        user_indexes = [i.name for i in db.registry.all(r._txn) if not i.table.startswith("_")]
+        stored = await db.registry.all(r._txn)
+        user_indexes = [i.name for i in stored if not i.table.startswith("_")]
         assert user_indexes == ["by_creation_time"]
-    db.close()
+    await db.close()
 
 
 # -- index ranges against brute force -------------------------------------------------------
@@ -321,7 +322,7 @@ def test_index_range_equals_brute_force(docs, eq, lower, upper, descending):
                         .collect()
                     )
             finally:
-                db.close()
+                await db.close()
             return everything, got
 
     everything, got = asyncio.run(main())

@@ -77,16 +77,14 @@ async def test_a_batch_whose_commit_fails_retries_each_on_its_own(db: Database) 
         txn = await begin()
         if not failed:
             failed = True
-            real_commit = txn.commit
 
-            def commit() -> None:
-                txn.close()
+            async def commit() -> None:
+                await txn.close()
                 from pyconvex.errors import ConflictError
 
                 raise ConflictError("simulated")
 
             txn.commit = commit  # type: ignore[method-assign]
-            assert real_commit is not None
         return txn
 
     persistence.begin_write = failing_once  # type: ignore[method-assign]

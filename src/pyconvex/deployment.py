@@ -152,7 +152,7 @@ class Deployment:
                     **({"max_upload": self.max_upload} if self.max_upload else {}),
                 )
             except BaseException:
-                database.close()
+                await database.close()
                 raise
         except BaseException:
             app.unload()
@@ -207,7 +207,7 @@ class Deployment:
     async def close(self) -> None:
         await self.scheduler.stop()
         if self._database is not None:
-            self._database.close()
+            await self._database.close()
         if self._app is not None:
             self._app.unload()
         if self._env is not None:

@@ -161,7 +161,7 @@ async def _env_store(ns: argparse.Namespace) -> AsyncIterator[EnvStore]:
         await database.setup(system_only=True)
         yield EnvStore(database, {})
     finally:
-        database.close()
+        await database.close()
 
 
 async def _env(ns: argparse.Namespace) -> int:

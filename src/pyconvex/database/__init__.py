@@ -90,7 +90,7 @@ class Database:
         try:
             yield DatabaseReader(self, txn, system=system)
         finally:
-            txn.close()
+            await txn.close()
 
     def after_commit(self, writer: DatabaseWriter, fn: Callable[[], None]) -> None:
         """Call ``fn()`` once ``writer``'s transaction has committed (never if it does not).
@@ -107,11 +107,11 @@ class Database:
         committed = False
         try:
             yield DatabaseWriter(self, txn, system=system)
-            txn.commit()
+            await txn.commit()
             committed = True
         finally:
             if not committed:
-                txn.close()
+                await txn.close()
                 if id(txn) in self._registry_dirty:
                     self.registry.invalidate()
             self._registry_dirty.discard(id(txn))
@@ -163,27 +163,27 @@ class Database:
                 for table in [*SYSTEM_TABLES, *user_tables]
                 for name, fields in self.declared_indexes(table).items()
             }
-            for info in self.registry.all(txn):
+            for info in await self.registry.all(txn):
                 if (
                     not system_only
                     and info.name != CREATION_INDEX
                     and (info.table, info.name, info.fields) not in wanted
                 ):
-                    self.registry.remove(txn, info)
+                    await self.registry.remove(txn, info)
                     self.note_registry_change(txn)
             for table, name, fields in sorted(wanted):
-                info, created = self.registry.ensure(txn, table, name, fields)
+                info, created = await self.registry.ensure(txn, table, name, fields)
                 if not created:
                     continue
                 self.note_registry_change(txn)
-                natural = self.registry.find(txn, table, CREATION_INDEX, ())
+                natural = await self.registry.find(txn, table, CREATION_INDEX, ())
                 if natural is None:
                     continue
                 start: bytes = b""
                 while True:
-                    rows = txn.scan(natural.id, start, None, reverse=False, limit=1000)
+                    rows = await txn.scan(natural.id, start, None, reverse=False, limit=1000)
                     for _key, doc_id, _table, raw in rows:
-                        txn.put_index(info.id, info.key(writer._decode(raw)), doc_id)
+                        await txn.put_index(info.id, info.key(writer._decode(raw)), doc_id)
                     if len(rows) < 1000:
                         break
                     start = rows[-1][0] + b"\x00"
@@ -194,10 +194,10 @@ class Database:
         """Every table that has ever held a document, with its current document count."""
         async with self.read(system=True) as reader:
             counts: dict[str, int] = {}
-            for info in self.registry.all(reader._txn):
+            for info in await self.registry.all(reader._txn):
                 if info.name == CREATION_INDEX:
-                    counts[info.table] = reader._txn.count(info.id)
+                    counts[info.table] = await reader._txn.count(info.id)
             return dict(sorted(counts.items()))
 
-    def close(self) -> None:
-        self.persistence.close()
+    async def close(self) -> None:
+        await self.persistence.close()

@@ -72,7 +72,7 @@ class GroupCommit:
                 for fn, system, future in batch:
                     writer = DatabaseWriter(database, txn, system=system)
                     try:
-                        with writer.savepoint():
+                        async with writer.savepoint():
                             outcomes.append((future, None, await fn(writer)))
                     except ConflictError:
                         raise

@@ -55,54 +55,54 @@ class IndexRegistry:
         self._next = 1
         self.table_indexes = {}
 
-    def _load(self, txn: ReadTransaction) -> None:
-        raw = txn.get_global(_GLOBAL)
+    async def _load(self, txn: ReadTransaction) -> None:
+        raw = await txn.get_global(_GLOBAL)
         if raw is not None:
             data = values.decode(raw)
             self._ids = dict(data["ids"])
             self._next = data["next"]
 
-    def _store(self, txn: WriteTransaction) -> None:
-        txn.set_global(_GLOBAL, values.encode({"ids": self._ids, "next": self._next}))
+    async def _store(self, txn: WriteTransaction) -> None:
+        await txn.set_global(_GLOBAL, values.encode({"ids": self._ids, "next": self._next}))
 
-    def find(
+    async def find(
         self, txn: ReadTransaction, table: str, name: str, fields: tuple[str, ...]
     ) -> IndexInfo | None:
         """The index if it exists in the store (reloading the cache once if unknown here)."""
         slot = _slot(table, name, fields)
         if slot not in self._ids:
-            self._load(txn)
+            await self._load(txn)
             if slot not in self._ids:
                 return None
         return IndexInfo(table, name, fields, self._ids[slot])
 
-    def ensure(
+    async def ensure(
         self, txn: WriteTransaction, table: str, name: str, fields: tuple[str, ...]
     ) -> tuple[IndexInfo, bool]:
         """The index, allocating its number if new; the flag says whether it was created."""
-        found = self.find(txn, table, name, fields)
+        found = await self.find(txn, table, name, fields)
         if found is not None:
             return found, False
         slot = _slot(table, name, fields)
         self.table_indexes.pop(table, None)
         self._ids[slot] = self._next
         self._next += 1
-        self._store(txn)
+        await self._store(txn)
         return IndexInfo(table, name, fields, self._ids[slot]), True
 
-    def all(self, txn: ReadTransaction) -> list[IndexInfo]:
-        self._load(txn)
+    async def all(self, txn: ReadTransaction) -> list[IndexInfo]:
+        await self._load(txn)
         out = []
         for slot, number in self._ids.items():
             table, name, fields = slot.split("\x00")
             out.append(IndexInfo(table, name, tuple(f for f in fields.split(",") if f), number))
         return out
 
-    def remove(self, txn: WriteTransaction, info: IndexInfo) -> None:
+    async def remove(self, txn: WriteTransaction, info: IndexInfo) -> None:
         self.table_indexes.pop(info.table, None)
         self._ids.pop(_slot(info.table, info.name, info.fields), None)
-        txn.drop_index(info.id)
-        self._store(txn)
+        await txn.drop_index(info.id)
+        await self._store(txn)
 
 
 class IndexRange:

@@ -61,14 +61,20 @@ class Query:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _plan(self) -> tuple[int | None, bytes, bytes | None]:
-        info, fields = self._reader._index(self._table, self._index)
+    def _bounds(self) -> tuple[tuple[str, ...], bytes, bytes | None]:
+        """The index's fields and the key range to read; raises for a bad index or range."""
+        fields = self._reader._index_fields(self._table, self._index)
         bounds = IndexRange(f"{self._table}.{self._index}", (*fields, "_creationTime"))
         if self._range_fn is not None:
             built = self._range_fn(bounds)
             if built is not bounds and built is not None:
                 raise InvalidQueryError("with_index() range must return the builder q (or nothing)")
         start, end = bounds.byte_range()
+        return fields, start, end
+
+    async def _plan(self) -> tuple[int | None, bytes, bytes | None]:
+        fields, start, end = self._bounds()
+        info = await self._reader._stored_index(self._table, self._index, fields)
         return (None if info is None else info.id), start, end
 
     def _accept(self, doc: dict[str, Any]) -> bool:
@@ -78,7 +84,7 @@ class Query:
         self, limit: int | None, after: bytes | None = None
     ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
         """(key, document) pairs in order, at most ``limit`` of them after filtering."""
-        index_id, start, end = self._plan()
+        index_id, start, end = await self._plan()
         if index_id is None:
             return
         if after is not None:
@@ -93,7 +99,7 @@ class Query:
         while True:
             if end is not None and start >= end:
                 return
-            rows = txn.scan(index_id, start, end, reverse=self._descending, limit=batch)
+            rows = await txn.scan(index_id, start, end, reverse=self._descending, limit=batch)
             for key, _doc_id, _table, raw in rows:
                 doc = decode(raw)
                 if self._filters and not self._accept(doc):
@@ -209,5 +215,5 @@ class QueryInitializer(Query):
         """
         query = Query(self._reader, self._table, name)
         query._range_fn = range
-        query._plan()  # fail here, naming the index, rather than when read
+        query._bounds()  # fail here, naming the index, rather than when read
         return query

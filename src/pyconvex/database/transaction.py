@@ -8,8 +8,8 @@ index of the table in step with the document.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from .. import ids, values
@@ -54,26 +54,30 @@ class DatabaseReader:
                 f'Table "{table}" is a system table: read it with ctx.db.system.query("{table}")'
             )
 
-    def _index(self, table: str, name: str) -> tuple[IndexInfo | None, tuple[str, ...]]:
-        """The stored index (None while the table has no documents) and its declared fields."""
+    def _index_fields(self, table: str, name: str) -> tuple[str, ...]:
+        """The declared fields of an index (``InvalidQueryError`` if there is no such index)."""
         if name == CREATION_INDEX:
-            fields: tuple[str, ...] = ()
-        else:
-            declared = self._database.declared_indexes(table)
-            if name not in declared:
-                raise InvalidQueryError(
-                    f'Index "{table}.{name}" not found. Declare it in schema.py with '
-                    f'define_table(...).index("{name}", [...]).'
-                )
-            fields = declared[name]
-        return self._database.registry.find(self._txn, table, name, fields), fields
+            return ()
+        declared = self._database.declared_indexes(table)
+        if name not in declared:
+            raise InvalidQueryError(
+                f'Index "{table}.{name}" not found. Declare it in schema.py with '
+                f'define_table(...).index("{name}", [...]).'
+            )
+        return declared[name]
+
+    async def _stored_index(
+        self, table: str, name: str, fields: tuple[str, ...]
+    ) -> IndexInfo | None:
+        """The stored index, or None while the table has no documents."""
+        return await self._database.registry.find(self._txn, table, name, fields)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:
         doc: dict[str, Any] = values.decode(raw)
         return doc
 
-    def _load(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
-        row = self._txn.get(doc_id)
+    async def _load(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        row = await self._txn.get(doc_id)
         if row is None:
             return None
         return row[0], self._decode(row[1])
@@ -86,7 +90,7 @@ class DatabaseReader:
             raise InvalidQueryError(
                 f"Invalid argument `id` for `db.get`: {values.display_value(doc_id)} is not an id"
             )
-        found = self._load(doc_id)
+        found = await self._load(doc_id)
         if found is None or (_is_system(found[0]) and not self._system):
             return None
         return found[1]
@@ -128,11 +132,11 @@ class DatabaseWriter(DatabaseReader):
         """A writer of system tables in this same transaction (pyconvex's own use, not users')."""
         return DatabaseWriter(self._database, self._txn, system=True)
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
         """A nested scope whose writes are undone if it raises; the transaction goes on."""
         try:
-            with self._txn.savepoint():
+            async with self._txn.savepoint():
                 yield
         except BaseException:
             # An index allocated inside was rolled back too: forget the cached registry.
@@ -158,14 +162,14 @@ class DatabaseWriter(DatabaseReader):
                 )
         return fields
 
-    def _indexes(self, table: str) -> list[IndexInfo]:
+    async def _indexes(self, table: str) -> list[IndexInfo]:
         registry = self._database.registry
         cached = registry.table_indexes.get(table)
         if cached is not None:
             return cached
         out = []
         for name, fields in {CREATION_INDEX: (), **self._database.declared_indexes(table)}.items():
-            info, created = registry.ensure(self._txn, table, name, fields)
+            info, created = await registry.ensure(self._txn, table, name, fields)
             if created:
                 self._database.note_registry_change(self._txn)
             out.append(info)
@@ -173,7 +177,7 @@ class DatabaseWriter(DatabaseReader):
         registry.table_indexes[table] = out
         return out
 
-    def _write(self, table: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
+    async def _write(self, table: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
         values.check_value(doc, limits=values.DOCUMENT_LIMITS, what=f'Document in table "{table}"')
         encoded = values.encode(doc)
         if len(encoded) > values.DOCUMENT_LIMITS.max_size:
@@ -182,9 +186,9 @@ class DatabaseWriter(DatabaseReader):
             )
         txn = self._txn
         doc_id = doc["_id"]
-        txn.put(doc_id, table, encoded)
+        await txn.put(doc_id, table, encoded)
         tail = keys.identity_key(doc)  # the same for every index, and unchanged by a patch
-        for index in self._indexes(table):
+        for index in await self._indexes(table):
             fields = index.fields
             new_key = keys.fields_key(doc, fields) + tail if fields else tail
             if old is not None:
@@ -193,8 +197,8 @@ class DatabaseWriter(DatabaseReader):
                 old_key = keys.fields_key(old, fields) + tail
                 if old_key == new_key:
                     continue
-                txn.delete_index(index.id, old_key)
-            txn.put_index(index.id, new_key, doc_id)
+                await txn.delete_index(index.id, old_key)
+            await txn.put_index(index.id, new_key, doc_id)
 
     def _validated(self, table: str, fields: dict[str, Any]) -> dict[str, Any]:
         user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
@@ -219,15 +223,15 @@ class DatabaseWriter(DatabaseReader):
                 )
         body = self._validated(table, fields)
         doc = {"_id": ids.new_id(table), "_creationTime": self._database.creation_time(), **body}
-        self._write(table, doc, None)
+        await self._write(table, doc, None)
         return str(doc["_id"])
 
-    def _existing(self, doc_id: str, op: str) -> tuple[str, dict[str, Any]]:
+    async def _existing(self, doc_id: str, op: str) -> tuple[str, dict[str, Any]]:
         if not ids.is_id(doc_id):
             raise InvalidQueryError(
                 f"Invalid argument `id` for `db.{op}`: {values.display_value(doc_id)} is not an id"
             )
-        found = self._load(doc_id)
+        found = await self._load(doc_id)
         if found is None or (_is_system(found[0]) and not self._system):
             raise InvalidQueryError(
                 f"Delete on nonexistent document ID {doc_id}"
@@ -244,24 +248,28 @@ class DatabaseWriter(DatabaseReader):
 
     async def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
         """Shallow-merge ``fields`` into the document."""
-        table, old = self._existing(doc_id, "patch")
+        table, old = await self._existing(doc_id, "patch")
         fields = self._fields(table, fields, "patch")
         self._check_system_fields(old, fields, "patch")
         body = self._validated(table, {**old, **fields})
-        self._write(table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old)
+        await self._write(
+            table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old
+        )
 
     async def replace(self, doc_id: str, fields: dict[str, Any]) -> None:
         """Replace every field of the document (``_id`` and ``_creationTime`` stay)."""
-        table, old = self._existing(doc_id, "replace")
+        table, old = await self._existing(doc_id, "replace")
         fields = self._fields(table, fields, "replace")
         self._check_system_fields(old, fields, "replace")
         body = self._validated(table, fields)
-        self._write(table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old)
+        await self._write(
+            table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old
+        )
 
     async def delete(self, doc_id: str) -> None:
         """Delete the document."""
-        table, old = self._existing(doc_id, "delete")
+        table, old = await self._existing(doc_id, "delete")
         txn = self._txn
-        for index in self._indexes(table):
-            txn.delete_index(index.id, index.key(old))
-        txn.delete(doc_id)
+        for index in await self._indexes(table):
+            await txn.delete_index(index.id, index.key(old))
+        await txn.delete(doc_id)

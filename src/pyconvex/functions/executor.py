@@ -258,7 +258,7 @@ class Executor:
         if fn.kind == "query":
             return await self._invoke(fn, QueryCtx(self, db, auth), checked)
         writer: DatabaseWriter = db  # type: ignore[assignment]
-        with writer.savepoint():
+        async with writer.savepoint():
             return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
 
     async def run_in_mutation(self, fn: Any, *, auth: Auth | None = None) -> Any:

@@ -10,13 +10,18 @@ Concurrency contract: a read transaction sees one consistent snapshot; a write
 transaction is serializable with every other write transaction, in this
 process and in any other sharing the store. A backend that cannot guarantee
 that for a transaction raises :class:`~pyconvex.errors.ConflictError` (from
-``begin_write`` or ``commit``) and the caller retries the whole transaction.
+``begin_write``, any statement, or ``commit``) and the caller retries the whole
+transaction. A backend that cannot reach its store raises
+:class:`~pyconvex.errors.StoreUnavailableError`.
+
+Every call is ``async``: SQLite answers at once (its calls are cheap enough to make on
+the event loop), PostgreSQL over the network without blocking the loop.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager
 
 # (key, document id, table, encoded document) for each entry of a scan, in key order.
 ScanRow = tuple[bytes, str, str, bytes]
@@ -26,24 +31,24 @@ class ReadTransaction(ABC):
     """A consistent snapshot. Call :meth:`close` when done."""
 
     @abstractmethod
-    def get(self, doc_id: str) -> tuple[str, bytes] | None:
+    async def get(self, doc_id: str) -> tuple[str, bytes] | None:
         """The (table, encoded document) stored under ``doc_id``, or None."""
 
     @abstractmethod
-    def scan(
+    async def scan(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> list[ScanRow]:
         """Entries of one index with ``start <= key < end`` (no upper bound for None)."""
 
     @abstractmethod
-    def count(self, index_id: int) -> int:
+    async def count(self, index_id: int) -> int:
         """How many entries one index has (a table's size, through its natural index)."""
 
     @abstractmethod
-    def get_global(self, name: str) -> bytes | None: ...
+    async def get_global(self, name: str) -> bytes | None: ...
 
     @abstractmethod
-    def close(self) -> None:
+    async def close(self) -> None:
         """End the transaction (a write transaction not yet committed rolls back)."""
 
 
@@ -51,31 +56,31 @@ class WriteTransaction(ReadTransaction):
     """A serializable read-write transaction: all of it commits, or none."""
 
     @abstractmethod
-    def put(self, doc_id: str, table: str, value: bytes) -> None:
+    async def put(self, doc_id: str, table: str, value: bytes) -> None:
         """Insert or overwrite one document."""
 
     @abstractmethod
-    def delete(self, doc_id: str) -> None: ...
+    async def delete(self, doc_id: str) -> None: ...
 
     @abstractmethod
-    def put_index(self, index_id: int, key: bytes, doc_id: str) -> None: ...
+    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None: ...
 
     @abstractmethod
-    def delete_index(self, index_id: int, key: bytes) -> None: ...
+    async def delete_index(self, index_id: int, key: bytes) -> None: ...
 
     @abstractmethod
-    def drop_index(self, index_id: int) -> None:
+    async def drop_index(self, index_id: int) -> None:
         """Remove every entry of one index."""
 
     @abstractmethod
-    def set_global(self, name: str, value: bytes) -> None: ...
+    async def set_global(self, name: str, value: bytes) -> None: ...
 
     @abstractmethod
-    def savepoint(self) -> AbstractContextManager[None]:
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A nested scope whose writes are undone if it raises (the outer transaction goes on)."""
 
     @abstractmethod
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Make every write durable and visible; may raise ConflictError."""
 
 
@@ -89,7 +94,7 @@ class Persistence(ABC):
     async def begin_write(self) -> WriteTransaction: ...
 
     @abstractmethod
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
     def describe(self) -> str:
         return type(self).__name__

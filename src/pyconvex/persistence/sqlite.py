@@ -17,8 +17,8 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from ..errors import ConflictError
 from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
@@ -70,20 +70,20 @@ class _SqliteRead(ReadTransaction):
             raise RuntimeError("This transaction has already ended")
         return self._conn
 
-    def get(self, doc_id: str) -> tuple[str, bytes] | None:
+    async def get(self, doc_id: str) -> tuple[str, bytes] | None:
         row = (
             self._c().execute("SELECT tbl, value FROM documents WHERE id = ?", (doc_id,)).fetchone()
         )
         return None if row is None else (row[0], row[1])
 
-    def scan(
+    async def scan(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> list[ScanRow]:
         sql = _SCAN_SQL[(end is not None, reverse)]
         params = (index_id, start, end, limit) if end is not None else (index_id, start, limit)
         return self._c().execute(sql, params).fetchall()
 
-    def count(self, index_id: int) -> int:
+    async def count(self, index_id: int) -> int:
         row = (
             self._c()
             .execute("SELECT COUNT(*) FROM index_entries WHERE index_id = ?", (index_id,))
@@ -91,11 +91,14 @@ class _SqliteRead(ReadTransaction):
         )
         return int(row[0])
 
-    def get_global(self, name: str) -> bytes | None:
+    async def get_global(self, name: str) -> bytes | None:
         row = self._c().execute("SELECT value FROM globals WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
         if self._open:
             self._open = False
             try:
@@ -106,39 +109,39 @@ class _SqliteRead(ReadTransaction):
 
 
 class _SqliteWrite(_SqliteRead, WriteTransaction):
-    def put(self, doc_id: str, table: str, value: bytes) -> None:
+    async def put(self, doc_id: str, table: str, value: bytes) -> None:
         self._c().execute(
             "INSERT INTO documents (id, tbl, value) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
             (doc_id, table, value),
         )
 
-    def delete(self, doc_id: str) -> None:
+    async def delete(self, doc_id: str) -> None:
         self._c().execute("DELETE FROM documents WHERE id = ?", (doc_id,))
 
-    def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
+    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
         self._c().execute(
             "INSERT OR REPLACE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)",
             (index_id, key, doc_id),
         )
 
-    def delete_index(self, index_id: int, key: bytes) -> None:
+    async def delete_index(self, index_id: int, key: bytes) -> None:
         self._c().execute(
             "DELETE FROM index_entries WHERE index_id = ? AND key = ?", (index_id, key)
         )
 
-    def drop_index(self, index_id: int) -> None:
+    async def drop_index(self, index_id: int) -> None:
         self._c().execute("DELETE FROM index_entries WHERE index_id = ?", (index_id,))
 
-    def set_global(self, name: str, value: bytes) -> None:
+    async def set_global(self, name: str, value: bytes) -> None:
         self._c().execute(
             "INSERT INTO globals (name, value) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
         )
 
-    @contextmanager
-    def _savepoint(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
         # One name for every level: RELEASE and ROLLBACK TO act on the innermost savepoint of
         # that name, which is always ours. A fresh name each time would be a fresh SQL string,
         # compiled anew and pushing the hot statements out of sqlite3's statement cache.
@@ -152,17 +155,17 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
             raise
         conn.execute("RELEASE pcx")
 
-    def savepoint(self) -> AbstractContextManager[None]:
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
         return self._savepoint()
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         conn = self._c()
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise ConflictError(f"SQLite commit failed: {exc}") from exc
         finally:
-            self.close()
+            self._end()
 
 
 class SqlitePersistence(Persistence):
@@ -252,7 +255,11 @@ class SqlitePersistence(Persistence):
         params: tuple[object, ...] = (1, b"", b"\xff", 10) if bounded else (1, b"", 10)
         return [row[3] for row in self._writer.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        self.close_now()
+
+    def close_now(self) -> None:
+        """Close every connection (sync: also used where no event loop runs)."""
         with self._guard:
             self._closed = True
             conns, self._all, self._readers = self._all, [], []
