@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from pyconvex.database import Database
-from pyconvex.persistence.sqlite import SqlitePersistence
+from pyconvex.persistence import open_persistence
 from pyconvex.schema import define_schema, define_table
 from pyconvex.testing import ConvexTest
 from pyconvex.validators import v
@@ -27,9 +27,18 @@ def basic_app() -> Path:
     return APPS / "basic"
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend: the database and function tests run on both."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return f"sqlite:///{tmp_path / 'db.sqlite3'}"
+
+
 @pytest.fixture
-async def t(basic_app: Path) -> AsyncIterator[ConvexTest]:
-    async with ConvexTest(basic_app) as harness:
+async def t(basic_app: Path, database_url: str) -> AsyncIterator[ConvexTest]:
+    async with ConvexTest(basic_app, database_url=database_url) as harness:
         yield harness
 
 
@@ -50,8 +59,8 @@ ITEMS_SCHEMA = define_schema(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(SqlitePersistence(tmp_path / "db.sqlite3"), ITEMS_SCHEMA)
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(open_persistence(database_url), ITEMS_SCHEMA)
     await database.setup()
     yield database
     await database.close()
@@ -299,3 +308,112 @@ def s3_bucket(s3_server: str) -> str:
     name = f"test-{uuid.uuid4().hex[:16]}"
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
     return name
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL for the test run: initdb in a temporary folder, on a free port.
+
+    Started once per run as the ``postgres`` user (initdb and the server refuse root), with
+    durability turned off (fsync, full page writes): the tests check semantics, not disks.
+    """
+
+    def __init__(self) -> None:
+        import glob
+        import os
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not found:
+            raise RuntimeError(
+                "PostgreSQL is not installed (apt install postgresql): .ci/run installs it"
+            )
+        self.bin = found[-1]
+        self.dir = tempfile.mkdtemp(prefix="pyconvex-pg-")
+        shutil.chown(self.dir, "postgres", "postgres")
+        os.chmod(self.dir, 0o700)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._run(
+            "initdb", "-D", f"{self.dir}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            f"{self.dir}/data",
+            "-w",
+            "-l",
+            f"{self.dir}/log",
+            "-o",
+            options,
+            "start",
+        )
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        self._subprocess = subprocess
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", f"{self.bin}/{tool}", *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def new_database(self) -> str:
+        """A fresh, empty database on this server; its URL."""
+        import uuid
+
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"{self.url}/{name}"
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", f"{self.dir}/data", "-w", "-m", mode, "stop")
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            f"{self.dir}/data",
+            "-w",
+            "-l",
+            f"{self.dir}/log",
+            "-o",
+            options,
+            "start",
+        )
+
+    def remove(self) -> None:
+        import shutil
+
+        self.stop("immediate")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return postgres_server.new_database()

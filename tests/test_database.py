@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from pyconvex import define_schema, define_table, v
 from pyconvex.database import Database, keys
 from pyconvex.errors import InvalidQueryError, InvalidValueError, SchemaValidationError
+from pyconvex.persistence import open_persistence
+from pyconvex.persistence.postgres import PostgresPersistence
 from pyconvex.persistence.sqlite import SqlitePersistence
 
 
@@ -228,10 +230,22 @@ def test_index_scans_use_the_primary_key_range(tmp_path):
         store.close_now()
 
 
-async def test_new_index_is_backfilled_and_dropped_index_removed(tmp_path):
-    path = tmp_path / "db.sqlite3"
+async def test_postgres_index_scans_use_the_primary_key_index(postgres_url):
+    """The same on PostgreSQL: an index range is a range scan of index_entries' B-tree."""
+    store = PostgresPersistence(postgres_url)
+    try:
+        for bounded in (True, False):
+            for reverse in (True, False):
+                plan = " ".join(await store.explain_scan(bounded=bounded, reverse=reverse))
+                assert "Index Scan" in plan and "index_entries_pkey" in plan, plan
+                assert "Sort" not in plan and "Seq Scan on index_entries" not in plan, plan
+    finally:
+        await store.close()
+
+
+async def test_new_index_is_backfilled_and_dropped_index_removed(database_url):
     before = define_schema({"t": define_table({"a": v.int64(), "b": v.int64()})})
-    db = Database(SqlitePersistence(path), before)
+    db = Database(open_persistence(database_url), before)
     await db.setup()
     await insert_all(db, "t", [{"a": i % 3, "b": i} for i in range(10)])
     await db.close()
@@ -239,14 +253,14 @@ async def test_new_index_is_backfilled_and_dropped_index_removed(tmp_path):
     after = define_schema(
         {"t": define_table({"a": v.int64(), "b": v.int64()}).index("by_a", ["a"])}
     )
-    db = Database(SqlitePersistence(path), after)
+    db = Database(open_persistence(database_url), after)
     await db.setup()
     async with db.read() as r:
         found = await r.query("t").with_index("by_a", lambda q: q.eq("a", 1)).collect()
     assert [d["b"] for d in found] == [1, 4, 7]
     await db.close()
 
-    db = Database(SqlitePersistence(path), before)
+    db = Database(open_persistence(database_url), before)
     await db.setup()
     async with db.read() as r:
         stored = await db.registry.all(r._txn)

@@ -14,7 +14,8 @@ PyConvexError
 ├── BadRequestError             the client sent something unusable (ValueError); answered 400
 │   └── PayloadTooLargeError      a request body over the limit; answered 413
 ├── AuthenticationError         a bearer token that does not verify (``reason`` says why)
-└── ConflictError               a transaction lost a race; retried automatically, never seen by users
+├── ConflictError               a transaction lost a race; retried automatically, never seen by users
+└── StoreUnavailableError       the database cannot be reached right now; answered 503
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ class AppLoadError(PyConvexError):
 
 class ConflictError(PyConvexError):
     """A transaction could not commit because of a concurrent one (retryable)."""
+
+
+class StoreUnavailableError(PyConvexError):
+    """The database cannot be reached (restarting, network down): try again shortly.
+
+    Servers answer it with a 503, never a 500: nothing is wrong with the request.
+    """
 
 
 class BadRequestError(PyConvexError, ValueError):

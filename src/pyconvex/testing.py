@@ -77,6 +77,7 @@ class ConvexTest:
         *,
         functions_dir: str = DEFAULT_FUNCTIONS_DIR,
         database_path: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if database_path is None:
@@ -86,7 +87,7 @@ class ConvexTest:
             database_path = Path(self._scratch.name) / "data.sqlite3"
         self.deployment = Deployment(
             app_dir,
-            database_url="sqlite:///" + str(Path(database_path).resolve()),
+            database_url=database_url or "sqlite:///" + str(Path(database_path).resolve()),
             functions_dir=functions_dir,
             storage_url=(Path(database_path).resolve().parent / "storage").as_uri(),
         )

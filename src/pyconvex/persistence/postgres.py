@@ -1,0 +1,300 @@
+"""PostgreSQL persistence: the same three tables as SQLite, many processes on many hosts.
+
+    store = PostgresPersistence("postgresql://user:pass@db.internal/app")
+
+Reads are ``REPEATABLE READ READ ONLY`` transactions (one snapshot); writes are
+``SERIALIZABLE``, so PostgreSQL's serializable snapshot isolation decides which of two
+racing transactions survives: the loser's statement or commit fails with 40001 (or
+40P01 for a deadlock) and becomes a :class:`~pyconvex.errors.ConflictError`, which the
+database layer retries from the top. Index entries live in one table whose primary key
+``(index_id, key)`` is a B-tree, so an index range is one ordered range scan of it, as
+on SQLite (``bytea`` compares bytewise, like SQLite's BLOBs).
+
+Connections come from a psycopg-pool pool, opened on first use in the running event loop.
+A lost connection (the server restarting, the network down) is a
+:class:`~pyconvex.errors.StoreUnavailableError`; the pool replaces broken connections, so
+service resumes by itself once the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import ConflictError, StoreUnavailableError
+from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    value BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS index_entries (
+    index_id INTEGER NOT NULL,
+    key BYTEA NOT NULL,
+    doc_id TEXT NOT NULL,
+    PRIMARY KEY (index_id, key)
+);
+CREATE TABLE IF NOT EXISTS globals (
+    name TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+"""
+_SCHEMA_LOCK = 0x70637800  # an advisory lock id: "pcx\\0"
+
+_SCAN = (
+    "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
+    "JOIN documents d ON d.id = e.doc_id "
+    "WHERE e.index_id = %s AND e.key >= %s{upper} ORDER BY e.key{desc} LIMIT %s"
+)
+_SCAN_SQL = {
+    (bounded, reverse): _SCAN.format(
+        upper=" AND e.key < %s" if bounded else "", desc=" DESC" if reverse else ""
+    )
+    for bounded in (True, False)
+    for reverse in (True, False)
+}
+_CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+
+
+def _translated(exc: psycopg.Error) -> Exception:
+    if isinstance(exc, _CONFLICTS):
+        return ConflictError(f"PostgreSQL: {exc.sqlstate} {str(exc).strip()}")
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailableError(f"PostgreSQL is unavailable: {str(exc).strip()}")
+    return exc
+
+
+class _PgRead(ReadTransaction):
+    def __init__(
+        self,
+        store: PostgresPersistence,
+        conn: psycopg.AsyncConnection[Any],
+        lock: asyncio.Lock | None = None,
+    ) -> None:
+        self._store = store
+        self._conn: psycopg.AsyncConnection[Any] | None = conn
+        self._lock = lock  # a writer's: released when the transaction ends
+
+    async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("This transaction has already ended")
+        try:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            raise _translated(exc) from exc
+
+    async def get(self, doc_id: str) -> tuple[str, bytes] | None:
+        rows = await self._rows("SELECT tbl, value FROM documents WHERE id = %s", (doc_id,))
+        return None if not rows else (rows[0][0], bytes(rows[0][1]))
+
+    async def scan(
+        self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
+    ) -> list[ScanRow]:
+        sql = _SCAN_SQL[(end is not None, reverse)]
+        params = (index_id, start, end, limit) if end is not None else (index_id, start, limit)
+        rows = await self._rows(sql, params)
+        return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
+
+    async def count(self, index_id: int) -> int:
+        rows = await self._rows(
+            "SELECT COUNT(*) FROM index_entries WHERE index_id = %s", (index_id,)
+        )
+        return int(rows[0][0])
+
+    async def get_global(self, name: str) -> bytes | None:
+        rows = await self._rows("SELECT value FROM globals WHERE name = %s", (name,))
+        return None if not rows else bytes(rows[0][0])
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if (
+                not conn.closed
+                and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            ):
+                await conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # a broken connection: the pool throws it away
+        finally:
+            await self._store._release(conn)
+            if self._lock is not None:
+                self._lock.release()
+
+
+class _PgWrite(_PgRead, WriteTransaction):
+    async def put(self, doc_id: str, table: str, value: bytes) -> None:
+        await self._rows(
+            "INSERT INTO documents (id, tbl, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
+            (doc_id, table, value),
+        )
+
+    async def delete(self, doc_id: str) -> None:
+        await self._rows("DELETE FROM documents WHERE id = %s", (doc_id,))
+
+    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
+        await self._rows(
+            "INSERT INTO index_entries (index_id, key, doc_id) VALUES (%s, %s, %s) "
+            "ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id",
+            (index_id, key, doc_id),
+        )
+
+    async def delete_index(self, index_id: int, key: bytes) -> None:
+        await self._rows(
+            "DELETE FROM index_entries WHERE index_id = %s AND key = %s", (index_id, key)
+        )
+
+    async def drop_index(self, index_id: int) -> None:
+        await self._rows("DELETE FROM index_entries WHERE index_id = %s", (index_id,))
+
+    async def set_global(self, name: str, value: bytes) -> None:
+        await self._rows(
+            "INSERT INTO globals (name, value) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        await self._rows("SAVEPOINT pcx", ())
+        try:
+            yield
+        except BaseException:
+            await self._rows("ROLLBACK TO SAVEPOINT pcx", ())
+            await self._rows("RELEASE SAVEPOINT pcx", ())
+            raise
+        await self._rows("RELEASE SAVEPOINT pcx", ())
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        return self._savepoint()
+
+    async def commit(self) -> None:
+        try:
+            await self._rows("COMMIT", ())
+        finally:
+            await self.close()
+
+
+class PostgresPersistence(Persistence):
+    """Documents, indexes and globals in one PostgreSQL database, shared by every process."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._sizes = (min_size, max_size)
+        self._pool: AsyncConnectionPool | None = None
+        self._opening: asyncio.Lock | None = None
+        self._write_lock: asyncio.Lock | None = None
+
+    def describe(self) -> str:
+        return _without_password(self.url)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._pool is None:
+            if self._opening is None:
+                self._opening = asyncio.Lock()
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._open()
+        try:
+            conn: psycopg.AsyncConnection[Any] = await self._pool.getconn()
+        except psycopg.Error as exc:
+            raise _translated(exc) from exc
+        except Exception as exc:  # the pool's own timeout: no connection could be made
+            raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
+        return conn
+
+    async def _open(self) -> AsyncConnectionPool:
+        min_size, max_size = self._sizes
+        pool = AsyncConnectionPool(
+            self.url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},  # transactions are begun explicitly, with their level
+            timeout=10.0,
+            open=False,
+        )
+        try:
+            await pool.open(wait=True, timeout=10.0)
+            async with pool.connection() as conn, conn.transaction():
+                # Several processes may start at once: one creates the tables.
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                await conn.execute(_SCHEMA)
+        except Exception as exc:
+            await pool.close()
+            if isinstance(exc, psycopg.Error):
+                raise _translated(exc) from exc
+            raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
+        return pool
+
+    async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if self._pool is not None:
+            await self._pool.putconn(conn)
+
+    async def _begin(self, statement: str) -> psycopg.AsyncConnection[Any]:
+        conn = await self._connection()
+        try:
+            await conn.execute(statement)
+        except psycopg.Error as exc:
+            await self._release(conn)
+            raise _translated(exc) from exc
+        return conn
+
+    async def begin_read(self) -> ReadTransaction:
+        return _PgRead(self, await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+    async def begin_write(self) -> WriteTransaction:
+        # Writers of one process queue here, as on SQLite: serializable transactions of one
+        # process would otherwise mostly conflict with each other and retry. Processes still
+        # write concurrently, and PostgreSQL's SSI arbitrates between them.
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        await self._write_lock.acquire()
+        try:
+            conn = await self._begin("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        except BaseException:
+            self._write_lock.release()
+            raise
+        return _PgWrite(self, conn, self._write_lock)
+
+    async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
+        """PostgreSQL's plan for an index range scan (for tests and the curious)."""
+        sql = _SCAN_SQL[(bounded, reverse)]
+        params: tuple[object, ...] = (1, b"", b"\xff", 10) if bounded else (1, b"", 10)
+        conn = await self._connection()
+        try:
+            # Planner statistics of an empty table would favour a sequential scan; say how
+            # the table looks once it holds data.
+            await conn.execute("SET enable_seqscan = off")
+            cursor = await conn.execute("EXPLAIN " + sql, params)
+            return [row[0] for row in await cursor.fetchall()]
+        finally:
+            await conn.execute("RESET enable_seqscan")
+            await self._release(conn)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may be shown (logs, the CLI): no password in it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
