@@ -76,6 +76,7 @@ class Served:
         limits: Any = None,
         max_upload: Any = None,
         storage_url: str | None = None,
+        database_url: str | None = None,
         **options: Any,
     ) -> None:
         from pyconvex.deployment import Deployment
@@ -84,7 +85,7 @@ class Served:
         self.listeners = bind("127.0.0.1", 0, 0)
         self.deployment = Deployment(
             app_dir,
-            database_url=f"sqlite:///{tmp / 'data.sqlite3'}",
+            database_url=database_url or f"sqlite:///{tmp / 'data.sqlite3'}",
             site_url=self.listeners.site_url,
             cloud_url=self.listeners.api_url,
             limits=limits,
@@ -314,7 +315,9 @@ class PostgresServer:
     """A throwaway PostgreSQL for the test run: initdb in a temporary folder, on a free port.
 
     Started once per run as the ``postgres`` user (initdb and the server refuse root), with
-    durability turned off (fsync, full page writes): the tests check semantics, not disks.
+    fsync and full page writes off: the tests check semantics, not disks. Commits stay
+    synchronous: a killed server must keep every commit it acknowledged, and the crash tests
+    check exactly that.
     """
 
     def __init__(self) -> None:
@@ -342,7 +345,7 @@ class PostgresServer:
         )
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+            "-c full_page_writes=off -c max_connections=200"
         )
         self._run(
             "pg_ctl",
@@ -358,12 +361,12 @@ class PostgresServer:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
         self._subprocess = subprocess
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _run(self, tool: str, *args: str, check: bool = True) -> None:
         import subprocess
 
         subprocess.run(
             ["runuser", "-u", "postgres", "--", f"{self.bin}/{tool}", *args],
-            check=True,
+            check=check,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -379,13 +382,13 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"{self.url}/{name}"
 
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", f"{self.dir}/data", "-w", "-m", mode, "stop")
+    def stop(self, mode: str = "fast", *, check: bool = True) -> None:
+        self._run("pg_ctl", "-D", f"{self.dir}/data", "-w", "-m", mode, "stop", check=check)
 
     def start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+            "-c full_page_writes=off -c max_connections=200"
         )
         self._run(
             "pg_ctl",
@@ -402,7 +405,7 @@ class PostgresServer:
     def remove(self) -> None:
         import shutil
 
-        self.stop("immediate")
+        self.stop("immediate", check=False)  # it may be stopped already
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ service resumes by itself once the server is back.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -62,6 +63,8 @@ _SCAN_SQL = {
     for reverse in (True, False)
 }
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
+FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
 
 
 def _translated(exc: psycopg.Error) -> Exception:
@@ -196,11 +199,25 @@ class PostgresPersistence(Persistence):
         self._pool: AsyncConnectionPool | None = None
         self._opening: asyncio.Lock | None = None
         self._write_lock: asyncio.Lock | None = None
+        self._down_until = 0.0
+        self._down_because = ""
 
     def describe(self) -> str:
         return _without_password(self.url)
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        # While the server is known to be away, say so at once instead of making every request
+        # wait out the pool's timeout: one request per FAIL_FAST seconds tries again.
+        now = time.monotonic()
+        if now < self._down_until:
+            raise StoreUnavailableError(self._down_because)
+        try:
+            return await self._checked_out()
+        except StoreUnavailableError as exc:
+            self._down_until, self._down_because = time.monotonic() + FAIL_FAST, str(exc)
+            raise
+
+    async def _checked_out(self) -> psycopg.AsyncConnection[Any]:
         if self._pool is None:
             if self._opening is None:
                 self._opening = asyncio.Lock()
@@ -222,11 +239,14 @@ class PostgresPersistence(Persistence):
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, with their level
-            timeout=10.0,
+            # A connection is checked as it leaves the pool, so after the server restarts
+            # the dead ones are replaced instead of failing one request each.
+            check=AsyncConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT,
             open=False,
         )
         try:
-            await pool.open(wait=True, timeout=10.0)
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             async with pool.connection() as conn, conn.transaction():
                 # Several processes may start at once: one creates the tables.
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))

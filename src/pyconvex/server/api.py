@@ -44,13 +44,23 @@ from ..errors import (
     FunctionNotFoundError,
     FunctionTimeoutError,
     InvalidValueError,
+    StoreUnavailableError,
     ValidationError,
 )
 from ..functions.define import Kind
 from ..functions.logs import LogLine, current_execution
 from ..http.request import QueryParams, Request
 from .admin_key import matches
-from .asgi import Receive, Scope, Send, encode_json, header, send_json, send_text
+from .asgi import (
+    Receive,
+    Scope,
+    Send,
+    encode_json,
+    header,
+    send_json,
+    send_text,
+    send_unavailable,
+)
 from .errors import error_data, log_failure, uncaught_message
 from .files import serve_file, take_upload
 
@@ -105,6 +115,8 @@ class ApiApp:
             await handler(scope, receive, send, admin)
         except BadRequestError as exc:
             await send_json(send, exc.status, {"code": exc.code, "message": str(exc)})
+        except StoreUnavailableError as exc:
+            await send_unavailable(send, exc)
         except _AdminRequired:
             await send_json(
                 send,
@@ -197,6 +209,8 @@ class ApiApp:
             try:
                 value = await executor.run(name, args, kind=kind, public_only=not admin, auth=auth)
                 result = {"status": "success", "value": export(value)}
+            except StoreUnavailableError:
+                raise  # not the function's failure: a 503, which clients retry
             except Exception as exc:
                 result = {
                     "status": "error",

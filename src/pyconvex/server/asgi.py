@@ -63,3 +63,9 @@ def header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
+
+
+async def send_unavailable(send: Send, exc: BaseException, *, head: bool = False) -> None:
+    """503 for a database that cannot be reached: the client may simply try again."""
+    body = encode_json({"code": "ServiceUnavailable", "message": str(exc)})
+    await send_bytes(send, 503, body, [JSON_TYPE, (b"retry-after", b"1")], head=head)

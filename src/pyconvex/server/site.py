@@ -22,7 +22,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from ..errors import BadRequestError
+from ..errors import BadRequestError, StoreUnavailableError
 from ..functions import ActionCtx
 from ..functions.logs import Execution, current_execution
 from ..http.request import Request, payload_too_large
@@ -37,6 +37,7 @@ from .asgi import (
     send_bytes,
     send_json,
     send_text,
+    send_unavailable,
 )
 from .errors import error_data, log_failure, uncaught_message
 
@@ -114,6 +115,9 @@ class SiteApp:
                 return
             except BadRequestError as exc:
                 await self._bad_request(send, exc, head=head)
+                return
+            except StoreUnavailableError as exc:
+                await send_unavailable(send, exc, head=head)
                 return
             except Exception as exc:
                 await self._server_error(send, exc, execution.request_id, head=head)
