@@ -6,6 +6,7 @@ pyconvex run items:create '{"name": "x"}' --app myapp
 pyconvex env set STRIPE_WEBHOOK_SECRET whsec_...
 pyconvex logs --follow
 pyconvex data items --limit 20
+pyconvex export backup.zip --app myapp               # and: pyconvex import backup.zip
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .. import values
+from .. import snapshot, values
 from ..database import Database
 from ..deployment import STATE_DIR, Deployment, default_database_url
 from ..env import EnvStore
@@ -32,7 +33,7 @@ from ..errors import AppLoadError, ConvexError, PyConvexError
 from ..functions.logs import install_capture
 from ..persistence import open_persistence
 from ..server import logfile
-from . import serving
+from . import serving, snapshots
 from .remote import Remote, RemoteError
 from .scaffold import scaffold
 
@@ -114,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--order", choices=("asc", "desc"), default="desc")
     data.add_argument("--format", choices=("table", "json"), default="table")
+
+    snapshots.add_arguments(
+        app_command("export", "Save every table and file of the deployment to a ZIP snapshot.")
+    )
+    snapshots.add_arguments(
+        app_command("import", "Load a ZIP snapshot (from export) into an empty deployment.")
+    )
     return parser
 
 
@@ -346,6 +354,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _logs(ns)
         if ns.command in ("dev", "serve"):
             return _asyncio_run(serving.run(ns, _err, production=ns.command == "serve"))
+        if ns.command == "export":
+            return _asyncio_run(snapshots.export(ns, _err))
+        if ns.command == "import":
+            return _asyncio_run(snapshots.import_(ns, _err))
         command = {"run": _run, "data": _data, "env": _env, "webhooks": _webhooks}[ns.command]
         return _asyncio_run(command(ns))
     except AppLoadError as exc:
@@ -356,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _err.print(json.dumps(values.to_convex_json(exc.data), indent=2))
     except PyConvexError as exc:
         _err.print(f"[red]✖ {type(exc).__name__}:[/] {escape(str(exc))}")
-    except (ValueError, RemoteError) as exc:
+    except (ValueError, RemoteError, snapshot.SnapshotError) as exc:
         _err.print(f"[red]✖ {escape(str(exc))}[/]")
     except KeyboardInterrupt:
         return 130

@@ -226,6 +226,22 @@ class DatabaseWriter(DatabaseReader):
         await self._write(table, doc, None)
         return str(doc["_id"])
 
+    async def restore(self, table: str, doc: dict[str, Any]) -> None:
+        """Write a document exactly as exported, ``_id`` and ``_creationTime`` included
+        (``pyconvex import``). It is validated like any write; its id must be new."""
+        self._check_writable(table)
+        doc_id, created = doc.get("_id"), doc.get("_creationTime")
+        if not ids.is_id_of(doc_id, table):
+            raise InvalidValueError(
+                f'{values.display_value(doc_id)} is not an id of table "{table}"'
+            )
+        if not isinstance(created, float):
+            raise InvalidValueError(f"Document {doc_id} has no float _creationTime")
+        if await self._txn.get(str(doc_id)) is not None:
+            raise InvalidQueryError(f"Document {doc_id} already exists")
+        body = self._validated(table, doc)
+        await self._write(table, {"_id": doc_id, "_creationTime": created, **body}, None)
+
     async def _existing(self, doc_id: str, op: str) -> tuple[str, dict[str, Any]]:
         if not ids.is_id(doc_id):
             raise InvalidQueryError(
