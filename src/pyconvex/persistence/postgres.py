@@ -2,11 +2,11 @@
 
     store = PostgresPersistence("postgresql://user:pass@db.internal/app")
 
-Reads are ``REPEATABLE READ READ ONLY`` transactions (one snapshot); writes are
-``SERIALIZABLE``, so PostgreSQL's serializable snapshot isolation decides which of two
-racing transactions survives: the loser's statement or commit fails with 40001 (or
-40P01 for a deadlock) and becomes a :class:`~pyconvex.errors.ConflictError`, which the
-database layer retries from the top. Index entries live in one table whose primary key
+Reads are ``REPEATABLE READ READ ONLY`` transactions (one snapshot) and run in parallel,
+in every process. Writes take one advisory lock shared by every process (so they run one
+at a time, as on SQLite: mutations are short) and are ``SERIALIZABLE`` besides; should two
+ever race anyway, the loser's statement or commit fails with 40001 (or 40P01) and becomes
+a :class:`~pyconvex.errors.ConflictError`, which the database layer retries from the top. Index entries live in one table whose primary key
 ``(index_id, key)`` is a B-tree, so an index range is one ordered range scan of it, as
 on SQLite (``bytea`` compares bytewise, like SQLite's BLOBs).
 
@@ -19,6 +19,7 @@ service resumes by itself once the server is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -63,6 +64,10 @@ _SCAN_SQL = {
     for reverse in (True, False)
 }
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+# Every writer of every process holds this session advisory lock for its transaction.
+_WRITERS = 0x70637801
+_LOCK = f"SELECT pg_advisory_lock({_WRITERS})"
+_UNLOCK = f"SELECT pg_advisory_unlock({_WRITERS})"
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
 
@@ -128,8 +133,10 @@ class _PgRead(ReadTransaction):
                 and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
             ):
                 await conn.execute("ROLLBACK")
+            if self._lock is not None and not conn.closed:
+                await conn.execute(_UNLOCK)
         except psycopg.Error:
-            pass  # a broken connection: the pool throws it away
+            pass  # a broken connection: the pool throws it away, and its lock is gone with it
         finally:
             await self._store._release(conn)
             if self._lock is not None:
@@ -275,14 +282,25 @@ class PostgresPersistence(Persistence):
         return _PgRead(self, await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 
     async def begin_write(self) -> WriteTransaction:
-        # Writers of one process queue here, as on SQLite: serializable transactions of one
-        # process would otherwise mostly conflict with each other and retry. Processes still
-        # write concurrently, and PostgreSQL's SSI arbitrates between them.
+        # Writers queue, as on SQLite: first on an asyncio lock (the writers of this process),
+        # then on a PostgreSQL advisory lock (every process on every host), taken *before*
+        # the transaction so that its snapshot is taken once the lock is held. Mutations are
+        # short (1 s at most), and without this two workers updating the same document would
+        # conflict and retry in turns under load. SERIALIZABLE stays as the safety net.
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         await self._write_lock.acquire()
         try:
-            conn = await self._begin("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            conn = await self._connection()
+            try:
+                await conn.execute(_LOCK)
+                await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            except psycopg.Error as exc:
+                with contextlib.suppress(psycopg.Error):
+                    if not conn.closed:
+                        await conn.execute(_UNLOCK)
+                await self._release(conn)
+                raise _translated(exc) from exc
         except BaseException:
             self._write_lock.release()
             raise
