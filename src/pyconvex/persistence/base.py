@@ -96,5 +96,17 @@ class Persistence(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
+    async def hold_lease(self, name: str) -> None:
+        """Hold the lease ``name`` for as long as this process (and this store) lives.
+
+        What a worker claims (a running action, say) is tagged with its lease, so that
+        other processes can tell a crashed worker's claims from a live one's.
+        """
+
+    @abstractmethod
+    async def lease_alive(self, name: str) -> bool:
+        """Whether a live process (this one included) holds the lease ``name``."""
+
     def describe(self) -> str:
         return type(self).__name__

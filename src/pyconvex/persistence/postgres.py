@@ -67,6 +67,7 @@ _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 # Every writer of every process holds this session advisory lock for its transaction.
 _WRITERS = 0x70637801
 _LOCK = f"SELECT pg_advisory_lock({_WRITERS})"
+_LEASES = 0x70637802  # the namespace (first key) of lease locks
 _UNLOCK = f"SELECT pg_advisory_unlock({_WRITERS})"
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
@@ -208,6 +209,8 @@ class PostgresPersistence(Persistence):
         self._write_lock: asyncio.Lock | None = None
         self._down_until = 0.0
         self._down_because = ""
+        self._lease_conn: psycopg.AsyncConnection[Any] | None = None
+        self._leases: set[str] = set()
 
     def describe(self) -> str:
         return _without_password(self.url)
@@ -321,7 +324,49 @@ class PostgresPersistence(Persistence):
             await conn.execute("RESET enable_seqscan")
             await self._release(conn)
 
+    # Leases are session advisory locks held on a connection of their own: PostgreSQL drops
+    # them the moment that session ends, however the process died.
+
+    async def hold_lease(self, name: str) -> None:
+        if name in self._leases:
+            return
+        if self._lease_conn is None or self._lease_conn.closed:
+            try:
+                self._lease_conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            except psycopg.Error as exc:
+                raise _translated(exc) from exc
+            self._leases.clear()  # a new session holds none of them
+        cursor = await self._lease_conn.execute(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LEASES, name)
+        )
+        row = await cursor.fetchone()
+        if not row or not row[0]:
+            raise RuntimeError(f"The lease {name!r} is held by another process")
+        self._leases.add(name)
+
+    async def lease_alive(self, name: str) -> bool:
+        if name in self._leases and self._lease_conn is not None and not self._lease_conn.closed:
+            return True
+        conn = await self._connection()
+        try:
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_LEASES, name)
+            )
+            row = await cursor.fetchone()
+            free = bool(row and row[0])
+            if free:
+                await conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_LEASES, name))
+            return not free
+        except psycopg.Error as exc:
+            raise _translated(exc) from exc
+        finally:
+            await self._release(conn)
+
     async def close(self) -> None:
+        lease_conn, self._lease_conn = self._lease_conn, None
+        self._leases.clear()
+        if lease_conn is not None:
+            await lease_conn.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()

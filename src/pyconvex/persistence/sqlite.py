@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import IO
 
 from ..errors import ConflictError
 from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
@@ -53,6 +57,8 @@ _SCAN_SQL = {
     for bounded in (True, False)
     for reverse in (True, False)
 }
+
+_LEASE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 # How long a writer waits for another process to release the write lock before
 # the transaction is retried from the top (each retry waits again).
@@ -187,6 +193,7 @@ class SqlitePersistence(Persistence):
         self._writer = self._connect()
         self._write_lock: asyncio.Lock | None = None
         self._closed = False
+        self._leases: dict[str, IO[bytes]] = {}
         self._writer.executescript(_SCHEMA)  # idempotent; other processes may race us here
         self._writer.execute("PRAGMA busy_timeout = 0")
 
@@ -255,11 +262,54 @@ class SqlitePersistence(Persistence):
         params: tuple[object, ...] = (1, b"", b"\xff", 10) if bounded else (1, b"", 10)
         return [row[3] for row in self._writer.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
+    # Leases are advisory locks on files beside the database: the kernel drops a dead
+    # process's locks at once, however it died.
+
+    def _lease_path(self, name: str) -> Path:
+        if not _LEASE.match(name):
+            raise ValueError(f"Invalid lease name {name!r}")
+        folder = Path(self.path + ".leases")
+        folder.mkdir(exist_ok=True)
+        return folder / name
+
+    async def hold_lease(self, name: str) -> None:
+        if name in self._leases:
+            return
+        handle = open(self._lease_path(name), "a+b")  # noqa: SIM115 - held until close
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(f"The lease {name!r} is held by another process") from None
+        self._leases[name] = handle
+
+    async def lease_alive(self, name: str) -> bool:
+        if name in self._leases:
+            return True
+        try:
+            with open(self._lease_path(name), "rb") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        except FileNotFoundError:
+            return False
+        # Nobody holds it: its holder is gone for good (names are never reused).
+        with contextlib.suppress(OSError):
+            self._lease_path(name).unlink()
+        return False
+
     async def close(self) -> None:
         self.close_now()
 
     def close_now(self) -> None:
         """Close every connection (sync: also used where no event loop runs)."""
+        leases, self._leases = self._leases, {}
+        for name, handle in leases.items():
+            handle.close()
+            with contextlib.suppress(OSError):
+                self._lease_path(name).unlink()
         with self._guard:
             self._closed = True
             conns, self._all, self._readers = self._all, [], []
