@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,11 +71,30 @@ class Scheduler:
         self._worker: asyncio.Task[None] | None = None
         # pyconvex's own background work kept in its own tables (webhook events), run by the worker.
         self.queues: list[WorkQueue] = []
+        #: This process's name on the claims it makes (the name of a lease it holds).
+        self.worker_id = "w" + uuid.uuid4().hex[:16]
+        self._leased = False
         self._queue_tasks: dict[int, asyncio.Task[None]] = {}
 
     @property
     def database(self) -> Database:
         return self.deployment.database
+
+    async def claimant(self) -> str:
+        """This worker's id, for a claim: its lease is held first, so the claim is never
+        mistaken for a dead worker's."""
+        if not self._leased:
+            await self.database.persistence.hold_lease(self.worker_id)
+            self._leased = True
+        return self.worker_id
+
+    async def abandoned(self, claimed_by: str | None) -> bool:
+        """Whether a claim was made by a worker that is gone (crashed, or stopped mid-way)."""
+        if claimed_by is None:
+            return True  # made before claims were named: only a restart leaves these behind
+        if claimed_by == self.worker_id:
+            return False
+        return not await self.database.persistence.lease_alive(claimed_by)
 
     @property
     def executor(self) -> Executor:
@@ -190,12 +210,14 @@ class Scheduler:
     async def _run_action(self, job: dict[str, Any]) -> None:
         job_id = job["_id"]
 
+        worker = await self.claimant()
+
         async def claim(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
             current = await system.get(job_id)
             if current is None or current["state"]["kind"] != "pending":
                 return False
-            await system.patch(job_id, {"state": {"kind": "in_progress"}})
+            await system.patch(job_id, {"state": {"kind": "in_progress"}, "claimed_by": worker})
             return True
 
         if not await self.database.transact(claim):
@@ -219,15 +241,21 @@ class Scheduler:
         await self.database.transact(mark)
 
     async def recover(self) -> int:
-        """Mark actions that a crash cut off as failed (they must not run twice)."""
+        """Mark actions that a crash cut off as failed (they must not run twice).
+
+        Only the claims of workers that are gone: another worker's running action (in
+        another process, on another host) is left alone. Runs at start-up and every
+        ``POLL_SECONDS`` after, so a worker that dies is swept up by the ones that live.
+        """
 
         async def sweep(writer: DatabaseWriter) -> int:
             system = writer.system_writer()
-            cut_off = (
+            running = (
                 await system.query(SCHEDULED_FUNCTIONS)
                 .with_index("by_state", lambda q: q.eq("state.kind", "in_progress"))
                 .collect()
             )
+            cut_off = [job for job in running if await self.abandoned(job.get("claimed_by"))]
             for job in cut_off:
                 await system.patch(
                     job["_id"],
@@ -275,9 +303,14 @@ class Scheduler:
             _log.warning(
                 "%d scheduled action(s) were cut off by a stop and are marked failed", recovered
             )
+        swept = time.monotonic()
         while True:
             self._wake.clear()
             try:
+                if time.monotonic() - swept >= POLL_SECONDS:
+                    swept = time.monotonic()
+                    if await self.recover():
+                        _log.warning("Work cut off by a worker that stopped is marked failed")
                 await self._start_due(concurrency)
                 upcoming = await self._start_queues()
                 if len(self._running) < concurrency:

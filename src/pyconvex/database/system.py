@@ -49,6 +49,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "scheduled_time": v.float64(),
             "completed_time": v.optional(v.float64()),
             "state": _STATE,
+            # the worker (its lease) running an in-progress action: a dead one's are recovered
+            "claimed_by": v.optional(v.string()),
         }
     ).index("by_state", ["state.kind", "scheduled_time"]),
     WEBHOOK_EVENTS: define_table(
@@ -71,6 +73,7 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "max_attempts": v.int64(),
             # while pending: when to (re)try; the row is its own queue entry
             "next_attempt_at": v.optional(v.float64()),
+            "claimed_by": v.optional(v.string()),  # the worker running its action handler
             "last_error": v.optional(v.string()),
             "completed_at": v.optional(v.float64()),
         }

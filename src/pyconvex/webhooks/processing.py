@@ -154,6 +154,7 @@ class WebhookQueue:
 
     async def _run_actions(self, rows: list[dict[str, Any]]) -> None:
         database = self.deployment.database
+        worker = await self.deployment.scheduler.claimant()
 
         async def claim(writer: DatabaseWriter) -> list[dict[str, Any]]:
             system = writer.system_writer()
@@ -162,10 +163,13 @@ class WebhookQueue:
                 current = await system.get(row["_id"])
                 if current is None or current["status"] != "pending":
                     continue
-                current = {**current, "status": "processing", "attempts": current["attempts"] + 1}
-                await system.patch(
-                    row["_id"], {"status": "processing", "attempts": current["attempts"]}
-                )
+                fields = {
+                    "status": "processing",
+                    "attempts": current["attempts"] + 1,
+                    "claimed_by": worker,
+                }
+                current = {**current, **fields}
+                await system.patch(row["_id"], fields)
                 claimed.append(current)
             return claimed
 
@@ -199,11 +203,16 @@ class WebhookQueue:
         return None
 
     async def recover(self) -> int:
-        """Action handlers cut off by a crash: a failed attempt each, retried after backoff."""
+        """Action handlers cut off by a crash: a failed attempt each, retried after backoff.
+
+        Only those of workers that are gone: a live worker's handlers are left running.
+        """
+        scheduler = self.deployment.scheduler
 
         async def sweep(writer: DatabaseWriter) -> int:
             system = writer.system_writer()
-            cut_off = await _in_status(system, "processing").collect()
+            running = await _in_status(system, "processing").collect()
+            cut_off = [row for row in running if await scheduler.abandoned(row.get("claimed_by"))]
             for row in cut_off:
                 await self._failed(system, row, RuntimeError(CUT_OFF), counted=True)
             return len(cut_off)
@@ -222,6 +231,7 @@ class WebhookQueue:
                 "attempts": attempts,
                 "completed_at": time.time(),
                 "next_attempt_at": None,
+                "claimed_by": None,
             },
         )
 
@@ -235,7 +245,11 @@ class WebhookQueue:
         final: bool = False,
     ) -> None:
         attempts = row["attempts"] if counted else row["attempts"] + 1
-        fields: dict[str, Any] = {"attempts": attempts, "last_error": describe_failure(exc)}
+        fields: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error": describe_failure(exc),
+            "claimed_by": None,
+        }
         if final or attempts >= row["max_attempts"]:
             fields.update(status="failed", completed_at=time.time(), next_attempt_at=None)
         else:
