@@ -33,7 +33,7 @@ from ..errors import AppLoadError, ConvexError, PyConvexError
 from ..functions.logs import install_capture
 from ..persistence import open_persistence
 from ..server import logfile
-from . import serving, snapshots
+from . import serving, snapshots, workers
 from .remote import Remote, RemoteError
 from .scaffold import scaffold
 
@@ -352,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _init(ns)
         if ns.command == "logs":
             return _logs(ns)
+        if ns.command == "serve" and ns.workers > 1:
+            return workers.run(ns, _err, _asyncio_run)
         if ns.command in ("dev", "serve"):
             return _asyncio_run(serving.run(ns, _err, production=ns.command == "serve"))
         if ns.command == "export":

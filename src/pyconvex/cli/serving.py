@@ -83,9 +83,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, production: bool) -> None:
     )
     if production:
         parser.add_argument(
+            "--workers",
+            type=int,
+            default=int(os.environ.get("PYCONVEX_WORKERS", 1)),
+            metavar="N",
+            help="worker processes sharing the sockets (default 1, or PYCONVEX_WORKERS)",
+        )
+        parser.add_argument(
             "--database-url",
             default=None,
-            help="sqlite:///PATH (default: DIR/.pyconvex/data.sqlite3, or PYCONVEX_DATABASE_URL)",
+            help="sqlite:///PATH or postgresql://... (default: DIR/.pyconvex/data.sqlite3, "
+            "or PYCONVEX_DATABASE_URL)",
         )
         parser.add_argument(
             "--storage-url",
@@ -162,18 +170,19 @@ async def _watch(
         console.print(f"[green]✔ Reloaded:[/] {len(app.functions)} functions, {routes} routes")
 
 
-def _banner(console: Console, listeners: Listeners, key: str | None, *, production: bool) -> None:
+def _banner(
+    console: Console, listeners: Listeners, key: str | None, *, production: bool, worker: str
+) -> None:
     mode = "serve" if production else "dev"
     console.print(
         f"[green]✔ pyconvex {mode} ready:[/] function API {listeners.api_url} · "
-        f"HTTP actions {listeners.site_url}"
+        f"HTTP actions {listeners.site_url}{worker}"
     )
     if not production and key:
         console.print(f"[dim]  admin key: {key}[/]", markup=True)
 
 
 async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> int:
-    app_dir = Path(ns.dir).resolve()
     try:
         listeners = bind(ns.host, ns.port, ns.site_port)
     except OSError as exc:
@@ -181,6 +190,22 @@ async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> 
             f"[red]✖ {escape(str(exc))}[/] (is another server running? try --port/--site-port)"
         )
         return 1
+    try:
+        return await serve_on(listeners, ns, console, production=production)
+    finally:
+        listeners.close()
+
+
+async def serve_on(
+    listeners: Listeners,
+    ns: argparse.Namespace,
+    console: Console,
+    *,
+    production: bool,
+    worker: str = "",
+) -> int:
+    """Serve the app on sockets bound already (by this process, or by the parent of workers)."""
+    app_dir = Path(ns.dir).resolve()
     deployment = Deployment(
         app_dir,
         database_url=getattr(ns, "database_url", None),
@@ -205,7 +230,7 @@ async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> 
         loaded = await _start_when_loadable(deployment, console, watch=not production)
         if loaded is None:
             return 1
-        _banner(console, listeners, key, production=production)
+        _banner(console, listeners, key, production=production, worker=worker)
         if not production:
             watcher = asyncio.create_task(_watch(deployment, console, loaded))
         await BackendServer(backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips).serve()
@@ -213,5 +238,4 @@ async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> 
         if watcher is not None:
             watcher.cancel()
         await deployment.close()
-        listeners.close()
     return 0
