@@ -27,8 +27,9 @@ from rich.markup import escape
 from ..server import Listeners, bind
 from . import serving
 
-# A worker that dies this soon after starting is not crashing at random: the app does not
-# start (a load error, the database unreachable). Restarting it would only loop.
+# A worker that exits (rather than being killed) this soon after starting is not crashing
+# at random: the app does not start (a load error, the database unreachable). Restarting it
+# would only loop. A worker killed by a signal (the OOM killer, kill -9) is always replaced.
 STARTUP_GRACE = 5.0
 
 Runner = Callable[[Coroutine[Any, Any, int]], int]
@@ -69,7 +70,7 @@ def run(ns: argparse.Namespace, console: Console, runner: Runner) -> int:
             if stopping or number == 0:
                 continue
             how = _describe(status)
-            if time.monotonic() - started < STARTUP_GRACE:
+            if not os.WIFSIGNALED(status) and time.monotonic() - started < STARTUP_GRACE:
                 console.print(f"[red]✖ worker {number} {how} while starting: stopping[/]")
                 stop(signal.SIGTERM, None)
                 code = 1

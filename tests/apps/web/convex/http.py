@@ -221,3 +221,10 @@ http.webhook(
     secret_env="DISCORD_PUBLIC_KEY",
     handler=internal.webhooks.on_event,
 )
+
+
+@http.route(path="/pid", method="GET")
+async def pid(ctx, request):
+    import os
+
+    return Response.json({"pid": os.getpid()})
