@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .functions import Executor, FunctionDefinition
 
 POLL_SECONDS = 5.0
+CHANNEL = "pyconvex_work"  # notified when a job or a webhook event is added
 CONCURRENCY = 10
 QUEUE_BATCH = 64  # items per batch of a WorkQueue: one transaction for its mutations
 CUT_OFF = "Transient error while executing action: the server stopped while it was running"
@@ -67,6 +68,8 @@ class Scheduler:
         self.deployment = deployment
         self.clock = clock
         self._wake = asyncio.Event()
+        #: Set while the worker waits for work (tests wait on it, to act on an idle worker).
+        self.idle = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._worker: asyncio.Task[None] | None = None
         # pyconvex's own background work kept in its own tables (webhook events), run by the worker.
@@ -131,7 +134,7 @@ class Scheduler:
                 "state": {"kind": "pending"},
             },
         )
-        self.database.after_commit(writer, self.wake)
+        await self.work_added(writer)
         return job_id
 
     async def cancel_in(self, writer: DatabaseWriter, job_id: str) -> None:
@@ -148,6 +151,12 @@ class Scheduler:
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def work_added(self, writer: DatabaseWriter) -> None:
+        """Wake the workers once ``writer``'s transaction commits: this process's at once, the
+        other processes' through the store's notifications (PostgreSQL's NOTIFY)."""
+        self.database.after_commit(writer, self.wake)
+        await writer._txn.notify(CHANNEL)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -298,6 +307,7 @@ class Scheduler:
         await asyncio.gather(*running, return_exceptions=True)
 
     async def _work(self, concurrency: int) -> None:
+        await self.database.persistence.listen(CHANNEL, self.wake)
         recovered = await self.recover()
         if recovered:
             _log.warning(
@@ -321,7 +331,11 @@ class Scheduler:
                 if upcoming is not None:
                     timeout = min(max(upcoming - self.clock(), 0.0), POLL_SECONDS)
                 if timeout > 0:
-                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    self.idle.set()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                    finally:
+                        self.idle.clear()
             except TimeoutError:
                 continue
             except asyncio.CancelledError:

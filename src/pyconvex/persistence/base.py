@@ -21,6 +21,7 @@ the event loop), PostgreSQL over the network without blocking the loop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 # (key, document id, table, encoded document) for each entry of a scan, in key order.
@@ -75,6 +76,9 @@ class WriteTransaction(ReadTransaction):
     @abstractmethod
     async def set_global(self, name: str, value: bytes) -> None: ...
 
+    async def notify(self, channel: str) -> None:
+        """Wake this channel's listeners in every process once this transaction commits."""
+
     @abstractmethod
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A nested scope whose writes are undone if it raises (the outer transaction goes on)."""
@@ -95,6 +99,10 @@ class Persistence(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:  # noqa: B027
+        """Call ``callback`` whenever a transaction that notified ``channel`` commits, in any
+        process. Stores without cross-process notifications do nothing: their users poll."""
 
     @abstractmethod
     async def hold_lease(self, name: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -71,6 +71,12 @@ _LEASES = 0x70637802  # the namespace (first key) of lease locks
 _UNLOCK = f"SELECT pg_advisory_unlock({_WRITERS})"
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
+
+
+def _channel(name: str) -> str:
+    if not name.isidentifier() or not name.isascii() or len(name) > 63:
+        raise ValueError(f"Invalid notification channel {name!r}")
+    return name
 
 
 def _translated(exc: psycopg.Error) -> Exception:
@@ -177,6 +183,10 @@ class _PgWrite(_PgRead, WriteTransaction):
             (name, value),
         )
 
+    async def notify(self, channel: str) -> None:
+        # NOTIFY is transactional: delivered when (and only if) this transaction commits.
+        await self._rows(f"NOTIFY {_channel(channel)}", ())
+
     @asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
         await self._rows("SAVEPOINT pcx", ())
@@ -211,6 +221,10 @@ class PostgresPersistence(Persistence):
         self._down_because = ""
         self._lease_conn: psycopg.AsyncConnection[Any] | None = None
         self._leases: set[str] = set()
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._listening: asyncio.Task[None] | None = None
+        #: Set while the notifications connection is listening (tests wait on it).
+        self.listening = asyncio.Event()
 
     def describe(self) -> str:
         return _without_password(self.url)
@@ -324,6 +338,32 @@ class PostgresPersistence(Persistence):
             await conn.execute("RESET enable_seqscan")
             await self._release(conn)
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        self._listeners.setdefault(_channel(channel), []).append(callback)
+        if self._listening is None:
+            self._listening = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """LISTEN on a connection of its own, reconnecting after the server comes back."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
+                    for channel in list(self._listeners):
+                        await conn.execute(f"LISTEN {channel}")
+                    self.listening.set()
+                    self._wake_all()  # something may have been sent while we were away
+                    async for note in conn.notifies():
+                        for callback in self._listeners.get(note.channel, []):
+                            callback()
+            except (psycopg.Error, OSError):
+                self.listening.clear()
+                await asyncio.sleep(1.0)
+
+    def _wake_all(self) -> None:
+        for callbacks in self._listeners.values():
+            for callback in callbacks:
+                callback()
+
     # Leases are session advisory locks held on a connection of their own: PostgreSQL drops
     # them the moment that session ends, however the process died.
 
@@ -363,6 +403,10 @@ class PostgresPersistence(Persistence):
             await self._release(conn)
 
     async def close(self) -> None:
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
         lease_conn, self._lease_conn = self._lease_conn, None
         self._leases.clear()
         if lease_conn is not None:

@@ -274,6 +274,6 @@ async def replay(deployment: Deployment, event_id: str) -> None:
                 "next_attempt_at": deployment.scheduler.clock(),
             },
         )
-        deployment.database.after_commit(writer, deployment.scheduler.wake)
+        await deployment.scheduler.work_added(writer)
 
     await deployment.database.transact(again, system=True)

@@ -148,7 +148,7 @@ class WebhookReceiver:
         scheduler = executor.scheduler
         fields["next_attempt_at"] = scheduler.clock()
         await writer.insert(WEBHOOK_EVENTS, fields)
-        executor.database.after_commit(writer, scheduler.wake)
+        await scheduler.work_added(writer)
         return True
 
 

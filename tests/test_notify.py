@@ -1,0 +1,43 @@
+"""Work added by one process wakes the workers of the others (PostgreSQL LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from pyconvex import scheduler
+from pyconvex.deployment import Deployment
+from pyconvex.persistence.postgres import PostgresPersistence
+
+WEB = Path(__file__).parent / "apps" / "web"
+
+
+async def test_a_job_scheduled_in_one_process_wakes_the_worker_of_another(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a notification the worker would next look in a minute: past this test's patience.
+    monkeypatch.setattr(scheduler, "POLL_SECONDS", 60.0)
+    files = (tmp_path / "files").as_uri()
+    async with (
+        Deployment(WEB, database_url=postgres_url, storage_url=files) as caller,
+        Deployment(WEB, database_url=postgres_url, storage_url=files) as worker,
+    ):
+        worker.scheduler.start()
+        store = worker.database.persistence
+        assert isinstance(store, PostgresPersistence)
+        await asyncio.wait_for(store.listening.wait(), timeout=10)
+        await asyncio.wait_for(worker.scheduler.idle.wait(), timeout=10)  # in its minute-long wait
+
+        job = await caller.executor.run("jobs:schedule", {"delay": 0, "tag": "woken"})
+        deadline = time.monotonic() + 20
+        while True:
+            state = await caller.executor.run("jobs:job", {"id": job})
+            if state["state"]["kind"] == "success":
+                break
+            assert time.monotonic() < deadline, f"the other process's worker never ran it: {state}"
+            await asyncio.sleep(0.02)
+        marks = await caller.executor.run("jobs:marks", {"tag": "woken"})
+        assert len(marks) == 1
