@@ -19,6 +19,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -174,6 +175,19 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
             self._end()
 
 
+def _wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL mode. Two processes opening a new file at once (``serve --workers``) can
+    get "database is locked" here without SQLite's busy handler being asked: try again."""
+    for _ in range(100):
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+
+
 class SqlitePersistence(Persistence):
     """Documents, indexes and globals in one SQLite file.
 
@@ -203,7 +217,7 @@ class SqlitePersistence(Persistence):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _wal(conn)
         if mode != "wal":
             raise RuntimeError(f"SQLite at {self.path} refused WAL mode (got {mode})")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
