@@ -16,6 +16,7 @@ same machine.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -94,6 +95,7 @@ def main() -> None:
 
     postgres = PostgresServer()
     results: dict[tuple[str, int, str], list[float]] = {}
+    runs = itertools.count()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             scripts = Path(tmp)
@@ -101,7 +103,7 @@ def main() -> None:
             for round_number in range(ns.rounds):
                 for backend, workers in SETUPS:
                     for endpoint in ENDPOINTS:
-                        scratch = Path(tmp) / f"{backend}-{workers}-{round_number}-{len(results)}"
+                        scratch = Path(tmp) / f"run-{next(runs)}"
                         scratch.mkdir()
                         url = (
                             postgres.new_database()
