@@ -121,8 +121,8 @@ def test_the_guide_api_key_pattern(served: Served) -> None:
     assert httpx.get(url, headers={"X-API-Key": key}).status_code == 403
 
 
-async def test_only_a_hash_of_the_key_is_stored() -> None:
-    async with ConvexTest(AUTH_APP) as t:
+async def test_only_a_hash_of_the_key_is_stored(database_url: str) -> None:
+    async with ConvexTest(AUTH_APP, database_url=database_url) as t:
         key = await t.mutation("keys:create", {"owner": "acct_1"})
         rows = await t.run(lambda ctx: ctx.db.system.query("_api_keys").collect())
         assert len(rows) == 1
@@ -132,8 +132,8 @@ async def test_only_a_hash_of_the_key_is_stored() -> None:
         assert len(rows[0]["hash"]) == 64
 
 
-async def test_validate_records_last_use_and_revoke_and_list() -> None:
-    async with ConvexTest(AUTH_APP) as t:
+async def test_validate_records_last_use_and_revoke_and_list(database_url: str) -> None:
+    async with ConvexTest(AUTH_APP, database_url=database_url) as t:
         key = await t.mutation("keys:create", {"owner": "acct_1", "scopes": ["read", "write"]})
         # From a query: valid, but nothing written.
         record = await t.query("keys:check", {"key": key})
@@ -156,8 +156,8 @@ async def test_validate_records_last_use_and_revoke_and_list() -> None:
             await t.query("keys:create_from_query")
 
 
-async def test_with_identity_reaches_functions_and_http_actions() -> None:
-    async with ConvexTest(AUTH_APP) as t:
+async def test_with_identity_reaches_functions_and_http_actions(database_url: str) -> None:
+    async with ConvexTest(AUTH_APP, database_url=database_url) as t:
         as_ada = t.with_identity(name="Ada", org="acme", subject="ada")
         assert await as_ada.query("users:whoami") == {
             "token_identifier": "https://convex.test|ada",
@@ -169,8 +169,8 @@ async def test_with_identity_reaches_functions_and_http_actions() -> None:
         assert (await t.fetch("/me")).status_code == 401
 
 
-async def test_scheduled_functions_run_without_identity() -> None:
-    async with ConvexTest(AUTH_APP) as t:
+async def test_scheduled_functions_run_without_identity(database_url: str) -> None:
+    async with ConvexTest(AUTH_APP, database_url=database_url) as t:
         await t.with_identity(name="Ada").mutation("users:note", {"text": "hi"})
         assert await t.finish_scheduled_functions() == 1
         assert await t.query("users:probes") == [True]

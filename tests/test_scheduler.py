@@ -15,8 +15,10 @@ from pyconvex.errors import FunctionNotFoundError
 from pyconvex.testing import ConvexTest
 
 
-async def test_a_scheduled_mutation_runs_once_and_records_success(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_a_scheduled_mutation_runs_once_and_records_success(
+    web_app: Path, database_url: str
+) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         job_id = await t.mutation("jobs:schedule", {"delay": 0, "tag": "a"})
         job = await t.query("jobs:job", {"id": job_id})
         assert job["name"] == "jobs:mark" and job["state"] == {"kind": "pending"}
@@ -29,8 +31,10 @@ async def test_a_scheduled_mutation_runs_once_and_records_success(web_app: Path)
         assert done["completed_time"] >= done["scheduled_time"]
 
 
-async def test_nothing_is_scheduled_when_the_mutation_fails(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_nothing_is_scheduled_when_the_mutation_fails(
+    web_app: Path, database_url: str
+) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         with pytest.raises(RuntimeError, match="the caller broke"):
             await t.mutation("jobs:schedule_then_fail")
         assert await t.run(lambda ctx: ctx.db.system.query("_scheduled_functions").collect()) == []
@@ -38,8 +42,8 @@ async def test_nothing_is_scheduled_when_the_mutation_fails(web_app: Path) -> No
         assert await t.query("jobs:marks", {"tag": "never"}) == []
 
 
-async def test_cancel_before_the_due_time(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_cancel_before_the_due_time(web_app: Path, database_url: str) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         job_id = await t.mutation("jobs:schedule", {"delay": 60, "tag": "c"})
         await t.mutation("jobs:cancel", {"id": job_id})
         t.clock.advance(120)
@@ -48,8 +52,8 @@ async def test_cancel_before_the_due_time(web_app: Path) -> None:
         assert (await t.query("jobs:job", {"id": job_id}))["state"] == {"kind": "canceled"}
 
 
-async def test_the_clock_decides_what_is_due(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_the_clock_decides_what_is_due(web_app: Path, database_url: str) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         await t.mutation("jobs:schedule", {"delay": 60, "tag": "later"})
         await t.mutation("jobs:schedule_at", {"when": t.clock.now() + 3600})
         assert await t.finish_scheduled_functions() == 0
@@ -60,8 +64,10 @@ async def test_the_clock_decides_what_is_due(web_app: Path) -> None:
         assert len(await t.query("jobs:marks", {"tag": "at"})) == 1
 
 
-async def test_a_failing_job_is_marked_failed_and_its_writes_undone(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_a_failing_job_is_marked_failed_and_its_writes_undone(
+    web_app: Path, database_url: str
+) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         job_id = await t.mutation("jobs:schedule_failing")
         await t.finish_scheduled_functions()
         job = await t.query("jobs:job", {"id": job_id})
@@ -69,16 +75,18 @@ async def test_a_failing_job_is_marked_failed_and_its_writes_undone(web_app: Pat
         assert await t.query("jobs:marks", {"tag": "failing"}) == []
 
 
-async def test_scheduling_from_an_action_is_immediate(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_scheduling_from_an_action_is_immediate(web_app: Path, database_url: str) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         job_id = await t.action("jobs:schedule_from_action")
         assert (await t.query("jobs:job", {"id": job_id}))["state"]["kind"] == "pending"
         await t.finish_scheduled_functions()
         assert [m["i"] for m in await t.query("jobs:marks", {"tag": "from-action"})] == [5]
 
 
-async def test_only_mutations_and_actions_can_be_scheduled(web_app: Path) -> None:
-    async with ConvexTest(web_app) as t:
+async def test_only_mutations_and_actions_can_be_scheduled(
+    web_app: Path, database_url: str
+) -> None:
+    async with ConvexTest(web_app, database_url=database_url) as t:
         with pytest.raises(FunctionNotFoundError, match="is a query"):
             await t.mutation("jobs:schedule_a_query")
 

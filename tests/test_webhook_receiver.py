@@ -34,8 +34,8 @@ STRIPE_EVENT = {
 
 
 @pytest.fixture
-async def t(web_app: Path) -> AsyncIterator[ConvexTest]:
-    async with ConvexTest(web_app) as harness:
+async def t(web_app: Path, database_url: str) -> AsyncIterator[ConvexTest]:
+    async with ConvexTest(web_app, database_url=database_url) as harness:
         for name, value in ENV.items():
             await harness.deployment.env.set(name, value)
         yield harness

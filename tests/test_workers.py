@@ -171,3 +171,36 @@ def test_workers_that_cannot_start_stop_the_server_instead_of_looping(tmp_path: 
     )  # fmt: skip
     assert done.returncode == 1
     assert "Could not load the app" in done.stderr and "while starting: stopping" in done.stderr
+
+
+def test_postgres_restarting_under_two_workers_is_503_then_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import PostgresServer
+
+    postgres = PostgresServer()  # this test's own: it is stopped mid-way
+    app = tmp_path / "app"
+    shutil.copytree(WEB, app)
+    monkeypatch.setenv("PYCONVEX_ADMIN_KEY", ADMIN)
+    process = Process(
+        "serve", str(app), "--workers", "2", "--database-url", postgres.new_database(),
+        "--storage-url", (tmp_path / "files").as_uri(),
+    )  # fmt: skip
+    try:
+        process.wait_for(r"worker \d of 2")
+        workers = Workers(process)
+        url = f"{workers.site}/increment"
+        assert httpx.post(url, json={"name": "r"}).json() == {"value": 1}
+        postgres.stop("immediate")
+        # Every answer while it is away is a 503 (whichever worker takes the connection).
+        statuses = {httpx.post(url, json={"name": "r"}).status_code for _ in range(6)}
+        assert statuses == {503}
+        postgres.start()
+        wait_until(lambda: httpx.post(url, json={"name": "r"}).status_code == 200)
+        # Both workers are back, not only one: no restart needed anywhere.
+        wait_until(lambda: len(workers.pids()) == 2)
+        assert all(httpx.post(url, json={"name": "r"}).status_code == 200 for _ in range(20))
+        assert workers.call("query", "counters:get", {"name": "r"}) >= 22
+    finally:
+        process.stop()
+        postgres.remove()
