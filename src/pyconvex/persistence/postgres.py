@@ -87,6 +87,10 @@ def _translated(exc: psycopg.Error) -> Exception:
     return exc
 
 
+def _lost(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailableError)
+
+
 class _PgRead(ReadTransaction):
     def __init__(
         self,
@@ -106,7 +110,7 @@ class _PgRead(ReadTransaction):
             cursor = await conn.execute(sql, params)
             return await cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
-            raise _translated(exc) from exc
+            raise self._store._failed(exc) from exc
 
     async def get(self, doc_id: str) -> tuple[str, bytes] | None:
         rows = await self._rows("SELECT tbl, value FROM documents WHERE id = %s", (doc_id,))
@@ -219,6 +223,7 @@ class PostgresPersistence(Persistence):
         self._write_lock: asyncio.Lock | None = None
         self._down_until = 0.0
         self._down_because = ""
+        self._checking: asyncio.Task[None] | None = None
         self._lease_conn: psycopg.AsyncConnection[Any] | None = None
         self._leases: set[str] = set()
         self._listeners: dict[str, list[Callable[[], None]]] = {}
@@ -263,9 +268,6 @@ class PostgresPersistence(Persistence):
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, with their level
-            # A connection is checked as it leaves the pool, so after the server restarts
-            # the dead ones are replaced instead of failing one request each.
-            check=AsyncConnectionPool.check_connection,
             timeout=CONNECT_TIMEOUT,
             open=False,
         )
@@ -282,6 +284,20 @@ class PostgresPersistence(Persistence):
             raise StoreUnavailableError(f"PostgreSQL is unavailable: {exc}") from exc
         return pool
 
+    def _failed(self, exc: psycopg.Error) -> Exception:
+        error = _translated(exc)
+        if _lost(error):
+            self.connections_lost()
+        return error
+
+    def connections_lost(self) -> None:
+        """A connection broke: the server may have restarted, so check the pooled ones now
+        rather than have each fail a request (connections are not checked at every checkout:
+        that would cost a round trip per transaction)."""
+        pool = self._pool
+        if pool is not None and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.get_running_loop().create_task(pool.check())
+
     async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if self._pool is not None:
             await self._pool.putconn(conn)
@@ -292,7 +308,7 @@ class PostgresPersistence(Persistence):
             await conn.execute(statement)
         except psycopg.Error as exc:
             await self._release(conn)
-            raise _translated(exc) from exc
+            raise self._failed(exc) from exc
         return conn
 
     async def begin_read(self) -> ReadTransaction:
@@ -317,7 +333,7 @@ class PostgresPersistence(Persistence):
                     if not conn.closed:
                         await conn.execute(_UNLOCK)
                 await self._release(conn)
-                raise _translated(exc) from exc
+                raise self._failed(exc) from exc
         except BaseException:
             self._write_lock.release()
             raise
