@@ -419,6 +419,8 @@ class PostgresPersistence(Persistence):
             await self._release(conn)
 
     async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         listening, self._listening = self._listening, None
         if listening is not None:
             listening.cancel()
