@@ -272,7 +272,15 @@ class Scheduler:
                 )
             return len(cut_off)
 
-        recovered: int = await self.database.transact(sweep)
+        # Look first with a read: most sweeps find nothing, and then take no write lock.
+        async with self.database.read(system=True) as reader:
+            in_progress = reader.query(SCHEDULED_FUNCTIONS).with_index(
+                "by_state", lambda q: q.eq("state.kind", "in_progress")
+            )
+            found = [job async for job in in_progress]
+        recovered = 0
+        if any([await self.abandoned(job.get("claimed_by")) for job in found]):
+            recovered = await self.database.transact(sweep)
         for queue in self.queues:
             recovered += await queue.recover()
         return recovered

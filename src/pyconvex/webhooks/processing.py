@@ -217,6 +217,11 @@ class WebhookQueue:
                 await self._failed(system, row, RuntimeError(CUT_OFF), counted=True)
             return len(cut_off)
 
+        # Look first with a read: most sweeps find nothing, and then take no write lock.
+        async with self.deployment.database.read(system=True) as reader:
+            running = await _in_status(reader, "processing").collect()
+        if not any([await scheduler.abandoned(row.get("claimed_by")) for row in running]):
+            return 0
         found: int = await self.deployment.database.transact(sweep)
         return found
 
