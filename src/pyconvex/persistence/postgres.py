@@ -101,6 +101,7 @@ class _PgRead(ReadTransaction):
         self._store = store
         self._conn: psycopg.AsyncConnection[Any] | None = conn
         self._lock = lock  # a writer's: released when the transaction ends
+        self._unlocked = False  # a writer's advisory lock was let go with its COMMIT
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
         conn = self._conn
@@ -139,13 +140,14 @@ class _PgRead(ReadTransaction):
         if conn is None:
             return
         try:
-            if (
+            if self._lock is not None and not conn.closed and not self._unlocked:
+                # One round trip for both (a ROLLBACK outside a transaction only warns).
+                await conn.execute(f"ROLLBACK; {_UNLOCK}")
+            elif (
                 not conn.closed
                 and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
             ):
                 await conn.execute("ROLLBACK")
-            if self._lock is not None and not conn.closed:
-                await conn.execute(_UNLOCK)
         except psycopg.Error:
             pass  # a broken connection: the pool throws it away, and its lock is gone with it
         finally:
@@ -207,7 +209,10 @@ class _PgWrite(_PgRead, WriteTransaction):
 
     async def commit(self) -> None:
         try:
-            await self._rows("COMMIT", ())
+            # COMMIT and the writers' unlock in one round trip; if COMMIT fails, the unlock
+            # is skipped with it and close() lets go.
+            await self._rows(f"COMMIT; {_UNLOCK}", ())
+            self._unlocked = True
         finally:
             await self.close()
 
@@ -326,6 +331,8 @@ class PostgresPersistence(Persistence):
         try:
             conn = await self._connection()
             try:
+                # Two round trips, on purpose: sent as one string, the lock would become part
+                # of the transaction, whose snapshot would then predate the lock.
                 await conn.execute(_LOCK)
                 await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
             except psycopg.Error as exc:
