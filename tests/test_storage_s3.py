@@ -67,7 +67,8 @@ async def test_a_large_file_goes_up_in_parts_and_comes_back_in_ranges(s3_bucket:
 async def test_over_the_limit_mid_upload_leaves_nothing(s3_bucket: str) -> None:
     store = S3BlobStore(s3_bucket)
     with pytest.raises(BlobTooLarge):
-        await store.put(KEY, pieces(PART * 2), max_size=PART + 1)  # after one part went up
+        # The first part goes up once the second has begun; the limit falls inside the third.
+        await store.put(KEY, pieces(PART * 3), max_size=2 * PART + 1)
     assert leftovers(s3_bucket) == ([], [])
 
 
@@ -75,7 +76,7 @@ async def test_a_failing_source_aborts_the_upload(s3_bucket: str) -> None:
     store = S3BlobStore(s3_bucket)
 
     async def broken() -> AsyncIterator[bytes]:
-        async for chunk in pieces(PART + 1024):
+        async for chunk in pieces(2 * PART + 1024):  # one part up, one held, then the failure
             yield chunk
         raise ConnectionResetError("the client went away")
 

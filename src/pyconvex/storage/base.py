@@ -7,6 +7,7 @@ pyconvex (random hex), never taken from a request.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +41,44 @@ class BlobStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends without resources
         """Release resources."""
+
+
+class Measured:
+    """A blob's incoming chunks, counted, hashed and checked against ``max_size`` on the way,
+    and regrouped into pieces of at least ``piece`` bytes (the last may be smaller) for
+    backends that write in large units.
+
+        measured = Measured(chunks, piece=1024 * 1024, max_size=limit)
+        async for piece in measured.pieces():
+            ...                                   # write it
+        return measured.written()
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], *, piece: int, max_size: int | None) -> None:
+        self._chunks = chunks
+        self._piece = piece
+        self._max_size = max_size
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        pending = bytearray()
+        async for chunk in self._chunks:
+            if not chunk:
+                continue
+            self.size += len(chunk)
+            if self._max_size is not None and self.size > self._max_size:
+                raise BlobTooLarge(self._max_size)
+            self._digest.update(chunk)
+            pending += chunk
+            if len(pending) >= self._piece:
+                yield bytes(pending)
+                pending = bytearray()
+        if pending:
+            yield bytes(pending)
+
+    def written(self) -> Written:
+        return Written(self.size, self._digest.hexdigest())
 
 
 class BlobTooLarge(ValueError):

@@ -9,13 +9,12 @@ time, so the event loop never waits on the disk.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from .base import BlobStore, BlobTooLarge, Written
+from .base import BlobStore, Measured, Written
 
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -39,32 +38,17 @@ class LocalBlobStore(BlobStore):
         path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{key}.partial")
         out = await asyncio.to_thread(open, tmp, "wb")
-        digest = hashlib.sha256()
-        size = 0
+        measured = Measured(chunks, piece=CHUNK, max_size=max_size)
         try:
-            pending: list[bytes] = []
-            pending_size = 0
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise BlobTooLarge(max_size)
-                digest.update(chunk)
-                pending.append(chunk)
-                pending_size += len(chunk)
-                if pending_size >= CHUNK:
-                    await asyncio.to_thread(out.write, b"".join(pending))
-                    pending, pending_size = [], 0
-            if pending:
-                await asyncio.to_thread(out.write, b"".join(pending))
+            async for piece in measured.pieces():
+                await asyncio.to_thread(out.write, piece)
             await asyncio.to_thread(_finish, out)
             await asyncio.to_thread(os.replace, tmp, path)
         except BaseException:
             out.close()
             tmp.unlink(missing_ok=True)
             raise
-        return Written(size, digest.hexdigest())
+        return measured.written()
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self._path(key)

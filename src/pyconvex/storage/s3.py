@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import BlobStore, BlobTooLarge, Written
+from .base import BlobStore, Measured, Written
 
 PART = 8 * 1024 * 1024  # S3 parts must be at least 5 MiB, except the last
 CHUNK = 1024 * 1024
@@ -53,33 +52,25 @@ class S3BlobStore(BlobStore):
         self, key: str, chunks: AsyncIterator[bytes], *, max_size: int | None = None
     ) -> Written:
         name = self._name(key)
-        digest = hashlib.sha256()
-        size = 0
-        part = bytearray()
+        measured = Measured(chunks, piece=PART, max_size=max_size)
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
+        held: bytes | None = None  # a part is sent once we know it is not the last one
         try:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if max_size is not None and size > max_size:
-                    raise BlobTooLarge(max_size)
-                digest.update(chunk)
-                part += chunk
-                if len(part) >= PART:
+            async for piece in measured.pieces():
+                if held is not None:
                     if upload_id is None:
                         created = await self._call(
                             "create_multipart_upload", Bucket=self.bucket, Key=name
                         )
                         upload_id = created["UploadId"]
-                    await self._upload_part(name, upload_id, parts, bytes(part))
-                    part = bytearray()
+                    await self._upload_part(name, upload_id, parts, held)
+                held = piece
             if upload_id is None:
-                await self._call("put_object", Bucket=self.bucket, Key=name, Body=bytes(part))
+                await self._call("put_object", Bucket=self.bucket, Key=name, Body=held or b"")
             else:
-                if part:
-                    await self._upload_part(name, upload_id, parts, bytes(part))
+                assert held is not None
+                await self._upload_part(name, upload_id, parts, held)
                 await self._call(
                     "complete_multipart_upload",
                     Bucket=self.bucket,
@@ -91,7 +82,7 @@ class S3BlobStore(BlobStore):
             if upload_id is not None:
                 await asyncio.shield(self._abort(name, upload_id))
             raise
-        return Written(size, digest.hexdigest())
+        return measured.written()
 
     async def _upload_part(
         self, name: str, upload_id: str, parts: list[dict[str, Any]], body: bytes
