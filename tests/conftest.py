@@ -325,7 +325,6 @@ class PostgresServer:
         import os
         import shutil
         import socket
-        import subprocess
         import tempfile
 
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
@@ -343,23 +342,8 @@ class PostgresServer:
         self._run(
             "initdb", "-D", f"{self.dir}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8"
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200"
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            f"{self.dir}/data",
-            "-w",
-            "-l",
-            f"{self.dir}/log",
-            "-o",
-            options,
-            "start",
-        )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
-        self._subprocess = subprocess
+        self.start()
 
     def _run(self, tool: str, *args: str, check: bool = True) -> None:
         import subprocess
@@ -390,17 +374,8 @@ class PostgresServer:
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
             "-c full_page_writes=off -c max_connections=200"
         )
-        self._run(
-            "pg_ctl",
-            "-D",
-            f"{self.dir}/data",
-            "-w",
-            "-l",
-            f"{self.dir}/log",
-            "-o",
-            options,
-            "start",
-        )
+        data, log = f"{self.dir}/data", f"{self.dir}/log"
+        self._run("pg_ctl", "-D", data, "-w", "-l", log, "-o", options, "start")
 
     def remove(self) -> None:
         import shutil

@@ -48,8 +48,6 @@ class KeySet:
         self._refetched_at: float | None = None  # the last refetch for an unknown kid
         self._generation = 0  # fetch attempts so far: concurrent waiters fetch once
         self._lock = asyncio.Lock()
-        #: How many times the keys were fetched (tests and logs).
-        self.fetches = 0
         if provider.inline_jwks is not None:
             self._keys = _parse_jwks(provider.inline_jwks)
 
@@ -109,7 +107,6 @@ class KeySet:
                 if self._keys is None:
                     raise
                 return  # keep serving the keys we have
-            self.fetches += 1
             self._keys, self._fetched_at, self._failed_at = keys, self._clock(), None
 
     async def _download(self) -> Mapping[str, Any]:

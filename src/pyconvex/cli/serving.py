@@ -182,13 +182,20 @@ def _banner(
         console.print(f"[dim]  admin key: {key}[/]", markup=True)
 
 
-async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> int:
+def bind_or_explain(ns: argparse.Namespace, console: Console) -> Listeners | None:
+    """Bind the two sockets, or say why not (and return None)."""
     try:
-        listeners = bind(ns.host, ns.port, ns.site_port)
+        return bind(ns.host, ns.port, ns.site_port)
     except OSError as exc:
         console.print(
             f"[red]✖ {escape(str(exc))}[/] (is another server running? try --port/--site-port)"
         )
+        return None
+
+
+async def run(ns: argparse.Namespace, console: Console, *, production: bool) -> int:
+    listeners = bind_or_explain(ns, console)
+    if listeners is None:
         return 1
     try:
         return await serve_on(listeners, ns, console, production=production)

@@ -22,9 +22,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
-from ..server import Listeners, bind
+from ..server import Listeners
 from . import serving
 
 # A worker that exits (rather than being killed) this soon after starting is not crashing
@@ -36,12 +35,8 @@ Runner = Callable[[Coroutine[Any, Any, int]], int]
 
 
 def run(ns: argparse.Namespace, console: Console, runner: Runner) -> int:
-    try:
-        listeners = bind(ns.host, ns.port, ns.site_port)
-    except OSError as exc:
-        console.print(
-            f"[red]✖ {escape(str(exc))}[/] (is another server running? try --port/--site-port)"
-        )
+    listeners = serving.bind_or_explain(ns, console)
+    if listeners is None:
         return 1
     count = ns.workers
     workers: dict[int, tuple[int, float]] = {}  # pid -> (number, started)

@@ -87,10 +87,6 @@ def _translated(exc: psycopg.Error) -> Exception:
     return exc
 
 
-def _lost(exc: BaseException) -> bool:
-    return isinstance(exc, StoreUnavailableError)
-
-
 class _PgRead(ReadTransaction):
     def __init__(
         self,
@@ -291,7 +287,7 @@ class PostgresPersistence(Persistence):
 
     def _failed(self, exc: psycopg.Error) -> Exception:
         error = _translated(exc)
-        if _lost(error):
+        if isinstance(error, StoreUnavailableError):
             self.connections_lost()
         return error
 
