@@ -28,6 +28,36 @@ from contextlib import AbstractAsyncContextManager
 ScanRow = tuple[bytes, str, str, bytes]
 
 
+class ScanStatements:
+    """The index range scan every SQL backend runs, in its driver's placeholder style.
+
+    One B-tree range of ``index_entries``' primary key, joined to the documents by id.
+    """
+
+    def __init__(self, mark: str) -> None:
+        base = (
+            "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
+            "JOIN documents d ON d.id = e.doc_id "
+            f"WHERE e.index_id = {mark} AND e.key >= {mark}{{upper}} "
+            f"ORDER BY e.key{{desc}} LIMIT {mark}"
+        )
+        self._sql = {
+            (bounded, reverse): base.format(
+                upper=f" AND e.key < {mark}" if bounded else "", desc=" DESC" if reverse else ""
+            )
+            for bounded in (True, False)
+            for reverse in (True, False)
+        }
+
+    def __call__(
+        self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
+    ) -> tuple[str, tuple[object, ...]]:
+        """The statement and its parameters for one scan."""
+        if end is None:
+            return self._sql[(False, reverse)], (index_id, start, limit)
+        return self._sql[(True, reverse)], (index_id, start, end, limit)
+
+
 class ReadTransaction(ABC):
     """A consistent snapshot. Call :meth:`close` when done."""
 

@@ -30,7 +30,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConflictError, StoreUnavailableError
-from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
+from .base import Persistence, ReadTransaction, ScanRow, ScanStatements, WriteTransaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -51,18 +51,7 @@ CREATE TABLE IF NOT EXISTS globals (
 """
 _SCHEMA_LOCK = 0x70637800  # an advisory lock id: "pcx\\0"
 
-_SCAN = (
-    "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
-    "JOIN documents d ON d.id = e.doc_id "
-    "WHERE e.index_id = %s AND e.key >= %s{upper} ORDER BY e.key{desc} LIMIT %s"
-)
-_SCAN_SQL = {
-    (bounded, reverse): _SCAN.format(
-        upper=" AND e.key < %s" if bounded else "", desc=" DESC" if reverse else ""
-    )
-    for bounded in (True, False)
-    for reverse in (True, False)
-}
+_SCAN = ScanStatements("%s")
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 # Every writer of every process holds this session advisory lock for its transaction.
 _WRITERS = 0x70637801
@@ -116,8 +105,7 @@ class _PgRead(ReadTransaction):
     async def scan(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> list[ScanRow]:
-        sql = _SCAN_SQL[(end is not None, reverse)]
-        params = (index_id, start, end, limit) if end is not None else (index_id, start, limit)
+        sql, params = _SCAN(index_id, start, end, reverse=reverse, limit=limit)
         rows = await self._rows(sql, params)
         return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
 
@@ -344,8 +332,7 @@ class PostgresPersistence(Persistence):
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""
-        sql = _SCAN_SQL[(bounded, reverse)]
-        params: tuple[object, ...] = (1, b"", b"\xff", 10) if bounded else (1, b"", 10)
+        sql, params = _SCAN(1, b"", b"\xff" if bounded else None, reverse=reverse, limit=10)
         conn = await self._connection()
         try:
             # Planner statistics of an empty table would favour a sequential scan; say how

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ConflictError
-from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
+from .base import Persistence, ReadTransaction, ScanRow, ScanStatements, WriteTransaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -46,18 +46,7 @@ CREATE TABLE IF NOT EXISTS globals (
 ) WITHOUT ROWID;
 """
 
-_SCAN = (
-    "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
-    "JOIN documents d ON d.id = e.doc_id "
-    "WHERE e.index_id = ? AND e.key >= ?{upper} ORDER BY e.key{desc} LIMIT ?"
-)
-_SCAN_SQL = {
-    (bounded, reverse): _SCAN.format(
-        upper=" AND e.key < ?" if bounded else "", desc=" DESC" if reverse else ""
-    )
-    for bounded in (True, False)
-    for reverse in (True, False)
-}
+_SCAN = ScanStatements("?")
 
 _LEASE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -86,8 +75,7 @@ class _SqliteRead(ReadTransaction):
     async def scan(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> list[ScanRow]:
-        sql = _SCAN_SQL[(end is not None, reverse)]
-        params = (index_id, start, end, limit) if end is not None else (index_id, start, limit)
+        sql, params = _SCAN(index_id, start, end, reverse=reverse, limit=limit)
         return self._c().execute(sql, params).fetchall()
 
     async def count(self, index_id: int) -> int:
@@ -272,8 +260,7 @@ class SqlitePersistence(Persistence):
 
     def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """SQLite's query plan for an index range scan (for tests and the curious)."""
-        sql = _SCAN_SQL[(bounded, reverse)]
-        params: tuple[object, ...] = (1, b"", b"\xff", 10) if bounded else (1, b"", 10)
+        sql, params = _SCAN(1, b"", b"\xff" if bounded else None, reverse=reverse, limit=10)
         return [row[3] for row in self._writer.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
     # Leases are advisory locks on files beside the database: the kernel drops a dead
