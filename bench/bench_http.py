@@ -25,15 +25,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from ports import free_port, wait_for_port  # noqa: E402
+
 APPS = HERE / "apps"
 BODY = {
     "name": "benchmark item",
@@ -43,12 +45,6 @@ BODY = {
     "active": True,
 }
 ENDPOINTS = ("/health", "/users/{id}", "POST /items")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _uvicorn(module: str) -> list[str]:
@@ -79,8 +75,8 @@ def _apps(scratch: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
 
 class Server:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.port = _free_port()
-        ports = {"{port}": str(self.port), "{api_port}": str(_free_port())}
+        self.port = free_port()
+        ports = {"{port}": str(self.port), "{api_port}": str(free_port())}
         command = [ports.get(part, part) for part in command]
         self.proc = subprocess.Popen(
             ["taskset", "-c", "0", *command],
@@ -88,15 +84,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # a benchmark, not a test: polling is fine here
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"server did not start: {command}")
+        wait_for_port(self.port, self.proc, f"server {command}")
         # one request end to end before measuring (imports, first connection)
         subprocess.run(
             ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{self.port}/health"], check=False

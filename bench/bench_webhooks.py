@@ -21,7 +21,6 @@ import hmac
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from ports import free_port, wait_for_port  # noqa: E402
+
 APPS = HERE / "apps"
 SECRET = "whsec_bench"
 FILLER = {f"field_{i}": f"value {i} " * 6 for i in range(30)}
@@ -54,19 +57,12 @@ def _request_maker(port: int):  # type: ignore[no-untyped-def]
 
 
 def _load(port: int, seconds: float, connections: int) -> None:
-    sys.path.insert(0, str(HERE))
     from loadgen import run
 
     rate, counts = run(
         "127.0.0.1", port, _request_maker(port), connections=connections, seconds=seconds
     )
     print(json.dumps({"rate": rate, "counts": {str(k): v for k, v in counts.items()}}))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
@@ -79,7 +75,7 @@ def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
     if name == "pyconvex":
         command = [
             sys.executable, "-m", "pyconvex.cli.main", "serve", str(APPS / "webhookbench"),
-            "--site-port", str(port), "--port", str(_free_port()),
+            "--site-port", str(port), "--port", str(free_port()),
             "--database-url", f"sqlite:///{scratch / 'pyconvex.sqlite3'}",
             "--storage-url", (scratch / "storage").as_uri(),
         ]  # fmt: skip
@@ -99,15 +95,8 @@ def _server(name: str, port: int, scratch: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # a benchmark, not a test: polling is fine here
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{name} did not start")
+    wait_for_port(port, proc, name)
+    return proc
 
 
 def main() -> None:
@@ -129,7 +118,7 @@ def main() -> None:
             for name in apps:
                 scratch = Path(tmp) / f"{name}-{round_number}"
                 scratch.mkdir()
-                port = _free_port()
+                port = free_port()
                 server = _server(name, port, scratch)
                 try:
                     out = subprocess.run(

@@ -19,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,40 +32,29 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bench_http import _LUA_POST, BODY, _wrk  # noqa: E402
 from bench_webhooks import SECRET  # noqa: E402
+from ports import free_port, wait_for_port  # noqa: E402
 
 APPS = HERE / "apps"
 SETUPS = [("SQLite", 1), ("SQLite", 2), ("PostgreSQL", 1), ("PostgreSQL", 2)]
 ENDPOINTS = ("/health", "POST /items", "POST /webhooks/stripe")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _serve(
     app: str, workers: int, database_url: str, scratch: Path
 ) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     cores = "0" if workers == 1 else "0,1"
     env = {**os.environ, "STRIPE_WEBHOOK_SECRET": SECRET, "PYCONVEX_ADMIN_KEY": "bench"}
     proc = subprocess.Popen(
         [
             "taskset", "-c", cores, sys.executable, "-m", "pyconvex.cli.main", "serve",
             str(APPS / app), "--workers", str(workers), "--site-port", str(port),
-            "--port", str(_free_port()), "--database-url", database_url,
+            "--port", str(free_port()), "--database-url", database_url,
             "--storage-url", (scratch / "files").as_uri(),
         ],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # a benchmark, not a test: polling is fine here
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, proc, f"{workers} worker(s) of {app}")
     time.sleep(1.0 if workers > 1 else 0.2)  # let every worker come up
     return proc, port
 
