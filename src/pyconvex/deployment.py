@@ -29,8 +29,24 @@ DEFAULT_FUNCTIONS_DIR = "convex"
 STATE_DIR = ".pyconvex"
 
 
-def default_database_url(app_dir: str | os.PathLike[str]) -> str:
-    return "sqlite:///" + str(Path(app_dir).resolve() / STATE_DIR / "data.sqlite3")
+def database_url_for(app_dir: str | os.PathLike[str], given: str | None = None) -> str:
+    """The database an app uses: ``given``, else ``PYCONVEX_DATABASE_URL``, else
+    ``DIR/.pyconvex/data.sqlite3``."""
+    return (
+        given
+        or os.environ.get("PYCONVEX_DATABASE_URL")
+        or "sqlite:///" + str(Path(app_dir).resolve() / STATE_DIR / "data.sqlite3")
+    )
+
+
+def storage_url_for(app_dir: str | os.PathLike[str], given: str | None = None) -> str:
+    """Where an app's files go: ``given``, else ``PYCONVEX_STORAGE_URL``, else
+    ``DIR/.pyconvex/storage``."""
+    return (
+        given
+        or os.environ.get("PYCONVEX_STORAGE_URL")
+        or (Path(app_dir).resolve() / STATE_DIR / "storage").as_uri()
+    )
 
 
 class Deployment:
@@ -50,11 +66,7 @@ class Deployment:
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.state_dir = self.app_dir / STATE_DIR
-        self.storage_url = (
-            storage_url
-            or os.environ.get("PYCONVEX_STORAGE_URL")
-            or (self.state_dir / "storage").as_uri()
-        )
+        self.storage_url = storage_url_for(self.app_dir, storage_url)
         self.max_upload = max_upload
         self.site_url = site_url.rstrip("/")
         self.cloud_url = cloud_url.rstrip("/")
@@ -65,11 +77,7 @@ class Deployment:
         # Made now, so tests can swap its clock before start; it runs jobs only once started.
         self.scheduler = Scheduler(self)
         self.functions_dir = self.app_dir / functions_dir
-        self.database_url = (
-            database_url
-            or os.environ.get("PYCONVEX_DATABASE_URL")
-            or default_database_url(self.app_dir)
-        )
+        self.database_url = database_url_for(self.app_dir, database_url)
         self.limits = limits
         self._app: App | None = None
         self._database: Database | None = None

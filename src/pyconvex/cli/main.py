@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +26,7 @@ from rich.table import Table
 
 from .. import snapshot, values
 from ..database import Database
-from ..deployment import STATE_DIR, Deployment, default_database_url
+from ..deployment import STATE_DIR, Deployment, database_url_for
 from ..env import EnvStore
 from ..errors import AppLoadError, ConvexError, PyConvexError
 from ..functions.logs import install_capture
@@ -163,8 +162,7 @@ async def _run(ns: argparse.Namespace) -> int:
 @asynccontextmanager
 async def _env_store(ns: argparse.Namespace) -> AsyncIterator[EnvStore]:
     """The stored variables, without importing the app (it may not even load)."""
-    url = ns.database_url or os.environ.get("PYCONVEX_DATABASE_URL") or default_database_url(ns.app)
-    database = Database(open_persistence(url))
+    database = Database(open_persistence(database_url_for(ns.app, ns.database_url)))
     try:
         await database.setup(system_only=True)
         yield EnvStore(database, {})

@@ -7,15 +7,13 @@ import loads it, so every document is checked against the target's schema.
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from .. import snapshot
 from ..database import Database
-from ..deployment import Deployment, default_database_url
+from ..deployment import Deployment, database_url_for, storage_url_for
 from ..persistence import open_persistence
 from ..storage import open_blob_store
 
@@ -23,14 +21,6 @@ from ..storage import open_blob_store
 def add_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("file", metavar="FILE", help="the snapshot (a .zip)")
     sub.add_argument("--storage-url", default=None, help="default: file:///DIR/.pyconvex/storage")
-
-
-def _storage_url(ns: argparse.Namespace) -> str:
-    return (
-        ns.storage_url
-        or os.environ.get("PYCONVEX_STORAGE_URL")
-        or (Path(ns.app).resolve() / ".pyconvex" / "storage").as_uri()
-    )
 
 
 def _bar(console: Console) -> Progress:
@@ -44,9 +34,8 @@ def _bar(console: Console) -> Progress:
 
 
 async def export(ns: argparse.Namespace, console: Console) -> int:
-    url = ns.database_url or os.environ.get("PYCONVEX_DATABASE_URL") or default_database_url(ns.app)
-    database = Database(open_persistence(url))
-    blobs = open_blob_store(_storage_url(ns))
+    database = Database(open_persistence(database_url_for(ns.app, ns.database_url)))
+    blobs = open_blob_store(storage_url_for(ns.app, ns.storage_url))
     try:
         await database.setup(system_only=True)
         sizes = await snapshot.table_sizes(database)
