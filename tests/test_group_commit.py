@@ -15,10 +15,10 @@ async def test_concurrent_transactions_share_commits_and_keep_their_results(db: 
     persistence = db.persistence
     begin = persistence.begin_write
 
-    async def counting_begin() -> Any:
+    async def counting_begin(*, exclusive: bool = False) -> Any:
         nonlocal commits
         commits += 1
-        return await begin()
+        return await begin(exclusive=exclusive)
 
     persistence.begin_write = counting_begin  # type: ignore[method-assign]
 
@@ -72,9 +72,9 @@ async def test_a_batch_whose_commit_fails_retries_each_on_its_own(db: Database) 
     begin = persistence.begin_write
     failed = False
 
-    async def failing_once() -> Any:
+    async def failing_once(*, exclusive: bool = False) -> Any:
         nonlocal failed
-        txn = await begin()
+        txn = await begin(exclusive=exclusive)
         if not failed:
             failed = True
 

@@ -22,6 +22,13 @@ Guarantees, as Convex's:
 The worker runs inside the server. A commit that schedules a job wakes it;
 otherwise it sleeps until the next job is due (polling every few seconds as
 a fallback), and it runs at most ``concurrency`` jobs at a time.
+
+With several processes (``serve --workers``, several hosts), every worker looks
+at the same due jobs. Each takes a job by locking its row with ``FOR UPDATE
+SKIP LOCKED`` first thing in the job's transaction: a worker that finds the
+row held leaves the job to its holder and looks again a moment later (if the
+holder dies, its transaction and lock die with it and the job is still
+pending). Exactly once still rests on the transaction, not the lock.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ POLL_SECONDS = 5.0
 CHANNEL = "pyconvex_work"  # notified when a job or a webhook event is added
 CONCURRENCY = 10
 QUEUE_BATCH = 64  # items per batch of a WorkQueue: one transaction for its mutations
+HELD_PAUSE = 0.25  # a job or queue another worker holds is looked at again after this
 CUT_OFF = "Transient error while executing action: the server stopped while it was running"
 _log = logging.getLogger("pyconvex.scheduler")
 
@@ -78,6 +86,10 @@ class Scheduler:
         self.worker_id = "w" + uuid.uuid4().hex[:16]
         self._leased = False
         self._queue_tasks: dict[int, asyncio.Task[None]] = {}
+        # Jobs (by id) and queues (by number) another worker was found holding: not looked
+        # at again before this monotonic time, so a worker never spins on another's work.
+        self._held_jobs: dict[str, float] = {}
+        self._held_queues: dict[int, float] = {}
 
     @property
     def database(self) -> Database:
@@ -174,8 +186,11 @@ class Scheduler:
                 return float(job["scheduled_time"])
         return None
 
-    async def run_job(self, job: dict[str, Any]) -> None:
-        """Run one due job to its end state (never raises for the job's own failure)."""
+    async def run_job(self, job: dict[str, Any]) -> bool:
+        """Run one due job to its end state (never raises for the job's own failure).
+
+        False if another worker holds the job now (it is running it): left to that worker.
+        """
         executor = self.executor
         execution = executor.execution(job["name"])
         token = current_execution.set(execution)
@@ -184,24 +199,25 @@ class Scheduler:
                 fn = executor.resolve(job["name"])
             except FunctionNotFoundError as exc:
                 await self._finish(job["_id"], "failed", str(exc), only_from="pending")
-                return
+                return True
             if fn.kind == "mutation":
-                await self._run_mutation(job)
-            else:
-                await self._run_action(job)
+                return await self._run_mutation(job)
+            return await self._run_action(job)
         finally:
             current_execution.reset(token)
             execution.finish()
 
-    async def _run_mutation(self, job: dict[str, Any]) -> None:
+    async def _run_mutation(self, job: dict[str, Any]) -> bool:
         executor = self.executor
         job_id = job["_id"]
 
-        async def attempt(writer: DatabaseWriter) -> None:
+        async def attempt(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
+            if not await system.lock(job_id):
+                return await system.get(job_id) is None  # held by another worker, or gone
             current = await system.get(job_id)
             if current is None or current["state"]["kind"] != "pending":
-                return  # canceled, or already done by someone else
+                return True  # canceled, or already done by someone else
             state: dict[str, Any] = {"kind": "success"}
             try:
                 await executor.run_nested(
@@ -213,30 +229,37 @@ class Scheduler:
                 state = {"kind": "failed", "error": describe_failure(exc)}
                 _log.info("Scheduled mutation %s failed: %s", job["name"], exc)
             await system.patch(job_id, {"state": state, "completed_time": self.clock()})
+            return True
 
-        await self.database.transact(attempt)
+        ran: bool = await self.database.transact(attempt)
+        return ran
 
-    async def _run_action(self, job: dict[str, Any]) -> None:
+    async def _run_action(self, job: dict[str, Any]) -> bool:
         job_id = job["_id"]
 
         worker = await self.claimant()
 
-        async def claim(writer: DatabaseWriter) -> bool:
+        async def claim(writer: DatabaseWriter) -> bool | None:
+            """True: claimed; False: held by another worker; None: nothing to run."""
             system = writer.system_writer()
+            if not await system.lock(job_id):
+                return None if await system.get(job_id) is None else False
             current = await system.get(job_id)
             if current is None or current["state"]["kind"] != "pending":
-                return False
+                return None
             await system.patch(job_id, {"state": {"kind": "in_progress"}, "claimed_by": worker})
             return True
 
-        if not await self.database.transact(claim):
-            return
+        claimed = await self.database.transact(claim)
+        if not claimed:
+            return claimed is None
         try:
             await self.executor.run(job["name"], job["args"], kind="action")
         except Exception as exc:
             await self._finish(job_id, "failed", describe_failure(exc), only_from="in_progress")
-            return
+            return True
         await self._finish(job_id, "success", None, only_from="in_progress")
+        return True
 
     async def _finish(self, job_id: str, kind: str, error: str | None, *, only_from: str) -> None:
         state: dict[str, Any] = {"kind": kind} if error is None else {"kind": kind, "error": error}
@@ -332,12 +355,16 @@ class Scheduler:
                 await self._start_due(concurrency)
                 upcoming = await self._start_queues()
                 if len(self._running) < concurrency:
-                    next_job = await self.next_time(self._running)
+                    next_job = await self.next_time({**self._running, **self._held_jobs})
                     if next_job is not None:
                         upcoming = next_job if upcoming is None else min(upcoming, next_job)
                 timeout = POLL_SECONDS
                 if upcoming is not None:
                     timeout = min(max(upcoming - self.clock(), 0.0), POLL_SECONDS)
+                held = [*_unexpired(self._held_jobs).values()]
+                held += _unexpired(self._held_queues).values()
+                if held:
+                    timeout = min(timeout, max(min(held) - time.monotonic(), 0.0))
                 if timeout > 0:
                     self.idle.set()
                     try:
@@ -356,18 +383,22 @@ class Scheduler:
         free = concurrency - len(self._running)
         if free <= 0:
             return
-        for job in await self.due(self.clock(), free + len(self._running)):
-            if job["_id"] in self._running or len(self._running) >= concurrency:
+        held = _unexpired(self._held_jobs)
+        for job in await self.due(self.clock(), free + len(self._running) + len(held)):
+            if job["_id"] in self._running or job["_id"] in held:
                 continue
+            if len(self._running) >= concurrency:
+                break
             task = asyncio.create_task(self._guarded(job))
             self._running[job["_id"]] = task
 
     async def _start_queues(self) -> float | None:
         """Start a batch on each idle queue with due items; when the next idle one is due."""
         upcoming: float | None = None
+        held = _unexpired(self._held_queues)
         for number, queue in enumerate(self.queues):
-            if number in self._queue_tasks:
-                continue  # its batch will wake us when it ends
+            if number in self._queue_tasks or number in held:
+                continue  # its batch will wake us when it ends (or held: see _work's timeout)
             due = await queue.next_due()
             if due is None:
                 continue
@@ -381,7 +412,9 @@ class Scheduler:
 
     async def _guarded_batch(self, number: int, queue: WorkQueue, now: float) -> None:
         try:
-            await queue.run_due(now, QUEUE_BATCH)
+            if not await queue.run_due(now, QUEUE_BATCH):
+                # Items were due, yet none could be taken: other workers hold them.
+                self._held_queues[number] = time.monotonic() + HELD_PAUSE
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -392,7 +425,8 @@ class Scheduler:
 
     async def _guarded(self, job: dict[str, Any]) -> None:
         try:
-            await self.run_job(job)
+            if not await self.run_job(job):
+                self._held_jobs[job["_id"]] = time.monotonic() + HELD_PAUSE
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -417,6 +451,14 @@ class WorkQueue(Protocol):
 
     async def recover(self) -> int:
         """At start-up: deal with items a crash cut off; how many there were."""
+
+
+def _unexpired(held: dict[Any, float]) -> dict[Any, float]:
+    """Drop the entries whose pause is over; what is left."""
+    now = time.monotonic()
+    for key in [key for key, until in held.items() if until <= now]:
+        del held[key]
+    return held
 
 
 def _pending(reader: DatabaseReader, until: float | None = None) -> Any:

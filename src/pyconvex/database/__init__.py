@@ -36,7 +36,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Convex retries a conflicting mutation 4 times with 100 ms to 2 s of backoff.
+# Convex retries a conflicting mutation 4 times with 100 ms to 2 s of backoff. Here the
+# first retry is exclusive (it runs alone, see Persistence.begin_write) and starts at once;
+# the backoff is for a store that did not even grant that (SQLite's lock held too long).
 MAX_ATTEMPTS = 5
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 2.0
@@ -101,9 +103,12 @@ class Database:
         self._after_commit.setdefault(id(writer._txn), []).append(fn)
 
     @asynccontextmanager
-    async def write(self, *, system: bool = False) -> AsyncIterator[DatabaseWriter]:
-        """A serializable transaction that commits when the block ends without an exception."""
-        txn = await self.persistence.begin_write()
+    async def write(
+        self, *, system: bool = False, exclusive: bool = False
+    ) -> AsyncIterator[DatabaseWriter]:
+        """A serializable transaction that commits when the block ends without an exception
+        (``exclusive``: while no other writer runs; for a retry after a conflict)."""
+        txn = await self.persistence.begin_write(exclusive=exclusive)
         committed = False
         try:
             yield DatabaseWriter(self, txn, system=system)
@@ -126,17 +131,21 @@ class Database:
     async def transact(
         self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
     ) -> T:
-        """Run ``fn`` in a write transaction, retrying it from the top on a conflict."""
+        """Run ``fn`` in a write transaction, retrying it from the top on a conflict.
+
+        The first attempt runs alongside other processes' writers; a retry runs alone.
+        """
         delay = _BACKOFF_START
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.write(system=system) as writer:
+                async with self.write(system=system, exclusive=attempt > 0) as writer:
                     return await fn(writer)
             except ConflictError:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, _BACKOFF_MAX)
+            if attempt > 0:
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, _BACKOFF_MAX)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def transact_batched(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import values
 from ..errors import InvalidQueryError
+from ..persistence import WriteTransaction
 from .filters import Compiled, FilterBuilder, compile_filter
 from .indexes import CREATION_INDEX, IndexRange
 
@@ -124,6 +125,27 @@ class Query:
         if n == 0:
             return []
         return [doc async for _, doc in self._pages(n)]
+
+    async def claim(self, n: int) -> list[dict[str, Any]]:
+        """The first ``n`` documents no other writer holds, each held by this transaction
+        until it ends (``FOR UPDATE SKIP LOCKED``): how workers take work off a queue.
+
+        For pyconvex's own workers (a system writer), in index order, without ``filter``.
+        """
+        txn = self._reader._txn
+        if not isinstance(txn, WriteTransaction) or not self._reader._system:
+            raise InvalidQueryError("claim() is for pyconvex's own workers (a system writer)")
+        if self._filters or self._descending:
+            raise InvalidQueryError("claim() takes documents in index order, without filters")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidQueryError(f"claim() takes a positive integer, not {n!r}")
+        index_id, start, end = await self._plan()
+        if index_id is None:
+            return []
+        decode = self._reader._decode
+        return [
+            decode(raw) for _key, _id, _table, raw in await txn.claim(index_id, start, end, limit=n)
+        ]
 
     async def collect(self) -> list[dict[str, Any]]:
         """Every document of the query (mind the size: prefer take or paginate for big tables)."""

@@ -11,8 +11,13 @@ transaction is serializable with every other write transaction, in this
 process and in any other sharing the store. A backend that cannot guarantee
 that for a transaction raises :class:`~pyconvex.errors.ConflictError` (from
 ``begin_write``, any statement, or ``commit``) and the caller retries the whole
-transaction. A backend that cannot reach its store raises
+transaction, ``exclusive`` this time: an exclusive writer runs alone, so it
+cannot conflict again. A backend that cannot reach its store raises
 :class:`~pyconvex.errors.StoreUnavailableError`.
+
+Writers of several processes may run at once (PostgreSQL); then :meth:`WriteTransaction.lock`
+and :meth:`WriteTransaction.claim` (``FOR UPDATE SKIP LOCKED``) let workers take
+different jobs instead of colliding on the same ones.
 
 Every call is ``async``: SQLite answers at once (its calls are cheap enough to make on
 the event loop), PostgreSQL over the network without blocking the loop.
@@ -34,7 +39,7 @@ class ScanStatements:
     One B-tree range of ``index_entries``' primary key, joined to the documents by id.
     """
 
-    def __init__(self, mark: str) -> None:
+    def __init__(self, mark: str, *, claim_suffix: str = "") -> None:
         base = (
             "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
             "JOIN documents d ON d.id = e.doc_id "
@@ -48,14 +53,33 @@ class ScanStatements:
             for bounded in (True, False)
             for reverse in (True, False)
         }
+        # The same scans, locking what they return and skipping what another writer holds.
+        self._claim = {shape: sql + claim_suffix for shape, sql in self._sql.items()}
 
     def __call__(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> tuple[str, tuple[object, ...]]:
         """The statement and its parameters for one scan."""
+        return self._statement(self._sql, index_id, start, end, reverse, limit)
+
+    def claim(
+        self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
+    ) -> tuple[str, tuple[object, ...]]:
+        """The statement and its parameters for one claiming scan."""
+        return self._statement(self._claim, index_id, start, end, reverse, limit)
+
+    @staticmethod
+    def _statement(
+        sql: dict[tuple[bool, bool], str],
+        index_id: int,
+        start: bytes,
+        end: bytes | None,
+        reverse: bool,
+        limit: int,
+    ) -> tuple[str, tuple[object, ...]]:
         if end is None:
-            return self._sql[(False, reverse)], (index_id, start, limit)
-        return self._sql[(True, reverse)], (index_id, start, end, limit)
+            return sql[(False, reverse)], (index_id, start, limit)
+        return sql[(True, reverse)], (index_id, start, end, limit)
 
 
 class ReadTransaction(ABC):
@@ -109,6 +133,24 @@ class WriteTransaction(ReadTransaction):
     async def notify(self, channel: str) -> None:
         """Wake this channel's listeners in every process once this transaction commits."""
 
+    async def lock(self, doc_ids: list[str]) -> set[str]:
+        """Lock these documents until this transaction ends, skipping any that another
+        writer holds now (``FOR UPDATE SKIP LOCKED``); the ids locked (those that exist).
+
+        A worker that takes a job this way knows no other worker is running it; one that
+        is skipped moves on instead of waiting for the other to finish. A backend whose
+        writers run one at a time holds every document already.
+        """
+        return {doc_id for doc_id in doc_ids if await self.get(doc_id) is not None}
+
+    async def claim(
+        self, index_id: int, start: bytes, end: bytes | None, *, limit: int
+    ) -> list[ScanRow]:
+        """Like :meth:`scan` (forward), but every document returned is locked until this
+        transaction ends, and documents another writer holds are skipped (not counted in
+        ``limit``): how workers of several processes take different batches of one queue."""
+        return await self.scan(index_id, start, end, reverse=False, limit=limit)
+
     @abstractmethod
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A nested scope whose writes are undone if it raises (the outer transaction goes on)."""
@@ -125,7 +167,9 @@ class Persistence(ABC):
     async def begin_read(self) -> ReadTransaction: ...
 
     @abstractmethod
-    async def begin_write(self) -> WriteTransaction: ...
+    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
+        """A write transaction; ``exclusive`` ones run while no other writer does (the
+        retry after a conflict). Backends whose writers always run alone ignore it."""
 
     @abstractmethod
     async def close(self) -> None: ...

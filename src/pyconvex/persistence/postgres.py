@@ -3,12 +3,19 @@
     store = PostgresPersistence("postgresql://user:pass@db.internal/app")
 
 Reads are ``REPEATABLE READ READ ONLY`` transactions (one snapshot) and run in parallel,
-in every process. Writes take one advisory lock shared by every process (so they run one
-at a time, as on SQLite: mutations are short) and are ``SERIALIZABLE`` besides; should two
-ever race anyway, the loser's statement or commit fails with 40001 (or 40P01) and becomes
-a :class:`~pyconvex.errors.ConflictError`, which the database layer retries from the top. Index entries live in one table whose primary key
-``(index_id, key)`` is a B-tree, so an index range is one ordered range scan of it, as
-on SQLite (``bytea`` compares bytewise, like SQLite's BLOBs).
+in every process. Writes are ``SERIALIZABLE``; the writers of one process take turns (as
+on SQLite: group commit batches them), the writers of different processes run at once.
+Should two of them race, PostgreSQL fails one with 40001 (or 40P01); that becomes a
+:class:`~pyconvex.errors.ConflictError` and the database layer runs the transaction again,
+*exclusive*: every writer holds one advisory lock, shared, and an exclusive writer holds it
+alone, so its retry cannot conflict again and a hot document costs one wasted attempt,
+never a failed mutation. Workers take jobs with ``FOR UPDATE SKIP LOCKED``
+(:meth:`~pyconvex.persistence.WriteTransaction.lock` and ``claim``), so two of them skip
+past each other's jobs instead of colliding on them.
+
+Index entries live in one table whose primary key ``(index_id, key)`` is a B-tree, so an
+index range is one ordered range scan of it, as on SQLite (``bytea`` compares bytewise,
+like SQLite's BLOBs).
 
 Connections come from a psycopg-pool pool, opened on first use in the running event loop.
 A lost connection (the server restarting, the network down) is a
@@ -51,13 +58,19 @@ CREATE TABLE IF NOT EXISTS globals (
 """
 _SCHEMA_LOCK = 0x70637800  # an advisory lock id: "pcx\\0"
 
-_SCAN = ScanStatements("%s")
+_SCAN = ScanStatements("%s", claim_suffix=" FOR UPDATE OF d SKIP LOCKED")
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
-# Every writer of every process holds this session advisory lock for its transaction.
+# Every writer of every process holds this session advisory lock for its transaction:
+# shared, or alone for an exclusive writer. (lock, unlock) statements, by exclusive.
 _WRITERS = 0x70637801
-_LOCK = f"SELECT pg_advisory_lock({_WRITERS})"
+_WRITER_LOCKS = {
+    False: (
+        f"SELECT pg_advisory_lock_shared({_WRITERS})",
+        f"SELECT pg_advisory_unlock_shared({_WRITERS})",
+    ),
+    True: (f"SELECT pg_advisory_lock({_WRITERS})", f"SELECT pg_advisory_unlock({_WRITERS})"),
+}
 _LEASES = 0x70637802  # the namespace (first key) of lease locks
-_UNLOCK = f"SELECT pg_advisory_unlock({_WRITERS})"
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
 
@@ -82,10 +95,12 @@ class _PgRead(ReadTransaction):
         store: PostgresPersistence,
         conn: psycopg.AsyncConnection[Any],
         lock: asyncio.Lock | None = None,
+        unlock: str = "",
     ) -> None:
         self._store = store
         self._conn: psycopg.AsyncConnection[Any] | None = conn
         self._lock = lock  # a writer's: released when the transaction ends
+        self._unlock = unlock  # a writer's: lets go of its advisory lock
         self._unlocked = False  # a writer's advisory lock was let go with its COMMIT
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
@@ -126,7 +141,7 @@ class _PgRead(ReadTransaction):
         try:
             if self._lock is not None and not conn.closed and not self._unlocked:
                 # One round trip for both (a ROLLBACK outside a transaction only warns).
-                await conn.execute(f"ROLLBACK; {_UNLOCK}")
+                await conn.execute(f"ROLLBACK; {self._unlock}")
             elif (
                 not conn.closed
                 and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
@@ -177,6 +192,19 @@ class _PgWrite(_PgRead, WriteTransaction):
         # NOTIFY is transactional: delivered when (and only if) this transaction commits.
         await self._rows(f"NOTIFY {_channel(channel)}", ())
 
+    async def lock(self, doc_ids: list[str]) -> set[str]:
+        rows = await self._rows(
+            "SELECT id FROM documents WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED", (doc_ids,)
+        )
+        return {row[0] for row in rows}
+
+    async def claim(
+        self, index_id: int, start: bytes, end: bytes | None, *, limit: int
+    ) -> list[ScanRow]:
+        sql, params = _SCAN.claim(index_id, start, end, reverse=False, limit=limit)
+        rows = await self._rows(sql, params)
+        return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
+
     @asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
         await self._rows("SAVEPOINT pcx", ())
@@ -195,7 +223,7 @@ class _PgWrite(_PgRead, WriteTransaction):
         try:
             # COMMIT and the writers' unlock in one round trip; if COMMIT fails, the unlock
             # is skipped with it and close() lets go.
-            await self._rows(f"COMMIT; {_UNLOCK}", ())
+            await self._rows(f"COMMIT; {self._unlock}", ())
             self._unlocked = True
         finally:
             await self.close()
@@ -303,32 +331,33 @@ class PostgresPersistence(Persistence):
     async def begin_read(self) -> ReadTransaction:
         return _PgRead(self, await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 
-    async def begin_write(self) -> WriteTransaction:
-        # Writers queue, as on SQLite: first on an asyncio lock (the writers of this process),
-        # then on a PostgreSQL advisory lock (every process on every host), taken *before*
-        # the transaction so that its snapshot is taken once the lock is held. Mutations are
-        # short (1 s at most), and without this two workers updating the same document would
-        # conflict and retry in turns under load. SERIALIZABLE stays as the safety net.
+    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
+        # First the writers of this process take turns on an asyncio lock (a process would
+        # mostly conflict with itself: its requests touch the same documents, and group
+        # commit gathers its small writes anyway); then the advisory lock, shared with the
+        # other processes' writers or, for an exclusive one, alone. It is taken *before* the
+        # transaction so that an exclusive writer's snapshot follows every commit before it.
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         await self._write_lock.acquire()
+        lock, unlock = _WRITER_LOCKS[exclusive]
         try:
             conn = await self._connection()
             try:
                 # Two round trips, on purpose: sent as one string, the lock would become part
                 # of the transaction, whose snapshot would then predate the lock.
-                await conn.execute(_LOCK)
+                await conn.execute(lock)
                 await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
             except psycopg.Error as exc:
                 with contextlib.suppress(psycopg.Error):
                     if not conn.closed:
-                        await conn.execute(_UNLOCK)
+                        await conn.execute(unlock)
                 await self._release(conn)
                 raise self._failed(exc) from exc
         except BaseException:
             self._write_lock.release()
             raise
-        return _PgWrite(self, conn, self._write_lock)
+        return _PgWrite(self, conn, self._write_lock, unlock)
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""

@@ -229,7 +229,8 @@ class SqlitePersistence(Persistence):
         conn.execute("BEGIN")
         return _SqliteRead(conn, self._return_reader)
 
-    async def begin_write(self) -> WriteTransaction:
+    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
+        # Every writer is exclusive here: BEGIN IMMEDIATE admits one at a time.
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         lock = self._write_lock

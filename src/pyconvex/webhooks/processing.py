@@ -3,14 +3,16 @@
 A recorded event is ``pending`` with a ``next_attempt_at``: the row is its own
 queue entry, found through the ``by_due`` index. The scheduler's worker runs
 :class:`WebhookQueue` batches of due events; its handler gets
-``{"provider", "id", "type", "timestamp", "payload"}``.
+``{"provider", "id", "type", "timestamp", "payload"}``. A batch is taken with
+``FOR UPDATE SKIP LOCKED``, so the workers of several processes take different
+events instead of the same ones.
 
 - **Mutation handlers** of a batch run in one transaction, each in a
   savepoint: a handler's writes and its event's ``succeeded`` commit together
   (exactly once); a handler that raises has its writes undone and its failure
   recorded, and the others commit.
-- **Action handlers** are claimed first (``processing``, attempt counted,
-  committed), then run concurrently, then their outcomes are recorded in one
+- **Action handlers** are claimed in that transaction (``processing``, attempt
+  counted, committed), then run concurrently, then their outcomes are recorded in one
   transaction. One cut off by a crash is found ``processing`` at start-up and
   retried (so action handlers run at least once: make them idempotent on the
   event id).
@@ -97,83 +99,65 @@ class WebhookQueue:
         return None if row is None else float(row.get("next_attempt_at") or 0.0)
 
     async def run_due(self, now: float, limit: int) -> int:
-        deployment = self.deployment
-        async with deployment.database.read(system=True) as reader:
-            rows: list[dict[str, Any]] = await _in_status(reader, "pending", now).take(limit)
-        mutations: list[dict[str, Any]] = []
-        actions: list[dict[str, Any]] = []
-        unknown: list[tuple[dict[str, Any], Exception]] = []
-        for row in rows:
-            try:
-                fn = deployment.executor.resolve(row["handler"])
-            except Exception as exc:
-                unknown.append((row, exc))
-                continue
-            (mutations if fn.kind == "mutation" else actions).append(row)
-        if mutations or unknown:
-            await self._run_mutations(mutations, unknown)
-        if actions:
-            await self._run_actions(actions)
-        return len(rows)
+        """Take up to ``limit`` due events no other worker holds (``FOR UPDATE SKIP
+        LOCKED``) and run them: mutation handlers in that same transaction, action
+        handlers claimed in it and run after its commit. How many events were taken."""
+        database = self.deployment.database
+        worker = await self.deployment.scheduler.claimant()
+        executions: list[Execution] = []
+        claimed: list[dict[str, Any]] = []
 
-    async def _run_mutations(
-        self, rows: list[dict[str, Any]], unknown: list[tuple[dict[str, Any], Exception]]
-    ) -> None:
-        executor = self.deployment.executor
-        executions = [executor.execution(row["handler"]) for row in rows]
-
-        async def batch(writer: DatabaseWriter) -> None:
+        async def batch(writer: DatabaseWriter) -> int:
+            executions.clear()  # a retried batch starts over (its logs too)
+            claimed.clear()
             system = writer.system_writer()
-            for row, error in unknown:
-                await self._failed(system, row, error, final=True)
-            for row, execution in zip(rows, executions, strict=True):
-                current = await system.get(row["_id"])
-                if current is None or current["status"] != "pending":
-                    continue  # replayed, or done by another process meanwhile
-                execution.rewind(0)  # a retried batch keeps only its last attempt's lines
-                token = current_execution.set(execution)
+            rows = await _in_status(system, "pending", now).claim(limit)
+            for row in rows:
                 try:
-                    await executor.run_nested(
-                        current["handler"], handler_args(current), writer, Auth(),
-                        kinds=("mutation",),
-                    )  # fmt: skip
-                except ConflictError:
-                    raise
-                except Exception as exc:  # its writes are undone (savepoint)
-                    await self._failed(system, current, exc)
+                    fn = self.deployment.executor.resolve(row["handler"])
+                except Exception as exc:
+                    await self._failed(system, row, exc, final=True)
                     continue
-                finally:
-                    current_execution.reset(token)
-                await self._succeeded(system, current)
+                if fn.kind == "mutation":
+                    await self._run_mutation(writer, row, executions)
+                    continue
+                fields = {"status": "processing", "attempts": row["attempts"] + 1}
+                await system.patch(row["_id"], {**fields, "claimed_by": worker})
+                claimed.append({**row, **fields})
+            return len(rows)
 
         try:
-            await self.deployment.database.transact(batch)
+            taken: int = await database.transact(batch)
         finally:
             for execution in executions:
                 execution.finish()
+        if claimed:
+            await self._run_actions(claimed)
+        return taken
 
-    async def _run_actions(self, rows: list[dict[str, Any]]) -> None:
-        database = self.deployment.database
-        worker = await self.deployment.scheduler.claimant()
+    async def _run_mutation(
+        self, writer: DatabaseWriter, row: dict[str, Any], executions: list[Execution]
+    ) -> None:
+        """One mutation handler, and its event's outcome, in the batch's transaction."""
+        executor = self.deployment.executor
+        system = writer.system_writer()
+        execution = executor.execution(row["handler"])
+        executions.append(execution)
+        token = current_execution.set(execution)
+        try:
+            await executor.run_nested(
+                row["handler"], handler_args(row), writer, Auth(), kinds=("mutation",)
+            )
+        except ConflictError:
+            raise
+        except Exception as exc:  # its writes are undone (savepoint)
+            await self._failed(system, row, exc)
+            return
+        finally:
+            current_execution.reset(token)
+        await self._succeeded(system, row)
 
-        async def claim(writer: DatabaseWriter) -> list[dict[str, Any]]:
-            system = writer.system_writer()
-            claimed = []
-            for row in rows:
-                current = await system.get(row["_id"])
-                if current is None or current["status"] != "pending":
-                    continue
-                fields = {
-                    "status": "processing",
-                    "attempts": current["attempts"] + 1,
-                    "claimed_by": worker,
-                }
-                current = {**current, **fields}
-                await system.patch(row["_id"], fields)
-                claimed.append(current)
-            return claimed
-
-        claimed = await database.transact(claim)
+    async def _run_actions(self, claimed: list[dict[str, Any]]) -> None:
         outcomes = await asyncio.gather(*(self._run_action(row) for row in claimed))
 
         async def record(writer: DatabaseWriter) -> None:
@@ -187,7 +171,7 @@ class WebhookQueue:
                 else:
                     await self._failed(system, current, error, counted=True)
 
-        await database.transact(record)
+        await self.deployment.database.transact(record)
 
     async def _run_action(self, row: dict[str, Any]) -> Exception | None:
         executor = self.deployment.executor
