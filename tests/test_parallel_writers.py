@@ -11,16 +11,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from pyconvex import v
 from pyconvex.database import Database, DatabaseWriter
 from pyconvex.persistence import open_persistence
 from pyconvex.schema import define_schema, define_table
-from pyconvex import v
 
 SCHEMA = define_schema(
     {
-        "jobs": define_table({"n": v.number(), "state": v.string()}).index(
-            "by_state", ["state"]
-        ),
+        "jobs": define_table({"n": v.number(), "state": v.string()}).index("by_state", ["state"]),
         "counters": define_table({"value": v.number()}),
     }
 )
@@ -110,7 +108,9 @@ async def test_a_conflict_is_retried_alone_and_both_increments_count(
         return fn
 
     async with asyncio.timeout(GUARD):
-        await asyncio.gather(first.transact(increment("first")), second.transact(increment("second")))
+        await asyncio.gather(
+            first.transact(increment("first")), second.transact(increment("second"))
+        )
     async with first.read() as reader:
         doc = await reader.get(counter)
     assert doc is not None and doc["value"] == 2
