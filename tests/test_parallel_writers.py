@@ -184,3 +184,27 @@ async def test_claim_and_lock_are_for_system_writers(two: tuple[Database, Databa
     async with first.read(system=True) as reader:
         with pytest.raises(InvalidQueryError, match="pyconvex's own workers"):
             await reader.query("jobs").claim(1)
+
+
+async def test_a_write_that_failed_in_the_pipeline_fails_the_commit_and_leaves_nothing(
+    two: tuple[Database, Database],
+) -> None:
+    from pyconvex.errors import ConflictError
+
+    first, second = two
+    counter = await first.transact(lambda w: w.insert("counters", {"value": 0}))
+    with pytest.raises(ConflictError):
+        async with first.write() as late:
+            assert await late.get(counter) is not None  # its snapshot is taken here
+            await second.transact(lambda w: w.patch(counter, {"value": 1}))
+            await late.insert("counters", {"value": 100})
+            await late.patch(counter, {"value": 2})  # sent, not answered: fails on the server
+    async with first.read() as reader:
+        values = sorted(c["value"] for c in await reader.query("counters").collect())
+    assert values == [-1, 1]  # the insert sent before the failure was rolled back with it
+    # The writers' lock was let go and the connection is usable: an exclusive writer (which
+    # waits for every other) gets in at once.
+    async with asyncio.timeout(GUARD):
+        await first.transact(lambda w: w.patch(counter, {"value": 3}))
+        async with second.write(exclusive=True) as alone:
+            assert (await alone.get(counter) or {})["value"] == 3

@@ -60,6 +60,7 @@ _SCHEMA_LOCK = 0x70637800  # an advisory lock id: "pcx\\0"
 
 _SCAN = ScanStatements("%s", claim_suffix=" FOR UPDATE OF d SKIP LOCKED")
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_DOOMED = (pg_errors.PipelineAborted, pg_errors.InFailedSqlTransaction)
 # Every writer of every process holds this session advisory lock for its transaction:
 # shared, or alone for an exclusive writer. (lock, unlock) statements, by exclusive.
 _WRITERS = 0x70637801
@@ -84,6 +85,10 @@ def _channel(name: str) -> str:
 def _translated(exc: psycopg.Error) -> Exception:
     if isinstance(exc, _CONFLICTS):
         return ConflictError(f"PostgreSQL: {exc.sqlstate} {str(exc).strip()}")
+    if isinstance(exc, _DOOMED):
+        # An earlier statement of this transaction failed (its error was raised then): the
+        # transaction is lost, and the way out is to run it again from the top.
+        return ConflictError(f"PostgreSQL: the transaction failed earlier ({exc.sqlstate})")
     if isinstance(exc, psycopg.OperationalError):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {str(exc).strip()}")
     return exc
@@ -102,14 +107,19 @@ class _PgRead(ReadTransaction):
         self._lock = lock  # a writer's: released when the transaction ends
         self._unlock = unlock  # a writer's: lets go of its advisory lock
         self._unlocked = False  # a writer's advisory lock was let go with its COMMIT
+        self._pipeline: contextlib.AsyncExitStack | None = None  # a writer's, until it ends
+
+    def _open_conn(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None:
+            raise RuntimeError("This transaction has already ended")
+        return self._conn
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("This transaction has already ended")
+        """Run a SELECT and wait for its rows (in a writer, with every write sent before it)."""
+        conn = self._open_conn()
         try:
             cursor = await conn.execute(sql, params)
-            return await cursor.fetchall() if cursor.description is not None else []
+            return await cursor.fetchall()
         except psycopg.Error as exc:
             raise self._store._failed(exc) from exc
 
@@ -139,6 +149,10 @@ class _PgRead(ReadTransaction):
         if conn is None:
             return
         try:
+            pipeline, self._pipeline = self._pipeline, None
+            if pipeline is not None:
+                with contextlib.suppress(psycopg.Error):  # what failed was raised already
+                    await pipeline.aclose()
             if self._lock is not None and not conn.closed and not self._unlocked:
                 # One round trip for both (a ROLLBACK outside a transaction only warns).
                 await conn.execute(f"ROLLBACK; {self._unlock}")
@@ -156,33 +170,46 @@ class _PgRead(ReadTransaction):
 
 
 class _PgWrite(_PgRead, WriteTransaction):
+    """A writer in pipeline mode: a statement whose answer is not needed (every write, the
+    savepoints, COMMIT) is sent at once and answered together with the next read, or with
+    the COMMIT. A transaction then costs a round trip per read plus one, not one per
+    statement. A failed write is raised by that next read or the COMMIT, and becomes the
+    same ConflictError or StoreUnavailableError it would have been at once."""
+
+    async def _send(self, sql: str, params: Sequence[Any]) -> None:
+        conn = self._open_conn()
+        try:
+            await conn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise self._store._failed(exc) from exc
+
     async def put(self, doc_id: str, table: str, value: bytes) -> None:
-        await self._rows(
+        await self._send(
             "INSERT INTO documents (id, tbl, value) VALUES (%s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
             (doc_id, table, value),
         )
 
     async def delete(self, doc_id: str) -> None:
-        await self._rows("DELETE FROM documents WHERE id = %s", (doc_id,))
+        await self._send("DELETE FROM documents WHERE id = %s", (doc_id,))
 
     async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
-        await self._rows(
+        await self._send(
             "INSERT INTO index_entries (index_id, key, doc_id) VALUES (%s, %s, %s) "
             "ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id",
             (index_id, key, doc_id),
         )
 
     async def delete_index(self, index_id: int, key: bytes) -> None:
-        await self._rows(
+        await self._send(
             "DELETE FROM index_entries WHERE index_id = %s AND key = %s", (index_id, key)
         )
 
     async def drop_index(self, index_id: int) -> None:
-        await self._rows("DELETE FROM index_entries WHERE index_id = %s", (index_id,))
+        await self._send("DELETE FROM index_entries WHERE index_id = %s", (index_id,))
 
     async def set_global(self, name: str, value: bytes) -> None:
-        await self._rows(
+        await self._send(
             "INSERT INTO globals (name, value) VALUES (%s, %s) "
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             (name, value),
@@ -190,7 +217,7 @@ class _PgWrite(_PgRead, WriteTransaction):
 
     async def notify(self, channel: str) -> None:
         # NOTIFY is transactional: delivered when (and only if) this transaction commits.
-        await self._rows(f"NOTIFY {_channel(channel)}", ())
+        await self._send(f"NOTIFY {_channel(channel)}", ())
 
     async def lock(self, doc_ids: list[str]) -> set[str]:
         rows = await self._rows(
@@ -207,23 +234,33 @@ class _PgWrite(_PgRead, WriteTransaction):
 
     @asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
-        await self._rows("SAVEPOINT pcx", ())
+        await self._send("SAVEPOINT pcx", ())
         try:
             yield
+        except (ConflictError, StoreUnavailableError, psycopg.Error):
+            raise  # the transaction itself is lost: it will be rolled back, not this scope
         except BaseException:
-            await self._rows("ROLLBACK TO SAVEPOINT pcx", ())
-            await self._rows("RELEASE SAVEPOINT pcx", ())
+            await self._send("ROLLBACK TO SAVEPOINT pcx", ())
+            await self._send("RELEASE SAVEPOINT pcx", ())
             raise
-        await self._rows("RELEASE SAVEPOINT pcx", ())
+        await self._send("RELEASE SAVEPOINT pcx", ())
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         return self._savepoint()
 
     async def commit(self) -> None:
         try:
-            # COMMIT and the writers' unlock in one round trip; if COMMIT fails, the unlock
-            # is skipped with it and close() lets go.
-            await self._rows(f"COMMIT; {self._unlock}", ())
+            # COMMIT and the writers' unlock sent with the last writes, answered together
+            # when the pipeline ends; if COMMIT fails, the unlock is skipped with it and
+            # close() lets go.
+            await self._send("COMMIT", ())
+            await self._send(self._unlock, ())
+            pipeline, self._pipeline = self._pipeline, None
+            if pipeline is not None:
+                try:
+                    await pipeline.aclose()
+                except psycopg.Error as exc:
+                    raise self._store._failed(exc) from exc
             self._unlocked = True
         finally:
             await self.close()
@@ -343,21 +380,26 @@ class PostgresPersistence(Persistence):
         lock, unlock = _WRITER_LOCKS[exclusive]
         try:
             conn = await self._connection()
+            pipeline = contextlib.AsyncExitStack()
             try:
-                # Two round trips, on purpose: sent as one string, the lock would become part
-                # of the transaction, whose snapshot would then predate the lock.
+                # The lock on its own, answered before anything else is sent: it must be
+                # held before the transaction's first statement takes its snapshot.
                 await conn.execute(lock)
+                await pipeline.enter_async_context(conn.pipeline())
                 await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
             except psycopg.Error as exc:
                 with contextlib.suppress(psycopg.Error):
+                    await pipeline.aclose()
                     if not conn.closed:
-                        await conn.execute(unlock)
+                        await conn.execute(f"ROLLBACK; {unlock}")
                 await self._release(conn)
                 raise self._failed(exc) from exc
         except BaseException:
             self._write_lock.release()
             raise
-        return _PgWrite(self, conn, self._write_lock, unlock)
+        txn = _PgWrite(self, conn, self._write_lock, unlock)
+        txn._pipeline = pipeline
+        return txn
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""
