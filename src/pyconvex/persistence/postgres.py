@@ -99,6 +99,7 @@ class _PgRead(ReadTransaction):
         self,
         store: PostgresPersistence,
         conn: psycopg.AsyncConnection[Any],
+        pipeline: contextlib.AsyncExitStack,
         lock: asyncio.Lock | None = None,
         unlock: str = "",
     ) -> None:
@@ -107,7 +108,8 @@ class _PgRead(ReadTransaction):
         self._lock = lock  # a writer's: released when the transaction ends
         self._unlock = unlock  # a writer's: lets go of its advisory lock
         self._unlocked = False  # a writer's advisory lock was let go with its COMMIT
-        self._pipeline: contextlib.AsyncExitStack | None = None  # a writer's, until it ends
+        # Every transaction runs in pipeline mode (see _PgWrite), until it ends.
+        self._pipeline: contextlib.AsyncExitStack | None = pipeline
 
     def _open_conn(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
@@ -148,19 +150,18 @@ class _PgRead(ReadTransaction):
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        pipeline, self._pipeline = self._pipeline, None
+        unlock = self._unlock if self._lock is not None and not self._unlocked else ""
         try:
-            pipeline, self._pipeline = self._pipeline, None
-            if pipeline is not None:
-                with contextlib.suppress(psycopg.Error):  # what failed was raised already
-                    await pipeline.aclose()
-            if self._lock is not None and not conn.closed and not self._unlocked:
-                # One round trip for both (a ROLLBACK outside a transaction only warns).
-                await conn.execute(f"ROLLBACK; {self._unlock}")
-            elif (
-                not conn.closed
-                and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-            ):
-                await conn.execute("ROLLBACK")
+            if pipeline is not None and await _ended(conn, pipeline, unlock):
+                return
+            # Committed already, or the pipeline failed: end what is left in one round trip
+            # (a ROLLBACK outside a transaction only warns, and so does a second unlock).
+            if not conn.closed:
+                if unlock:
+                    await conn.execute(f"ROLLBACK; {unlock}")
+                elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    await conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # a broken connection: the pool throws it away, and its lock is gone with it
         finally:
@@ -169,8 +170,28 @@ class _PgRead(ReadTransaction):
                 self._lock.release()
 
 
+async def _ended(
+    conn: psycopg.AsyncConnection[Any], pipeline: contextlib.AsyncExitStack, unlock: str
+) -> bool:
+    """Roll back (and let go of the writers' lock) with the pipeline's last statements, in
+    one round trip; False if that failed (an earlier statement did: it was raised then)."""
+    try:
+        await conn.execute("ROLLBACK")
+        if unlock:
+            await conn.execute(unlock)
+    except psycopg.Error:
+        with contextlib.suppress(psycopg.Error):
+            await pipeline.aclose()
+        return False
+    try:
+        await pipeline.aclose()
+    except psycopg.Error:
+        return False
+    return True
+
+
 class _PgWrite(_PgRead, WriteTransaction):
-    """A writer in pipeline mode: a statement whose answer is not needed (every write, the
+    """A writer. In pipeline mode, a statement whose answer is not needed (every write, the
     savepoints, COMMIT) is sent at once and answered together with the next read, or with
     the COMMIT. A transaction then costs a round trip per read plus one, not one per
     statement. A failed write is raised by that next read or the COMMIT, and becomes the
@@ -356,17 +377,32 @@ class PostgresPersistence(Persistence):
         if self._pool is not None:
             await self._pool.putconn(conn)
 
-    async def _begin(self, statement: str) -> psycopg.AsyncConnection[Any]:
+    async def _begin(
+        self, statement: str, lock: str = "", unlock: str = ""
+    ) -> tuple[psycopg.AsyncConnection[Any], contextlib.AsyncExitStack]:
+        """A connection in pipeline mode with ``statement`` (a BEGIN) sent: it is answered
+        together with the transaction's first query."""
         conn = await self._connection()
+        pipeline = contextlib.AsyncExitStack()
         try:
+            if lock:
+                # The lock on its own, answered before anything else is sent: it must be
+                # held before the transaction's first statement takes its snapshot.
+                await conn.execute(lock)
+            await pipeline.enter_async_context(conn.pipeline())
             await conn.execute(statement)
         except psycopg.Error as exc:
+            with contextlib.suppress(psycopg.Error):
+                await pipeline.aclose()
+                if unlock and not conn.closed:
+                    await conn.execute(f"ROLLBACK; {unlock}")
             await self._release(conn)
             raise self._failed(exc) from exc
-        return conn
+        return conn, pipeline
 
     async def begin_read(self) -> ReadTransaction:
-        return _PgRead(self, await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+        conn, pipeline = await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _PgRead(self, conn, pipeline)
 
     async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
         # First the writers of this process take turns on an asyncio lock (a process would
@@ -379,27 +415,11 @@ class PostgresPersistence(Persistence):
         await self._write_lock.acquire()
         lock, unlock = _WRITER_LOCKS[exclusive]
         try:
-            conn = await self._connection()
-            pipeline = contextlib.AsyncExitStack()
-            try:
-                # The lock on its own, answered before anything else is sent: it must be
-                # held before the transaction's first statement takes its snapshot.
-                await conn.execute(lock)
-                await pipeline.enter_async_context(conn.pipeline())
-                await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-            except psycopg.Error as exc:
-                with contextlib.suppress(psycopg.Error):
-                    await pipeline.aclose()
-                    if not conn.closed:
-                        await conn.execute(f"ROLLBACK; {unlock}")
-                await self._release(conn)
-                raise self._failed(exc) from exc
+            conn, pipeline = await self._begin("BEGIN ISOLATION LEVEL SERIALIZABLE", lock, unlock)
         except BaseException:
             self._write_lock.release()
             raise
-        txn = _PgWrite(self, conn, self._write_lock, unlock)
-        txn._pipeline = pipeline
-        return txn
+        return _PgWrite(self, conn, pipeline, self._write_lock, unlock)
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""
