@@ -67,33 +67,53 @@ async def test_later_transactions_in_a_batch_see_earlier_ones(db: Database) -> N
     assert results.count(True) == 1
 
 
-async def test_a_batch_whose_commit_fails_retries_each_on_its_own(db: Database) -> None:
+def _first_commit_fails(db: Database, error: Exception) -> list[bool]:
+    """Make the first write transaction's commit raise ``error``; the exclusive flag of
+    every write transaction begun is recorded in the list returned."""
     persistence = db.persistence
     begin = persistence.begin_write
-    failed = False
+    begun: list[bool] = []
 
     async def failing_once(*, exclusive: bool = False) -> Any:
-        nonlocal failed
         txn = await begin(exclusive=exclusive)
-        if not failed:
-            failed = True
+        begun.append(exclusive)
+        if len(begun) == 1:
 
             async def commit() -> None:
                 await txn.close()
-                from pyconvex.errors import ConflictError
-
-                raise ConflictError("simulated")
+                raise error
 
             txn.commit = commit  # type: ignore[method-assign]
         return txn
 
     persistence.begin_write = failing_once  # type: ignore[method-assign]
+    return begun
+
+
+async def _insert_five_together(db: Database) -> None:
+    # Queued in one go, before the batch's task first runs: they form one batch.
     ids = await asyncio.gather(
         *(db.transact_batched(lambda w, n=n: w.insert("items", {"name": str(n)})) for n in range(5))
     )
-    assert failed and len(set(ids)) == 5
+    assert len(set(ids)) == 5
     async with db.read() as reader:
         assert len(await reader.query("items").collect()) == 5  # the failed batch left nothing
+
+
+async def test_a_batch_that_loses_a_race_runs_again_whole_and_exclusive(db: Database) -> None:
+    from pyconvex.errors import ConflictError
+
+    begun = _first_commit_fails(db, ConflictError("simulated"))
+    await _insert_five_together(db)
+    assert begun == [False, True]  # the batch, then the batch again, alone
+
+
+async def test_a_batch_whose_commit_fails_otherwise_retries_each_on_its_own(
+    db: Database,
+) -> None:
+    begun = _first_commit_fails(db, RuntimeError("simulated"))
+    await _insert_five_together(db)
+    assert begun == [False] * 6  # the batch, then each of the five on its own
 
 
 @pytest.mark.parametrize("n", [1, 300])

@@ -12,9 +12,11 @@ A commit costs the same for one transaction or fifty, so under load the
 per-transaction cost of committing falls with the batch size; with no load a
 batch is one transaction and costs what ``transact`` costs.
 
-If the shared transaction itself fails (a conflict with another process, a
-commit error), each transaction of the batch is run again on its own with
-``transact``'s retries, so a bad neighbour never fails a good one.
+If the shared transaction loses a race with another process (a conflict),
+the whole batch runs again at once, exclusive (alone among writers, so it
+cannot conflict again): no one transaction of it was at fault. If it fails
+otherwise (a commit error), each transaction of the batch is run again on its
+own with ``transact``'s retries, so a bad neighbour never fails a good one.
 """
 
 from __future__ import annotations
@@ -61,13 +63,15 @@ class GroupCommit:
         finally:
             self._draining = False
 
-    async def _commit(self, batch: list[tuple[Work, bool, asyncio.Future[Any]]]) -> None:
+    async def _commit(
+        self, batch: list[tuple[Work, bool, asyncio.Future[Any]]], *, exclusive: bool = False
+    ) -> None:
         from .transaction import DatabaseWriter
 
         database = self._database
         outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
         try:
-            async with database.write() as shared:
+            async with database.write(exclusive=exclusive) as shared:
                 txn = shared._txn
                 for fn, system, future in batch:
                     writer = DatabaseWriter(database, txn, system=system)
@@ -79,10 +83,10 @@ class GroupCommit:
                     except Exception as exc:
                         outcomes.append((future, exc, None))
         except Exception as exc:
-            if not isinstance(exc, ConflictError):
-                _log.warning(
-                    "A group commit failed (%s); retrying its transactions one by one", exc
-                )
+            if isinstance(exc, ConflictError) and not exclusive:
+                await self._commit(batch, exclusive=True)
+                return
+            _log.warning("A group commit failed (%s); retrying its transactions one by one", exc)
             for fn, system, future in batch:
                 await self._alone(fn, system, future)
             return
