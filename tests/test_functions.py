@@ -125,6 +125,18 @@ async def test_time_limit(basic_app):
             await harness.query("items:slow")
 
 
+async def test_a_mutation_cut_off_by_its_time_limit_commits_nothing(t):
+    # On PostgreSQL the insert was already sent (pipelined) when the limit struck.
+    t.deployment.executor.limits = TimeLimits(mutation=0.2)
+    with pytest.raises(FunctionTimeoutError, match=r"maximum duration: 0\.2s"):
+        await t.mutation("items:slow_write")
+    assert await t.run(lambda ctx: ctx.db.query("items").collect()) == []
+    # The connection and the writers' lock were let go: the next mutations go through.
+    for _ in range(3):
+        await t.mutation("counters:increment", {"name": "after"})
+    assert await t.query("counters:get", {"name": "after"}) == 3
+
+
 async def test_a_handlers_own_timeout_error_is_not_a_time_limit(t):
     with pytest.raises(TimeoutError, match="the upstream API timed out") as caught:
         await t.action("items:upstream_timeout")

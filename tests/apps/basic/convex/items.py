@@ -84,3 +84,12 @@ async def slow(ctx, args):
 @action
 async def upstream_timeout(ctx, args):
     raise TimeoutError("the upstream API timed out")
+
+
+@mutation
+async def slow_write(ctx, args):
+    """Writes, then outlives its time limit: the writes must not commit."""
+    import asyncio
+
+    await ctx.db.insert("items", {"name": "never committed"})
+    await asyncio.sleep(5)
