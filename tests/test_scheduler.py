@@ -145,3 +145,21 @@ def test_due_jobs_run_on_time_and_in_order_under_load(web: Served) -> None:
         scheduled = call(web, "query", "jobs:job", {"id": job_id})["scheduled_time"]
         assert 0 <= mark["at"] - scheduled <= 0.5, mark["at"] - scheduled
     assert call(web, "query", "counters:get", {"name": "load"}) > 0
+
+
+async def test_stop_is_not_lost_when_it_meets_a_wake_up(web_app: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from pyconvex.deployment import Deployment
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    async with Deployment(web_app, database_url=url, storage_url=(tmp_path / "f").as_uri()) as d:
+        scheduler = d.scheduler
+        scheduler.start()
+        async with asyncio.timeout(10):
+            await scheduler.idle.wait()
+        # A wake-up (a batch ending, a job added) that lands with the cancellation: Python
+        # 3.11's wait_for dropped the cancellation then, and the worker slept on forever.
+        scheduler.wake()
+        async with asyncio.timeout(10):
+            await scheduler.stop()

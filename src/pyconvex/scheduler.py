@@ -46,6 +46,7 @@ from .database.system import SCHEDULED_FUNCTIONS
 from .errors import ConflictError, FunctionNotFoundError, InvalidValueError
 from .functions.context import Auth
 from .functions.logs import current_execution
+from .tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from .database import Database, DatabaseReader, DatabaseWriter
@@ -329,13 +330,8 @@ class Scheduler:
 
     async def stop(self) -> None:
         worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-        running = [*self._running.values(), *self._queue_tasks.values()]
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        await cancel_and_wait(worker)
+        await cancel_and_wait(*self._running.values(), *self._queue_tasks.values())
 
     async def _work(self, concurrency: int) -> None:
         await self.database.persistence.listen(CHANNEL, self.wake)
@@ -368,7 +364,10 @@ class Scheduler:
                 if timeout > 0:
                     self.idle.set()
                     try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a
+                        # cancellation (stop()) that lands as the wait ends (a wake-up).
+                        async with asyncio.timeout(timeout):
+                            await self._wake.wait()
                     finally:
                         self.idle.clear()
             except TimeoutError:

@@ -37,6 +37,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConflictError, StoreUnavailableError
+from ..tasks import cancel_and_wait
 from .base import Persistence, ReadTransaction, ScanRow, ScanStatements, WriteTransaction
 
 _SCHEMA = """
@@ -500,12 +501,9 @@ class PostgresPersistence(Persistence):
             await self._release(conn)
 
     async def close(self) -> None:
-        if self._checking is not None:
-            self._checking.cancel()
+        checking, self._checking = self._checking, None
         listening, self._listening = self._listening, None
-        if listening is not None:
-            listening.cancel()
-            await asyncio.gather(listening, return_exceptions=True)
+        await cancel_and_wait(checking, listening)
         lease_conn, self._lease_conn = self._lease_conn, None
         self._leases.clear()
         if lease_conn is not None:

@@ -23,6 +23,7 @@ from ..env import REFRESH_SECONDS
 from ..functions import Auth
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
+from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
 from .asgi import Receive, Scope, Send
@@ -88,10 +89,9 @@ class Backend:
             self._users -= 1
             if self._users > 0:
                 return
-            for task in (self.env_refresher, self.watchdog):
-                if task is not None:
-                    task.cancel()
+            tasks = (self.env_refresher, self.watchdog)
             self.env_refresher = self.watchdog = None
+            await cancel_and_wait(*tasks)
             await self.deployment.scheduler.stop()
             if self._owns_deployment:
                 self._owns_deployment = False
