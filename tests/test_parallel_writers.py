@@ -14,6 +14,7 @@ import pytest
 from pyconvex import v
 from pyconvex.database import Database, DatabaseWriter
 from pyconvex.persistence import open_persistence
+from pyconvex.persistence.postgres import PostgresPersistence
 from pyconvex.schema import define_schema, define_table
 
 SCHEMA = define_schema(
@@ -208,3 +209,29 @@ async def test_a_write_that_failed_in_the_pipeline_fails_the_commit_and_leaves_n
         await first.transact(lambda w: w.patch(counter, {"value": 3}))
         async with second.write(exclusive=True) as alone:
             assert (await alone.get(counter) or {})["value"] == 3
+
+
+async def test_a_writer_cancelled_while_it_waits_for_the_lock_gives_its_connection_back(
+    two: tuple[Database, Database], postgres_url: str
+) -> None:
+    first, second = two
+    store = second.persistence
+    assert isinstance(store, PostgresPersistence)
+
+    async def exclusive() -> None:
+        async with second.write(exclusive=True):
+            raise AssertionError("never gets in: cancelled while it waits")
+
+    async with first.write() as holding:
+        await holding.insert("counters", {"value": 1})
+        task = asyncio.create_task(exclusive())
+        await _until_a_writer_waits(postgres_url)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with asyncio.timeout(GUARD):
+        await second.transact(lambda w: w.insert("counters", {"value": 2}))
+    pool = store._pool
+    assert pool is not None
+    stats = pool.get_stats()
+    assert stats["pool_available"] == stats["pool_size"]  # every connection came back

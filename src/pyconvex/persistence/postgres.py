@@ -392,13 +392,18 @@ class PostgresPersistence(Persistence):
                 await conn.execute(lock)
             await pipeline.enter_async_context(conn.pipeline())
             await conn.execute(statement)
-        except psycopg.Error as exc:
+        except BaseException as exc:
+            # Cancelled too (a request that gave up while waiting for the lock): the
+            # connection goes back to the pool, without the lock, either way.
             with contextlib.suppress(psycopg.Error):
                 await pipeline.aclose()
+            with contextlib.suppress(psycopg.Error):
                 if unlock and not conn.closed:
                     await conn.execute(f"ROLLBACK; {unlock}")
             await self._release(conn)
-            raise self._failed(exc) from exc
+            if isinstance(exc, psycopg.Error):
+                raise self._failed(exc) from exc
+            raise
         return conn, pipeline
 
     async def begin_read(self) -> ReadTransaction:
