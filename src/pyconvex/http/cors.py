@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ..functions.define import HttpAction
 from .request import Request
 from .response import Response
-from .router import ROUTABLE_METHODS, HttpRouter
+from .router import ROUTABLE_METHODS, HttpRouter, as_action
 
 DEFAULT_EXPOSED_HEADERS = ("Content-Range", "Accept-Ranges")
 Origins = Sequence[str] | Callable[[Request], Any]
@@ -168,7 +168,7 @@ class CorsRouter:
         if handler is None:
 
             def decorator(fn: Callable[..., Any]) -> HttpAction:
-                action = fn if isinstance(fn, HttpAction) else HttpAction(fn)
+                action = as_action(fn)
                 self.route(
                     path=path, path_prefix=path_prefix, method=method, handler=action, **overrides
                 )
@@ -180,7 +180,7 @@ class CorsRouter:
                 "cors_router answers OPTIONS itself: route the other methods through it"
             )
         config = replace(self.config, **overrides) if overrides else self.config
-        original = handler if isinstance(handler, HttpAction) else HttpAction(handler)
+        original = as_action(handler)
         self.http.route(
             path=path, path_prefix=path_prefix, method=method, handler=_with_cors(config, original)
         )

@@ -79,13 +79,13 @@ class HttpRouter:
         if handler is None:
 
             def decorator(fn: Callable[..., Any]) -> HttpAction:
-                action = _as_action(fn)
+                action = as_action(fn)
                 self.route(path=path, path_prefix=path_prefix, method=method, handler=action)
                 return action
 
             self._check(path, path_prefix, method)
             return decorator
-        action = _as_action(handler)
+        action = as_action(handler)
         self._check(path, path_prefix, method)
         if path is not None:
             if "{" in path or "}" in path:
@@ -270,7 +270,8 @@ class HttpRouter:
         return len(self.get_routes())
 
 
-def _as_action(handler: Any) -> HttpAction:
+def as_action(handler: Any) -> HttpAction:
+    """``handler`` as an :class:`HttpAction` (wrapped, unless it is one already)."""
     return handler if isinstance(handler, HttpAction) else HttpAction(handler)
 
 

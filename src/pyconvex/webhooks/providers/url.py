@@ -27,6 +27,7 @@ from ..core import (
     parse_payload,
     pick,
     text_or_none,
+    verify_any,
 )
 from . import Delivery, scheme
 
@@ -100,8 +101,7 @@ def square(d: Delivery) -> WebhookEvent:
     url = _need_url(d.url, "Square")
     signature = from_base64(header(d.headers, "x-square-hmacsha256-signature"))
     signed = url.encode("utf-8", "surrogatepass") + d.body
-    if not any(matches(mac(key, signed), [signature]) for key in d.secrets):
-        raise fail("bad_signature", "No signature matched")
+    verify_any(d.secrets, [signature], lambda key: mac(key, signed))
     payload = parse_payload(d.body)
     return WebhookEvent(
         "square",
