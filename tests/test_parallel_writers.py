@@ -145,7 +145,8 @@ async def test_lock_skips_documents_another_writer_holds(two: tuple[Database, Da
     first, second = two
     a, b = await _jobs(first, 2)
     async with first.write(system=True) as holding:
-        assert await holding.lock(a)
+        locked = await holding.lock(a)
+        assert locked is not None and locked["_id"] == a  # the document, read with its lock
         async with asyncio.timeout(GUARD), second.write(system=True) as other:
             assert not await other.lock(a)  # at once: skipped, not waited for
             assert await other.lock(b)

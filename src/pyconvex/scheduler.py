@@ -214,10 +214,10 @@ class Scheduler:
 
         async def attempt(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
-            if not await system.lock(job_id):
+            current = await system.lock(job_id)
+            if current is None:
                 return await system.get(job_id) is None  # held by another worker, or gone
-            current = await system.get(job_id)
-            if current is None or current["state"]["kind"] != "pending":
+            if current["state"]["kind"] != "pending":
                 return True  # canceled, or already done by someone else
             state: dict[str, Any] = {"kind": "success"}
             try:
@@ -243,10 +243,10 @@ class Scheduler:
         async def claim(writer: DatabaseWriter) -> bool | None:
             """True: claimed; False: held by another worker; None: nothing to run."""
             system = writer.system_writer()
-            if not await system.lock(job_id):
+            current = await system.lock(job_id)
+            if current is None:
                 return None if await system.get(job_id) is None else False
-            current = await system.get(job_id)
-            if current is None or current["state"]["kind"] != "pending":
+            if current["state"]["kind"] != "pending":
                 return None
             await system.patch(job_id, {"state": {"kind": "in_progress"}, "claimed_by": worker})
             return True

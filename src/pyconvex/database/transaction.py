@@ -132,13 +132,14 @@ class DatabaseWriter(DatabaseReader):
         """A writer of system tables in this same transaction (pyconvex's own use, not users')."""
         return DatabaseWriter(self._database, self._txn, system=True)
 
-    async def lock(self, doc_id: str) -> bool:
-        """Hold one document until this transaction ends, unless another writer holds it
-        now (then False, at once: ``FOR UPDATE SKIP LOCKED``). False too if it is gone.
+    async def lock(self, doc_id: str) -> dict[str, Any] | None:
+        """The document, held by this transaction until it ends; None at once if another
+        writer holds it now (``FOR UPDATE SKIP LOCKED``), or if it is gone.
         For pyconvex's own workers (a system writer), not user code."""
         if not self._system:
             raise InvalidQueryError("lock() is for pyconvex's own workers")
-        return doc_id in await self._txn.lock([doc_id])
+        row = (await self._txn.lock([doc_id])).get(doc_id)
+        return None if row is None else self._decode(row[1])
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

@@ -133,15 +133,17 @@ class WriteTransaction(ReadTransaction):
     async def notify(self, channel: str) -> None:
         """Wake this channel's listeners in every process once this transaction commits."""
 
-    async def lock(self, doc_ids: list[str]) -> set[str]:
+    async def lock(self, doc_ids: list[str]) -> dict[str, tuple[str, bytes]]:
         """Lock these documents until this transaction ends, skipping any that another
-        writer holds now (``FOR UPDATE SKIP LOCKED``); the ids locked (those that exist).
+        writer holds now (``FOR UPDATE SKIP LOCKED``); the ones locked, by id, as
+        :meth:`get` returns them (those that exist).
 
         A worker that takes a job this way knows no other worker is running it; one that
         is skipped moves on instead of waiting for the other to finish. A backend whose
         writers run one at a time holds every document already.
         """
-        return {doc_id for doc_id in doc_ids if await self.get(doc_id) is not None}
+        found = {doc_id: await self.get(doc_id) for doc_id in doc_ids}
+        return {doc_id: row for doc_id, row in found.items() if row is not None}
 
     async def claim(
         self, index_id: int, start: bytes, end: bytes | None, *, limit: int

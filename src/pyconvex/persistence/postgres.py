@@ -241,11 +241,12 @@ class _PgWrite(_PgRead, WriteTransaction):
         # NOTIFY is transactional: delivered when (and only if) this transaction commits.
         await self._send(f"NOTIFY {_channel(channel)}", ())
 
-    async def lock(self, doc_ids: list[str]) -> set[str]:
+    async def lock(self, doc_ids: list[str]) -> dict[str, tuple[str, bytes]]:
         rows = await self._rows(
-            "SELECT id FROM documents WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED", (doc_ids,)
+            "SELECT id, tbl, value FROM documents WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED",
+            (doc_ids,),
         )
-        return {row[0] for row in rows}
+        return {doc_id: (table, bytes(value)) for doc_id, table, value in rows}
 
     async def claim(
         self, index_id: int, start: bytes, end: bytes | None, *, limit: int
