@@ -22,7 +22,6 @@ together share one commit, each still answered only after it.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from ..env import env
 from ..functions.define import HttpAction
 from ..functions.refs import function_path
 from ..http.response import Response
-from .core import WebhookVerificationError
+from .core import WebhookVerificationError, mac
 from .providers import Scheme
 from .verify import scheme_of, verify
 
@@ -63,7 +62,7 @@ def _handshake(scheme: Scheme, payload: Any, secrets: list[str]) -> Response | N
     if scheme.name == "zoom" and payload.get("event") == "endpoint.url_validation":
         plain = (payload.get("payload") or {}).get("plainToken")
         if isinstance(plain, str) and secrets:
-            digest = hmac.new(secrets[0].encode(), plain.encode(), hashlib.sha256).hexdigest()
+            digest = mac(secrets[0].encode(), plain.encode()).hex()
             return Response.json({"plainToken": plain, "encryptedToken": digest})
     return None
 
