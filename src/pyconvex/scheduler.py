@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -281,33 +281,45 @@ class Scheduler:
         ``POLL_SECONDS`` after, so a worker that dies is swept up by the ones that live.
         """
 
-        async def sweep(writer: DatabaseWriter) -> int:
-            system = writer.system_writer()
-            running = (
-                await system.query(SCHEDULED_FUNCTIONS)
-                .with_index("by_state", lambda q: q.eq("state.kind", "in_progress"))
-                .collect()
+        async def fail(system: DatabaseWriter, job: dict[str, Any]) -> None:
+            await system.patch(
+                job["_id"],
+                {"state": {"kind": "failed", "error": CUT_OFF}, "completed_time": self.clock()},
             )
-            cut_off = [job for job in running if await self.abandoned(job.get("claimed_by"))]
-            for job in cut_off:
-                await system.patch(
-                    job["_id"],
-                    {"state": {"kind": "failed", "error": CUT_OFF}, "completed_time": self.clock()},
-                )
-            return len(cut_off)
 
-        # Look first with a read: most sweeps find nothing, and then take no write lock.
-        async with self.database.read(system=True) as reader:
-            in_progress = reader.query(SCHEDULED_FUNCTIONS).with_index(
+        recovered = await self.sweep_abandoned(
+            lambda reader: reader.query(SCHEDULED_FUNCTIONS).with_index(
                 "by_state", lambda q: q.eq("state.kind", "in_progress")
-            )
-            found = [job async for job in in_progress]
-        recovered = 0
-        if any([await self.abandoned(job.get("claimed_by")) for job in found]):
-            recovered = await self.database.transact(sweep)
+            ),
+            fail,
+        )
         for queue in self.queues:
             recovered += await queue.recover()
         return recovered
+
+    async def sweep_abandoned(
+        self,
+        claimed: Callable[[DatabaseReader], Any],
+        mend: Callable[[DatabaseWriter, dict[str, Any]], Awaitable[None]],
+    ) -> int:
+        """``mend`` each row of the query ``claimed(reader)`` whose claim a dead worker made
+        (in one transaction); how many. Looks with a read first: most sweeps find nothing,
+        and then take no write lock."""
+        async with self.database.read(system=True) as reader:
+            rows = await claimed(reader).collect()
+        if not any([await self.abandoned(row.get("claimed_by")) for row in rows]):
+            return 0
+
+        async def sweep(writer: DatabaseWriter) -> int:
+            system = writer.system_writer()
+            rows = await claimed(system).collect()
+            cut_off = [row for row in rows if await self.abandoned(row.get("claimed_by"))]
+            for row in cut_off:
+                await mend(system, row)
+            return len(cut_off)
+
+        swept: int = await self.database.transact(sweep)
+        return swept
 
     async def next_due(self) -> float | None:
         """When the next job or queued item (webhook event, say) is due, or None."""

@@ -191,23 +191,13 @@ class WebhookQueue:
 
         Only those of workers that are gone: a live worker's handlers are left running.
         """
-        scheduler = self.deployment.scheduler
 
-        async def sweep(writer: DatabaseWriter) -> int:
-            system = writer.system_writer()
-            running = await _in_status(system, "processing").collect()
-            cut_off = [row for row in running if await scheduler.abandoned(row.get("claimed_by"))]
-            for row in cut_off:
-                await self._failed(system, row, RuntimeError(CUT_OFF), counted=True)
-            return len(cut_off)
+        async def fail(system: DatabaseWriter, row: dict[str, Any]) -> None:
+            await self._failed(system, row, RuntimeError(CUT_OFF), counted=True)
 
-        # Look first with a read: most sweeps find nothing, and then take no write lock.
-        async with self.deployment.database.read(system=True) as reader:
-            running = await _in_status(reader, "processing").collect()
-        if not any([await scheduler.abandoned(row.get("claimed_by")) for row in running]):
-            return 0
-        found: int = await self.deployment.database.transact(sweep)
-        return found
+        return await self.deployment.scheduler.sweep_abandoned(
+            lambda reader: _in_status(reader, "processing"), fail
+        )
 
     async def _succeeded(
         self, system: DatabaseWriter, row: dict[str, Any], *, counted: bool = False
