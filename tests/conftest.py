@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,18 @@ APPS = Path(__file__).parent / "apps"
 
 # Test apps are loaded by pyconvex, not imported by pytest.
 collect_ignore = ["apps"]
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0
+) -> Any:
+    """Poll ``await condition()`` until it is truthy, and return it: a wait for a condition,
+    not a fixed sleep. Fails with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := await condition()):
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+    return value
 
 
 @pytest.fixture

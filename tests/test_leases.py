@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
+from conftest import eventually
 from pyconvex.persistence import open_persistence
 
 HOLDER = textwrap.dedent(
@@ -47,12 +46,13 @@ async def test_a_lease_lives_with_its_process_and_dies_with_it(database_url: str
         finally:
             holder.kill()  # SIGKILL: no chance to let go
             holder.wait()
+
         # The kernel (SQLite's file locks) or the server (PostgreSQL's sessions) lets go as the
         # process dies; poll for it rather than guess how long that takes.
-        deadline = time.monotonic() + 10
-        while await store.lease_alive("theirs"):
-            assert time.monotonic() < deadline, "the dead holder's lease never went"
-            await asyncio.sleep(0.01)
+        async def gone() -> bool:
+            return not await store.lease_alive("theirs")
+
+        await eventually(gone, "the dead holder's lease never went", timeout=10)
         await store.hold_lease("theirs")  # free to take now
     finally:
         await store.close()

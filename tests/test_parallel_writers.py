@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from conftest import eventually
 from pyconvex import v
 from pyconvex.database import Database, DatabaseWriter
 from pyconvex.persistence import open_persistence
@@ -44,15 +45,15 @@ async def two(postgres_url: str) -> AsyncIterator[tuple[Database, Database]]:
 async def _until_a_writer_waits(url: str) -> None:
     """Return once some session waits for the writers' advisory lock."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        for _ in range(GUARD * 100):
+
+        async def waiting() -> bool:
             cursor = await conn.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
             )
             row = await cursor.fetchone()
-            if row and row[0]:
-                return
-            await asyncio.sleep(0.01)  # polling the condition itself, not waiting it out
-    raise AssertionError("no writer ever waited")
+            return bool(row and row[0])
+
+        await eventually(waiting, "no writer ever waited", timeout=GUARD)
 
 
 async def test_writers_of_two_processes_run_at_once(two: tuple[Database, Database]) -> None:

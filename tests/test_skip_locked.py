@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import eventually
 from pyconvex import scheduler
 from pyconvex.database.system import WEBHOOK_EVENTS
 from pyconvex.deployment import Deployment
@@ -19,13 +20,6 @@ from pyconvex.testing import ConvexTest, sign_webhook
 
 WEB = Path(__file__).parent / "apps" / "web"
 STRIPE = "whsec_stripe"
-
-
-async def _until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + 20
-    while not await condition():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.01)  # polling the condition itself, not waiting it out
 
 
 async def test_a_job_another_worker_holds_is_left_to_it(postgres_url: str, tmp_path: Path) -> None:
@@ -73,7 +67,7 @@ async def test_the_worker_waits_out_a_held_job_instead_of_spinning_on_it(
             async def waiting() -> bool:
                 return job_id in worker.scheduler._held_jobs and worker.scheduler.idle.is_set()
 
-            await _until(waiting, "the worker never waited for the held job")
+            await eventually(waiting, "the worker never waited for the held job")
             # It looked once (or a few times, one pause apart), not in a loop: a spinning
             # worker is never idle while the job is due, and tries it hundreds of times.
             assert 1 <= tries <= 3
@@ -83,7 +77,7 @@ async def test_the_worker_waits_out_a_held_job_instead_of_spinning_on_it(
             job = await holder.executor.run("jobs:job", {"id": job_id})
             return bool(job["state"]["kind"] == "success")
 
-        await _until(done, "the worker never came back for the job")
+        await eventually(done, "the worker never came back for the job")
         assert len(await holder.executor.run("jobs:marks", {"tag": "wait"})) == 1
 
 
@@ -140,9 +134,9 @@ async def test_the_worker_waits_out_held_events_instead_of_spinning_on_them(
             async def waiting() -> bool:
                 return 0 in work._held_queues and work.idle.is_set()
 
-            await _until(waiting, "the worker never waited for the held events")
+            await eventually(waiting, "the worker never waited for the held events")
 
         async def done() -> bool:
             return len(await worker.query("webhooks:events")) == 1
 
-        await _until(done, "the worker never came back for the events")
+        await eventually(done, "the worker never came back for the events")
