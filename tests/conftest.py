@@ -23,6 +23,31 @@ APPS = Path(__file__).parent / "apps"
 collect_ignore = ["apps"]
 
 
+def api_call(
+    api: str, kind: str, path: str, args: Any = None, *, headers: Any = None, encoded: bool = False
+) -> Any:
+    """Call a function over the function API (``/api/query`` and so on), assert that it
+    succeeded, and return its value (``encoded``: in Convex's encoded JSON)."""
+    body: dict[str, Any] = {"path": path, "args": args or {}}
+    if encoded:
+        body["format"] = "convex_encoded_json"
+    result = httpx.post(f"{api}/api/{kind}", json=body, headers=headers, timeout=30).json()
+    assert result["status"] == "success", result
+    return result["value"]
+
+
+def wait_until(condition: Any, timeout: float = 30) -> Any:
+    """Poll ``condition()`` until it is truthy (a condition wait, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
 async def eventually(
     condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0
 ) -> Any:

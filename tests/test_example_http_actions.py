@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Issuer
+from conftest import Issuer, api_call, wait_until
 from test_cli_serving import Process
-from test_scheduler import wait_until
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "http_actions"
 ADMIN_KEY = "example-admin-key"
@@ -37,14 +36,9 @@ class App:
         self.issuer = issuer
 
     def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
-        response = httpx.post(
-            f"{self.api}/api/{kind}",
-            json={"path": path, "args": args or {}},
-            headers={"Authorization": f"Convex {ADMIN_KEY}"},
+        return api_call(
+            self.api, kind, path, args, headers={"Authorization": f"Convex {ADMIN_KEY}"}
         )
-        body = response.json()
-        assert body["status"] == "success", body
-        return body["value"]
 
     def table(self, name: str) -> list[dict[str, Any]]:
         response = httpx.get(

@@ -9,8 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import PostgresServer, Served
-from test_scheduler import wait_until
+from conftest import PostgresServer, Served, wait_until
 
 
 @pytest.fixture

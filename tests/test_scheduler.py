@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import Served
+from conftest import Served, api_call, wait_until
 from pyconvex.errors import FunctionNotFoundError
 from pyconvex.testing import ConvexTest
 
@@ -91,24 +89,6 @@ async def test_only_mutations_and_actions_can_be_scheduled(
             await t.mutation("jobs:schedule_a_query")
 
 
-def wait_until(condition: Any, timeout: float = 30) -> Any:
-    """Poll ``condition()`` until it is truthy (a condition wait, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
-def call(served: Served, kind: str, path: str, args: Any = None) -> Any:
-    result = httpx.post(f"{served.api}/api/{kind}", json={"path": path, "args": args or {}}).json()
-    assert result["status"] == "success", result
-    return result["value"]
-
-
 def test_due_jobs_run_on_time_and_in_order_under_load(web: Served) -> None:
     stop = threading.Event()
 
@@ -121,17 +101,17 @@ def test_due_jobs_run_on_time_and_in_order_under_load(web: Served) -> None:
     for worker in workers:
         worker.start()
     try:
-        late = call(web, "mutation", "jobs:schedule", {"delay": 2.0, "tag": "late"})
-        early = call(web, "mutation", "jobs:schedule", {"delay": 1.0, "tag": "early"})
+        late = api_call(web.api, "mutation", "jobs:schedule", {"delay": 2.0, "tag": "late"})
+        early = api_call(web.api, "mutation", "jobs:schedule", {"delay": 1.0, "tag": "early"})
         ran = wait_until(
             lambda: (
                 (
-                    call(web, "query", "jobs:marks", {"tag": "late"})
-                    and call(web, "query", "jobs:marks", {"tag": "early"})
+                    api_call(web.api, "query", "jobs:marks", {"tag": "late"})
+                    and api_call(web.api, "query", "jobs:marks", {"tag": "early"})
                 )
                 and (
-                    call(web, "query", "jobs:marks", {"tag": "early"})[0],
-                    call(web, "query", "jobs:marks", {"tag": "late"})[0],
+                    api_call(web.api, "query", "jobs:marks", {"tag": "early"})[0],
+                    api_call(web.api, "query", "jobs:marks", {"tag": "late"})[0],
                 )
             )
         )
@@ -142,9 +122,9 @@ def test_due_jobs_run_on_time_and_in_order_under_load(web: Served) -> None:
     first, second = ran
     assert first["at"] < second["at"]  # the earlier job ran first
     for mark, job_id in ((first, early), (second, late)):
-        scheduled = call(web, "query", "jobs:job", {"id": job_id})["scheduled_time"]
+        scheduled = api_call(web.api, "query", "jobs:job", {"id": job_id})["scheduled_time"]
         assert 0 <= mark["at"] - scheduled <= 0.5, mark["at"] - scheduled
-    assert call(web, "query", "counters:get", {"name": "load"}) > 0
+    assert api_call(web.api, "query", "counters:get", {"name": "load"}) > 0
 
 
 async def test_stop_is_not_lost_when_it_meets_a_wake_up(web_app: Path, tmp_path: Path) -> None:

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
-import httpx
-
+from conftest import api_call, wait_until
 from pyconvex.scheduler import CUT_OFF
 from test_cli_serving import WEB, Process
-from test_scheduler import wait_until
-
-
-def call(api: str, kind: str, path: str, args: Any = None) -> Any:
-    result = httpx.post(
-        f"{api}/api/{kind}", json={"path": path, "args": args or {}}, timeout=30
-    ).json()
-    assert result["status"] == "success", result
-    return result["value"]
 
 
 def test_kill_9_while_jobs_are_due(tmp_path: Path) -> None:
@@ -26,17 +15,17 @@ def test_kill_9_while_jobs_are_due(tmp_path: Path) -> None:
     shutil.copytree(WEB / "convex", app / "convex", ignore=shutil.ignore_patterns("__pycache__"))
     first = Process("dev", str(app))
     try:
-        action_job = call(first.api, "mutation", "jobs:schedule_long_action")
-        wait_until(lambda: call(first.api, "query", "jobs:marks", {"tag": "action-start"}))
+        action_job = api_call(first.api, "mutation", "jobs:schedule_long_action")
+        wait_until(lambda: api_call(first.api, "query", "jobs:marks", {"tag": "action-start"}))
         # Each job holds its transaction open for 5 ms, so the kill lands mid-way.
-        call(
+        api_call(
             first.api,
             "mutation",
             "jobs:schedule_many",
             {"n": 200, "delay": 0.2, "tag": "crash", "pause": 0.005},
         )
         done_before = wait_until(
-            lambda: len(call(first.api, "query", "jobs:marks", {"tag": "crash"}))
+            lambda: len(api_call(first.api, "query", "jobs:marks", {"tag": "crash"}))
         )
     finally:
         first.proc.kill()  # SIGKILL: no shutdown, no clean-up
@@ -47,14 +36,14 @@ def test_kill_9_while_jobs_are_due(tmp_path: Path) -> None:
     try:
         marks = wait_until(
             lambda: (
-                (found := call(second.api, "query", "jobs:marks", {"tag": "crash"}))
+                (found := api_call(second.api, "query", "jobs:marks", {"tag": "crash"}))
                 and len(found) >= 200
                 and found
             )
         )
         assert sorted(m["i"] for m in marks) == list(range(200))  # each exactly once
-        job = call(second.api, "query", "jobs:job", {"id": action_job})
+        job = api_call(second.api, "query", "jobs:job", {"id": action_job})
         assert job["state"] == {"kind": "failed", "error": CUT_OFF}
-        assert len(call(second.api, "query", "jobs:marks", {"tag": "action-start"})) == 1
+        assert len(api_call(second.api, "query", "jobs:marks", {"tag": "action-start"})) == 1
     finally:
         second.stop()

@@ -11,16 +11,12 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import Served
+from conftest import Served, api_call, wait_until
 from pyconvex.database.system import UPLOAD_TOKENS
-from test_scheduler import wait_until
 
 
 def call(served: Served, kind: str, path: str, args: Any = None) -> Any:
-    body = {"path": path, "args": args or {}, "format": "convex_encoded_json"}
-    result = httpx.post(f"{served.api}/api/{kind}", json=body).json()
-    assert result["status"] == "success", result
-    return result["value"]
+    return api_call(served.api, kind, path, args, encoded=True)
 
 
 def store(served: Served, data: bytes, content_type: str | None = None) -> str:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from conftest import api_call, wait_until
 from pyconvex.testing import sign_webhook
 from test_cli_serving import WEB, Process
-from test_scheduler import wait_until
-from test_scheduler_crash import call
 
 
 def test_kill_9_after_the_200(tmp_path: Path) -> None:
@@ -34,9 +33,9 @@ def test_kill_9_after_the_200(tmp_path: Path) -> None:
         first.proc.wait(timeout=30)
     second = Process("dev", str(app))
     try:
-        events = wait_until(lambda: call(second.api, "query", "webhooks:events"))
+        events = wait_until(lambda: api_call(second.api, "query", "webhooks:events"))
         assert events == [{"provider": "stripe", "event_id": "evt_crash", "type": "invoice.paid"}]
-        [row] = call(second.api, "query", "webhooks:received")
+        [row] = api_call(second.api, "query", "webhooks:received")
         assert row["status"] == "succeeded"
     finally:
         second.stop()
@@ -65,7 +64,7 @@ def test_webhooks_cli_list_show_replay(tmp_path: Path) -> None:
             ).status_code
             == 200
         )
-        wait_until(lambda: call(server.api, "query", "webhooks:events"))
+        wait_until(lambda: api_call(server.api, "query", "webhooks:events"))
         url = ["--app", str(app), "--url", server.api]
         listed = pyconvex("webhooks", "list", "--format", "json", *url)
         assert listed.returncode == 0, listed.stderr
@@ -82,7 +81,7 @@ def test_webhooks_cli_list_show_replay(tmp_path: Path) -> None:
             "evt_cli" in pyconvex("webhooks", "list", "--app", str(app)).stdout.replace("…", "")
             or True
         )
-        [row] = call(server.api, "query", "webhooks:received")
+        [row] = api_call(server.api, "query", "webhooks:received")
         rows = httpx.get(f"{server.api}/api/webhooks", headers=_admin(app)).json()["events"]
         event_id = rows[0]["id"]
         shown = json.loads(pyconvex("webhooks", "show", event_id, *url).stdout)
@@ -90,7 +89,11 @@ def test_webhooks_cli_list_show_replay(tmp_path: Path) -> None:
         assert json.loads(shown["body"]) == {"id": "evt_cli", "type": "a.b"}
         assert pyconvex("webhooks", "replay", event_id, *url).returncode == 0
         assert (
-            len(wait_until(lambda: len(call(server.api, "query", "webhooks:events")) == 2 and [1]))
+            len(
+                wait_until(
+                    lambda: len(api_call(server.api, "query", "webhooks:events")) == 2 and [1]
+                )
+            )
             == 1
         )
         missing = pyconvex("webhooks", "show", "nope", *url)

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import api_call, wait_until
 from pyconvex.testing import sign_webhook
 from test_cli_serving import Process
-from test_scheduler import wait_until
 
 WEB = Path(__file__).parent / "apps" / "web"
 ADMIN = "workers-admin-key"
@@ -40,14 +40,7 @@ class Workers:
         self.site, self.api = process.site, process.api
 
     def call(self, kind: str, path: str, args: dict[str, Any] | None = None) -> Any:
-        body = httpx.post(
-            f"{self.api}/api/{kind}",
-            json={"path": path, "args": args or {}},
-            headers={"Authorization": f"Convex {ADMIN}"},
-            timeout=30,
-        ).json()
-        assert body["status"] == "success", body
-        return body["value"]
+        return api_call(self.api, kind, path, args, headers={"Authorization": f"Convex {ADMIN}"})
 
     def pids(self) -> set[int]:
         """The worker processes, as seen by the requests they answer (a new connection each:
