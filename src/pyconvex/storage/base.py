@@ -8,9 +8,23 @@ pyconvex (random hex), never taken from a request.
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+CHUNK = 1024 * 1024  # what reads yield at a time
+_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+
+def blob_name(key: str) -> str:
+    """``ab/abcdef...``: where a blob lives below a store's root (a folder, a bucket prefix).
+
+    Keys are ours, but checked anyway: nothing may name a path or object outside the root.
+    """
+    if not _KEY.match(key):
+        raise ValueError(f"Invalid blob key {key!r}")
+    return f"{key[:2]}/{key}"
 
 
 @dataclass(frozen=True)

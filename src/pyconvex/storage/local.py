@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from .base import BlobStore, Measured, Written
-
-CHUNK = 1024 * 1024
-_KEY = re.compile(r"^[0-9a-f]{32}$")
+from .base import CHUNK, BlobStore, Measured, Written, blob_name
 
 
 class LocalBlobStore(BlobStore):
@@ -26,10 +22,7 @@ class LocalBlobStore(BlobStore):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        # Keys are ours, but check anyway: nothing may name a path outside the root.
-        if not _KEY.match(key):
-            raise ValueError(f"Invalid blob key {key!r}")
-        return self.root / key[:2] / key
+        return self.root / blob_name(key)
 
     async def put(
         self, key: str, chunks: AsyncIterator[bytes], *, max_size: int | None = None

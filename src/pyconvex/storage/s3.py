@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .base import BlobStore, Measured, Written
+from .base import CHUNK, BlobStore, Measured, Written, blob_name
 
 PART = 8 * 1024 * 1024  # S3 parts must be at least 5 MiB, except the last
-CHUNK = 1024 * 1024
-_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 class S3BlobStore(BlobStore):
@@ -40,9 +37,7 @@ class S3BlobStore(BlobStore):
         self._client = client if client is not None else _client()
 
     def _name(self, key: str) -> str:
-        if not _KEY.match(key):  # keys are ours, but nothing may name another object
-            raise ValueError(f"Invalid blob key {key!r}")
-        name = f"{key[:2]}/{key}"
+        name = blob_name(key)
         return f"{self.prefix}/{name}" if self.prefix else name
 
     async def _call(self, method: str, **kwargs: Any) -> Any:
