@@ -20,7 +20,6 @@ before their ``_storage`` rows, so a row never names missing bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import zipfile
@@ -34,6 +33,7 @@ from . import values
 from .database import Database, DatabaseWriter
 from .database.system import STORAGE, UPLOAD_TOKENS
 from .storage import BlobStore
+from .storage.base import CHUNK
 
 FORMAT = 1
 META = "_pyconvex.json"
@@ -160,20 +160,17 @@ async def _documents(archive: zipfile.ZipFile, table: str) -> AsyncIterator[dict
 async def _import_file(
     archive: zipfile.ZipFile, blobs: BlobStore, row: dict[str, Any], progress: Progress
 ) -> None:
-    digest = hashlib.sha256()
-
     async def chunks() -> AsyncIterator[bytes]:
         with archive.open(f"{STORAGE}/{row['_id']}") as source:
-            while chunk := source.read(1024 * 1024):
-                digest.update(chunk)
+            while chunk := source.read(CHUNK):
                 progress("bytes", len(chunk))
                 yield chunk
 
     try:
-        await blobs.put(row["blob"], chunks())
+        written = await blobs.put(row["blob"], chunks())  # hashed on the way in
     except KeyError:
         raise SnapshotError(f"The snapshot has no bytes for file {row['_id']}") from None
-    if digest.hexdigest() != row.get("sha256"):
+    if written.sha256 != row.get("sha256"):
         await blobs.delete(row["blob"])
         raise SnapshotError(f"File {row['_id']} does not match its sha256 in the snapshot")
 
