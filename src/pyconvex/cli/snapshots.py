@@ -7,6 +7,8 @@ import loads it, so every document is checked against the target's schema.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
@@ -23,14 +25,24 @@ def add_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--storage-url", default=None, help="default: file:///DIR/.pyconvex/storage")
 
 
-def _bar(console: Console) -> Progress:
-    return Progress(
+@contextmanager
+def _progress(console: Console, documents: int) -> Iterator[snapshot.Progress]:
+    """A progress bar for ``documents`` documents and the file bytes; yields its callback."""
+    bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:,.0f}"),
         console=console,
         transient=False,
     )
+    with bar:
+        docs = bar.add_task("documents", total=documents)
+        files = bar.add_task("file bytes", total=None)
+
+        def advance(kind: str, amount: int) -> None:
+            bar.advance(docs if kind == "documents" else files, amount)
+
+        yield advance
 
 
 async def export(ns: argparse.Namespace, console: Console) -> int:
@@ -39,13 +51,7 @@ async def export(ns: argparse.Namespace, console: Console) -> int:
     try:
         await database.setup(system_only=True)
         sizes = await snapshot.table_sizes(database)
-        with _bar(console) as bar:
-            docs = bar.add_task("documents", total=sum(sizes.values()))
-            files = bar.add_task("file bytes", total=None)
-
-            def advance(kind: str, amount: int) -> None:
-                bar.advance(docs if kind == "documents" else files, amount)
-
+        with _progress(console, sum(sizes.values())) as advance:
             written = await snapshot.export(database, blobs, ns.file, advance)
     finally:
         await database.close()
@@ -62,13 +68,7 @@ async def import_(ns: argparse.Namespace, console: Console) -> int:
     async with Deployment(
         ns.app, database_url=ns.database_url, storage_url=ns.storage_url
     ) as deployment:
-        with _bar(console) as bar:
-            docs = bar.add_task("documents", total=total)
-            files = bar.add_task("file bytes", total=None)
-
-            def advance(kind: str, amount: int) -> None:
-                bar.advance(docs if kind == "documents" else files, amount)
-
+        with _progress(console, total) as advance:
             loaded = await snapshot.import_(
                 deployment.database, deployment.files.blobs, ns.file, advance
             )
