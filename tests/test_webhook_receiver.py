@@ -156,6 +156,22 @@ async def test_an_action_handler(t: ConvexTest) -> None:
     assert row["status"] == "succeeded" and row["attempts"] == 1
 
 
+async def test_replay_of_an_unknown_or_malformed_id_is_a_lookup_error(t: ConvexTest) -> None:
+    from pyconvex.webhooks.processing import replay
+
+    with pytest.raises(LookupError, match="is not a webhook event id"):
+        await replay(t.deployment, "nope")
+    job = await t.mutation("jobs:schedule", {"delay": 60, "tag": "x"})  # another table's id
+    with pytest.raises(LookupError, match="is not a webhook event id"):
+        await replay(t.deployment, job)
+    await post(t, "/hooks/stripe", "stripe", "whsec_stripe", STRIPE_EVENT)
+    row = await t.run(lambda ctx: ctx.db.system.query("_webhook_events").first())
+    deleted = row["_id"]
+    await t.deployment.database.transact(lambda w: w.delete(deleted), system=True)
+    with pytest.raises(LookupError, match="No webhook event"):
+        await replay(t.deployment, deleted)
+
+
 async def test_replay_runs_an_event_again(t: ConvexTest) -> None:
     from pyconvex.webhooks.processing import replay
 

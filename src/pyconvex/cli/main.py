@@ -248,8 +248,8 @@ async def _webhooks(ns: argparse.Namespace) -> int:
             if ns.action == "list":
                 found = [events.summary(r) for r in await events.recent(deployment, ns.limit)]
                 return _print_events(found, ns.format)
-            row = await events.get(deployment, ns.id)
             if ns.action == "show":
+                row = await events.get(deployment, ns.id)
                 print(json.dumps(events.detail(row), indent=2, ensure_ascii=False))
                 return 0
             await events.replay(deployment, ns.id)

@@ -302,8 +302,7 @@ class ApiApp:
         rest = scope["path"].removeprefix("/api/webhooks").strip("/")
         try:
             if scope["method"] == "POST" and rest.endswith("/replay"):
-                await events.get(deployment, rest.removesuffix("/replay"))  # 404 if unknown
-                await events.replay(deployment, rest.removesuffix("/replay"))
+                await events.replay(deployment, rest.removesuffix("/replay"))  # 404 if unknown
                 await send_json(send, 200, {"replayed": True})
             elif scope["method"] == "GET" and not rest:
                 limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .. import ids
 from ..database.system import WEBHOOK_EVENTS
-from .processing import replay
+from .processing import check_event_id, replay
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
@@ -23,8 +22,7 @@ async def recent(deployment: Deployment, limit: int = 50) -> list[dict[str, Any]
 
 
 async def get(deployment: Deployment, event_id: str) -> dict[str, Any]:
-    if not ids.is_id_of(event_id, WEBHOOK_EVENTS):
-        raise LookupError(f"{event_id!r} is not a webhook event id")
+    check_event_id(event_id)
     async with deployment.database.read(system=True) as reader:
         row = await reader.get(event_id)
     if row is None:

@@ -30,7 +30,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import values
+from .. import ids, values
 from ..database.system import WEBHOOK_EVENTS
 from ..errors import ConflictError
 from ..functions.context import Auth
@@ -236,13 +236,21 @@ class WebhookQueue:
         await system.patch(row["_id"], fields)
 
 
+def check_event_id(event_id: str) -> None:
+    """:class:`LookupError` unless ``event_id`` is the id of a ``_webhook_events`` row."""
+    if not ids.is_id_of(event_id, WEBHOOK_EVENTS):
+        raise LookupError(f"{event_id!r} is not a webhook event id")
+
+
 async def replay(deployment: Deployment, event_id: str) -> None:
-    """Process an event again now (whatever its status), with a fresh count of attempts."""
+    """Process an event again now (whatever its status), with a fresh count of attempts;
+    :class:`LookupError` if there is no such event."""
+    check_event_id(event_id)
 
     async def again(writer: DatabaseWriter) -> None:
         system = writer.system_writer()
         row = await system.get(event_id)
-        if row is None or not event_id or row.get("provider") is None:
+        if row is None:
             raise LookupError(f"No webhook event {event_id}")
         await system.patch(
             row["_id"],
