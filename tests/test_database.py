@@ -263,7 +263,7 @@ async def test_new_index_is_backfilled_and_dropped_index_removed(database_url):
     db = Database(open_persistence(database_url), before)
     await db.setup()
     async with db.read() as r:
-        stored = await db.registry.all(r._txn)
+        stored = await db.registry.all(await r._txn.snapshot())
         user_indexes = [i.name for i in stored if not i.table.startswith("_")]
         assert user_indexes == ["by_creation_time"]
     await db.close()

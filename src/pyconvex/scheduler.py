@@ -24,11 +24,10 @@ otherwise it sleeps until the next job is due (polling every few seconds as
 a fallback), and it runs at most ``concurrency`` jobs at a time.
 
 With several processes (``serve --workers``, several hosts), every worker looks
-at the same due jobs. Each takes a job by locking its row with ``FOR UPDATE
-SKIP LOCKED`` first thing in the job's transaction: a worker that finds the
-row held leaves the job to its holder and looks again a moment later (if the
-holder dies, its transaction and lock die with it and the job is still
-pending). Exactly once still rests on the transaction, not the lock.
+at the same due jobs. Two workers that start the same job race on its row: the
+transaction that runs a job reads it and marks it done, so the second of them to
+commit conflicts, runs again, finds the job no longer pending and leaves it.
+Exactly once rests on the transaction.
 """
 
 from __future__ import annotations
@@ -57,7 +56,6 @@ POLL_SECONDS = 5.0
 CHANNEL = "pyconvex_work"  # notified when a job or a webhook event is added
 CONCURRENCY = 10
 QUEUE_BATCH = 64  # items per batch of a WorkQueue: one transaction for its mutations
-HELD_PAUSE = 0.25  # a job or queue another worker holds is looked at again after this
 CUT_OFF = "Transient error while executing action: the server stopped while it was running"
 _log = logging.getLogger("pyconvex.scheduler")
 
@@ -87,10 +85,6 @@ class Scheduler:
         self.worker_id = "w" + uuid.uuid4().hex[:16]
         self._leased = False
         self._queue_tasks: dict[int, asyncio.Task[None]] = {}
-        # Jobs (by id) and queues (by number) another worker was found holding: not looked
-        # at again before this monotonic time, so a worker never spins on another's work.
-        self._held_jobs: dict[str, float] = {}
-        self._held_queues: dict[int, float] = {}
 
     @property
     def database(self) -> Database:
@@ -168,8 +162,8 @@ class Scheduler:
     async def work_added(self, writer: DatabaseWriter) -> None:
         """Wake the workers once ``writer``'s transaction commits: this process's at once, the
         other processes' through the store's notifications (PostgreSQL's NOTIFY)."""
-        self.database.after_commit(writer, self.wake)
-        await writer._txn.notify(CHANNEL)
+        writer.after_commit(self.wake)
+        writer.notify(CHANNEL)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -187,11 +181,8 @@ class Scheduler:
                 return float(job["scheduled_time"])
         return None
 
-    async def run_job(self, job: dict[str, Any]) -> bool:
-        """Run one due job to its end state (never raises for the job's own failure).
-
-        False if another worker holds the job now (it is running it): left to that worker.
-        """
+    async def run_job(self, job: dict[str, Any]) -> None:
+        """Run one due job to its end state (never raises for the job's own failure)."""
         executor = self.executor
         execution = executor.execution(job["name"])
         token = current_execution.set(execution)
@@ -200,25 +191,24 @@ class Scheduler:
                 fn = executor.resolve(job["name"])
             except FunctionNotFoundError as exc:
                 await self._finish(job["_id"], "failed", str(exc), only_from="pending")
-                return True
+                return
             if fn.kind == "mutation":
-                return await self._run_mutation(job)
-            return await self._run_action(job)
+                await self._run_mutation(job)
+            else:
+                await self._run_action(job)
         finally:
             current_execution.reset(token)
             execution.finish()
 
-    async def _run_mutation(self, job: dict[str, Any]) -> bool:
+    async def _run_mutation(self, job: dict[str, Any]) -> None:
         executor = self.executor
         job_id = job["_id"]
 
-        async def attempt(writer: DatabaseWriter) -> bool:
+        async def attempt(writer: DatabaseWriter) -> None:
             system = writer.system_writer()
-            current = await system.lock(job_id)
-            if current is None:
-                return await system.get(job_id) is None  # held by another worker, or gone
-            if current["state"]["kind"] != "pending":
-                return True  # canceled, or already done by someone else
+            current = await system.get(job_id)
+            if current is None or current["state"]["kind"] != "pending":
+                return  # gone, canceled, or already done by another worker
             state: dict[str, Any] = {"kind": "success"}
             try:
                 await executor.run_nested(
@@ -230,37 +220,31 @@ class Scheduler:
                 state = {"kind": "failed", "error": describe_failure(exc)}
                 _log.info("Scheduled mutation %s failed: %s", job["name"], exc)
             await system.patch(job_id, {"state": state, "completed_time": self.clock()})
-            return True
 
-        ran: bool = await self.database.transact(attempt)
-        return ran
+        await self.database.transact(attempt)
 
-    async def _run_action(self, job: dict[str, Any]) -> bool:
+    async def _run_action(self, job: dict[str, Any]) -> None:
         job_id = job["_id"]
 
         worker = await self.claimant()
 
-        async def claim(writer: DatabaseWriter) -> bool | None:
-            """True: claimed; False: held by another worker; None: nothing to run."""
+        async def claim(writer: DatabaseWriter) -> bool:
+            """Whether this worker took the job (committed before the action starts)."""
             system = writer.system_writer()
-            current = await system.lock(job_id)
-            if current is None:
-                return None if await system.get(job_id) is None else False
-            if current["state"]["kind"] != "pending":
-                return None
+            current = await system.get(job_id)
+            if current is None or current["state"]["kind"] != "pending":
+                return False
             await system.patch(job_id, {"state": {"kind": "in_progress"}, "claimed_by": worker})
             return True
 
-        claimed = await self.database.transact(claim)
-        if not claimed:
-            return claimed is None
+        if not await self.database.transact(claim):
+            return
         try:
             await self.executor.run(job["name"], job["args"], kind="action")
         except Exception as exc:
             await self._finish(job_id, "failed", describe_failure(exc), only_from="in_progress")
-            return True
+            return
         await self._finish(job_id, "success", None, only_from="in_progress")
-        return True
 
     async def _finish(self, job_id: str, kind: str, error: str | None, *, only_from: str) -> None:
         state: dict[str, Any] = {"kind": kind} if error is None else {"kind": kind, "error": error}
@@ -363,16 +347,12 @@ class Scheduler:
                 await self._start_due(concurrency)
                 upcoming = await self._start_queues()
                 if len(self._running) < concurrency:
-                    next_job = await self.next_time({**self._running, **self._held_jobs})
+                    next_job = await self.next_time(self._running)
                     if next_job is not None:
                         upcoming = next_job if upcoming is None else min(upcoming, next_job)
                 timeout = POLL_SECONDS
                 if upcoming is not None:
                     timeout = min(max(upcoming - self.clock(), 0.0), POLL_SECONDS)
-                held = [*_unexpired(self._held_jobs).values()]
-                held += _unexpired(self._held_queues).values()
-                if held:
-                    timeout = min(timeout, max(min(held) - time.monotonic(), 0.0))
                 if timeout > 0:
                     self.idle.set()
                     try:
@@ -394,9 +374,8 @@ class Scheduler:
         free = concurrency - len(self._running)
         if free <= 0:
             return
-        held = _unexpired(self._held_jobs)
-        for job in await self.due(self.clock(), free + len(self._running) + len(held)):
-            if job["_id"] in self._running or job["_id"] in held:
+        for job in await self.due(self.clock(), free + len(self._running)):
+            if job["_id"] in self._running:
                 continue
             if len(self._running) >= concurrency:
                 break
@@ -406,10 +385,9 @@ class Scheduler:
     async def _start_queues(self) -> float | None:
         """Start a batch on each idle queue with due items; when the next idle one is due."""
         upcoming: float | None = None
-        held = _unexpired(self._held_queues)
         for number, queue in enumerate(self.queues):
-            if number in self._queue_tasks or number in held:
-                continue  # its batch will wake us when it ends (or held: see _work's timeout)
+            if number in self._queue_tasks:
+                continue  # its batch will wake us when it ends
             due = await queue.next_due()
             if due is None:
                 continue
@@ -423,9 +401,7 @@ class Scheduler:
 
     async def _guarded_batch(self, number: int, queue: WorkQueue, now: float) -> None:
         try:
-            if not await queue.run_due(now, QUEUE_BATCH):
-                # Items were due, yet none could be taken: other workers hold them.
-                self._held_queues[number] = time.monotonic() + HELD_PAUSE
+            await queue.run_due(now, QUEUE_BATCH)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -436,8 +412,7 @@ class Scheduler:
 
     async def _guarded(self, job: dict[str, Any]) -> None:
         try:
-            if not await self.run_job(job):
-                self._held_jobs[job["_id"]] = time.monotonic() + HELD_PAUSE
+            await self.run_job(job)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -462,14 +437,6 @@ class WorkQueue(Protocol):
 
     async def recover(self) -> int:
         """At start-up: deal with items a crash cut off; how many there were."""
-
-
-def _unexpired(held: dict[Any, float]) -> dict[Any, float]:
-    """Drop the entries whose pause is over; what is left."""
-    now = time.monotonic()
-    for key in [key for key, until in held.items() if until <= now]:
-        del held[key]
-    return held
 
 
 def _pending(reader: DatabaseReader, until: float | None = None) -> Any:

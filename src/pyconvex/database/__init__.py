@@ -1,29 +1,35 @@
 """The document database: transactions over a persistence backend.
 
-db = Database(SqlitePersistence("app.sqlite3"), schema)
-await db.setup()
-doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))
+    db = Database(SqlitePersistence("app.sqlite3"), schema)
+    await db.setup()
+    doc_id = await db.transact(lambda w: w.insert("items", {"name": "x"}))
+
+Transactions are Convex's: each runs against a snapshot without holding a lock,
+records what it read, buffers what it writes, and is committed by the
+:class:`~.committer.Committer` if nothing it read changed meanwhile (else it runs
+again). Every commit has a timestamp; reads can be made at an earlier one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
-import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from ..errors import ConflictError
+from .. import values
+from ..errors import ConflictError, InvalidQueryError
 from ..persistence import Persistence, WriteTransaction
 from ..schema import SchemaDefinition
-from .group import GroupCommit
-from .indexes import CREATION_INDEX, IndexRange, IndexRegistry
+from .catalog import Catalog
+from .commit_log import WINDOW_NS
+from .committer import Committer
+from .documents import DatabaseReader, DatabaseWriter
+from .indexes import CREATION_INDEX, IndexInfo, IndexRange, IndexRegistry
 from .query import Query, QueryInitializer
 from .system import SYSTEM_TABLES
-from .transaction import DatabaseReader, DatabaseWriter
+from .transaction import Transaction
 
 __all__ = [
     "Database",
@@ -36,12 +42,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Convex retries a conflicting mutation 4 times with 100 ms to 2 s of backoff. Here the
-# first retry is exclusive (it runs alone, see Persistence.begin_write) and starts at once;
-# the backoff is for a store that did not even grant that (SQLite's lock held too long).
+# Convex runs a mutation at most 5 times (4 retries, backoff from 100 ms to 2 s with full
+# jitter). Here the first retry is exclusive (it runs while nothing else can commit, so it
+# cannot conflict again) and starts at once; the backoff is for a store that did not even
+# grant that (another process holding SQLite's lock for too long).
 MAX_ATTEMPTS = 5
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 2.0
+_BUILD_CHUNK = 1000
 
 
 class Database:
@@ -49,164 +57,210 @@ class Database:
 
     def __init__(self, persistence: Persistence, schema: SchemaDefinition | None = None) -> None:
         self.persistence = persistence
-        self.registry = IndexRegistry()
-        self._schema = schema
-        self._last_creation_time = 0.0
-        self._clock = threading.Lock()
-        self._registry_dirty: set[int] = set()
-        self._after_commit: dict[int, list[Callable[[], None]]] = {}
-        self._group = GroupCommit(self)
+        self.catalog = Catalog(schema)
+        self.committer = Committer(persistence, self.catalog)
 
     @property
     def schema(self) -> SchemaDefinition | None:
-        return self._schema
+        return self.catalog.schema
 
     @schema.setter
     def schema(self, schema: SchemaDefinition | None) -> None:
-        self._schema = schema
-        self.registry.table_indexes = {}  # the declared indexes may differ now
+        self.catalog.schema = schema
+
+    @property
+    def registry(self) -> IndexRegistry:
+        return self.catalog.registry
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
-        if table.startswith("_"):
-            definition = SYSTEM_TABLES.get(table)
-            return definition.indexes if definition is not None else {}
-        return self.schema.indexes(table) if self.schema is not None else {}
+        return self.catalog.declared_indexes(table)
 
     def creation_time(self) -> float:
         """Milliseconds since the epoch, strictly increasing within this process."""
-        with self._clock:
-            now = max(time.time() * 1000.0, self._last_creation_time + 0.001)
-            self._last_creation_time = now
-            return now
+        return self.catalog.creation_time()
 
-    def note_registry_change(self, txn: WriteTransaction) -> None:
-        self._registry_dirty.add(id(txn))
-
-    def registry_changed(self, txn: WriteTransaction) -> bool:
-        return id(txn) in self._registry_dirty
+    # -- reading -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def read(self, *, system: bool = False) -> AsyncIterator[DatabaseReader]:
-        """A consistent snapshot for the duration of the block."""
-        txn = await self.persistence.begin_read()
+    async def read(
+        self, *, system: bool = False, ts: int | None = None
+    ) -> AsyncIterator[DatabaseReader]:
+        """A consistent snapshot for the duration of the block: the newest, or the one of
+        the commit at ``ts`` (within the last minute)."""
+        txn = Transaction(self.persistence, self.catalog.registry, read_only=True)
         try:
-            yield DatabaseReader(self, txn, system=system)
+            # Opened before the caller's code runs, so that waiting for the store (or
+            # learning that it is down) is not counted in a function's time limit.
+            await txn.snapshot()
+            if ts is not None:
+                await self._rewind(txn, ts)
+            yield DatabaseReader(self.catalog, txn, system=system)
         finally:
-            await txn.close()
+            await txn.release()
+
+    async def _rewind(self, txn: Transaction, ts: int) -> None:
+        head = await txn.snapshot_ts()
+        if ts > head:
+            raise InvalidQueryError(
+                f"Timestamp {ts} is newer than the newest commit ({head}): get one from query_ts"
+            )
+        if ts < head - WINDOW_NS:
+            raise InvalidQueryError(
+                f"Timestamp {ts} is out of retention: reads can be made at most "
+                f"{WINDOW_NS // 1_000_000_000} s in the past"
+            )
+        if ts < head:
+            await txn.rewind(ts)
+
+    async def head(self) -> int:
+        """The timestamp of the newest commit, in any process (0 before the first)."""
+        snapshot = await self.persistence.begin_read()
+        try:
+            return await snapshot.head()
+        finally:
+            await snapshot.close()
+
+    # -- writing ---------------------------------------------------------------------------
 
     def after_commit(self, writer: DatabaseWriter, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` once ``writer``'s transaction has committed (never if it does not).
-
-        Hooks must tolerate running after a savepoint that was rolled back:
-        they are for wake-ups and clean-ups that re-check what they act on.
-        """
-        self._after_commit.setdefault(id(writer._txn), []).append(fn)
-
-    @asynccontextmanager
-    async def write(
-        self, *, system: bool = False, exclusive: bool = False
-    ) -> AsyncIterator[DatabaseWriter]:
-        """A serializable transaction that commits when the block ends without an exception
-        (``exclusive``: while no other writer runs; for a retry after a conflict)."""
-        txn = await self.persistence.begin_write(exclusive=exclusive)
-        committed = False
-        try:
-            yield DatabaseWriter(self, txn, system=system)
-            await txn.commit()
-            committed = True
-        finally:
-            if not committed:
-                await txn.close()
-                if id(txn) in self._registry_dirty:
-                    self.registry.invalidate()
-            self._registry_dirty.discard(id(txn))
-            hooks = self._after_commit.pop(id(txn), ())
-        if committed:
-            for hook in hooks:
-                try:
-                    hook()
-                except Exception:
-                    logging.getLogger("pyconvex").exception("An after-commit hook failed")
+        """Call ``fn()`` once ``writer``'s transaction has committed (never if it does not)."""
+        writer.after_commit(fn)
 
     async def transact(
         self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
     ) -> T:
-        """Run ``fn`` in a write transaction, retrying it from the top on a conflict.
+        """Run ``fn`` in a transaction and commit it, running it again from the top if
+        something it read changed before it could commit; ``fn``'s result."""
+        result, _ts = await self.transact_at(fn, system=system)
+        return result
 
-        The first attempt runs alongside other processes' writers; a retry runs alone.
-        """
+    async def transact_at(
+        self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
+    ) -> tuple[T, int]:
+        """:meth:`transact`, and the timestamp of the commit that includes its writes."""
         delay = _BACKOFF_START
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.write(system=system, exclusive=attempt > 0) as writer:
-                    return await fn(writer)
-            except ConflictError:
+                if attempt == 0:
+                    return await self._optimistic(fn, system)
+                return await self._exclusive(fn, system)
+            except ConflictError as exc:
                 if attempt == MAX_ATTEMPTS - 1:
-                    raise
-            if attempt > 0:
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, _BACKOFF_MAX)
+                    raise ConflictError(
+                        f"{exc} and on every subsequent retry. See https://docs.convex.dev/error#1"
+                    ) from None
+                if attempt > 0:
+                    await asyncio.sleep(min(delay, _BACKOFF_MAX) * random.random())
+                    delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def transact_batched(
-        self, fn: Callable[[DatabaseWriter], Awaitable[T]], *, system: bool = False
-    ) -> T:
-        """Like :meth:`transact`, but committed together with the transactions queued
-        alongside it (group commit, see :mod:`pyconvex.database.group`): for many small,
-        independent writes under load, such as recording webhook deliveries."""
-        result: T = await self._group.run(fn, system=system)
-        return result
+    async def _optimistic(
+        self, fn: Callable[[DatabaseWriter], Awaitable[T]], system: bool
+    ) -> tuple[T, int]:
+        txn = Transaction(self.persistence, self.catalog.registry)
+        try:
+            await txn.snapshot()  # see read()
+            result = await fn(DatabaseWriter(self.catalog, txn, system=system))
+        except BaseException:
+            await txn.release()
+            raise
+        return result, await self.committer.commit(txn)
+
+    async def _exclusive(
+        self, fn: Callable[[DatabaseWriter], Awaitable[T]], system: bool
+    ) -> tuple[T, int]:
+        async with self.committer.exclusive() as txn:
+            result = await fn(DatabaseWriter(self.catalog, txn, system=system))
+            return result, await self.committer.commit_exclusive(txn)
+
+    # -- the schema ------------------------------------------------------------------------
+
+    def _wanted(self, system_only: bool) -> Wanted:
+        user_tables = [] if system_only or self.schema is None else list(self.schema.tables)
+        return {
+            (table, name, fields)
+            for table in [*SYSTEM_TABLES, *user_tables]
+            for name, fields in self.declared_indexes(table).items()
+        }
 
     async def setup(self, *, system_only: bool = False) -> None:
-        """Create, backfill and drop indexes so the store matches the schema.
+        """Build and drop indexes so the store matches the schema.
 
         ``system_only`` makes sure the system tables' indexes exist and leaves
         the user's alone (for tools that open the database without the app).
+        A schema change is a commit that every running transaction conflicts with;
+        when nothing changes, nothing is committed.
         """
-        user_tables = [] if system_only or self.schema is None else list(self.schema.tables)
+        wanted = self._wanted(system_only)
+        snapshot = await self.persistence.begin_read()
+        try:
+            stored = await self.registry.all(snapshot)
+        finally:
+            await snapshot.close()
+        drop, missing = _changes(stored, wanted, system_only)
+        if not drop and not missing:
+            return
 
-        async def apply(writer: DatabaseWriter) -> None:
-            txn = writer._txn
-            wanted = {
-                (table, name, fields)
-                for table in [*SYSTEM_TABLES, *user_tables]
-                for name, fields in self.declared_indexes(table).items()
-            }
-            for info in await self.registry.all(txn):
-                if (
-                    not system_only
-                    and info.name != CREATION_INDEX
-                    and (info.table, info.name, info.fields) not in wanted
-                ):
-                    await self.registry.remove(txn, info)
-                    self.note_registry_change(txn)
+        async def apply(store: WriteTransaction) -> None:
+            registry = self.registry
+            stored = await registry.all(store)
+            for info in _changes(stored, wanted, system_only)[0]:
+                await registry.remove(store, info)
             for table, name, fields in sorted(wanted):
-                info, created = await self.registry.ensure(txn, table, name, fields)
-                if not created:
-                    continue
-                self.note_registry_change(txn)
-                natural = await self.registry.find(txn, table, CREATION_INDEX, ())
-                if natural is None:
-                    continue
-                start: bytes = b""
-                while True:
-                    rows = await txn.scan(natural.id, start, None, reverse=False, limit=1000)
-                    for _key, doc_id, _table, raw in rows:
-                        await txn.put_index(info.id, info.key(writer._decode(raw)), doc_id)
-                    if len(rows) < 1000:
-                        break
-                    start = rows[-1][0] + b"\x00"
+                info, created = await registry.ensure(store, table, name, fields)
+                if created:
+                    await self._build(store, info)
 
-        await self.transact(apply, system=True)
+        await self.committer.ddl(apply)
+
+    async def _build(self, store: WriteTransaction, index: IndexInfo) -> None:
+        """Fill a new index from the documents of its table."""
+        natural = await self.registry.find(store, index.table, CREATION_INDEX, ())
+        if natural is None:
+            return
+        start = b""
+        while True:
+            rows = await store.scan(natural.id, start, None, reverse=False, limit=_BUILD_CHUNK)
+            if rows:
+                await store.put_index_entries(
+                    [
+                        (index.id, index.key(values.decode(raw)), doc_id)
+                        for _, doc_id, _, raw in rows
+                    ]
+                )
+            if len(rows) < _BUILD_CHUNK:
+                return
+            start = rows[-1][0] + b"\x00"
 
     async def tables(self) -> dict[str, int]:
         """Every table that has ever held a document, with its current document count."""
-        async with self.read(system=True) as reader:
+        snapshot = await self.persistence.begin_read()
+        try:
             counts: dict[str, int] = {}
-            for info in await self.registry.all(reader._txn):
+            for info in await self.registry.all(snapshot):
                 if info.name == CREATION_INDEX:
-                    counts[info.table] = await reader._txn.count(info.id)
+                    counts[info.table] = await snapshot.count(info.id)
             return dict(sorted(counts.items()))
+        finally:
+            await snapshot.close()
 
     async def close(self) -> None:
+        await self.committer.close()
         await self.persistence.close()
+
+
+Wanted = set[tuple[str, str, tuple[str, ...]]]
+
+
+def _changes(
+    stored: list[IndexInfo], wanted: Wanted, system_only: bool
+) -> tuple[list[IndexInfo], Wanted]:
+    """(stored indexes to drop, wanted ones that are missing)."""
+    drop = [
+        info
+        for info in stored
+        if not system_only
+        and info.name != CREATION_INDEX
+        and (info.table, info.name, info.fields) not in wanted
+    ]
+    return drop, wanted - {(info.table, info.name, info.fields) for info in stored}

@@ -41,48 +41,69 @@ def _slot(table: str, name: str, fields: tuple[str, ...]) -> str:
 
 
 class IndexRegistry:
-    """A process-wide cache of the stored index numbers."""
+    """A process-wide cache of the stored index numbers.
+
+    The stored registry carries a version, bumped by every change, so that a reader whose
+    snapshot is older than the cache never replaces the cache with its older registry.
+    Only the committer changes it (under the store's write lock).
+    """
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._next = 1
-        #: Every index of a table, as writers need them (filled by the database's writers).
+        self._version = -1  # nothing loaded yet
+        #: Every index of a table, as the committer writes them.
         self.table_indexes: dict[str, list[IndexInfo]] = {}
 
     def invalidate(self) -> None:
-        """Forget the cache: a transaction that allocated numbers rolled back."""
+        """Forget the cache: a commit that allocated numbers failed."""
         self._ids = {}
         self._next = 1
+        self._version = -1
         self.table_indexes = {}
 
-    async def _load(self, txn: ReadTransaction) -> None:
+    @staticmethod
+    async def _read(txn: ReadTransaction) -> tuple[dict[str, int], int, int]:
         raw = await txn.get_global(_GLOBAL)
-        if raw is not None:
-            data = values.decode(raw)
-            self._ids = dict(data["ids"])
-            self._next = data["next"]
+        if raw is None:
+            return {}, 1, 0
+        data = values.decode(raw)
+        return dict(data["ids"]), data["next"], data.get("version", 0)
+
+    async def _load(self, txn: ReadTransaction) -> dict[str, int]:
+        ids, next_id, version = await self._read(txn)
+        if version >= self._version:
+            self._ids, self._next, self._version = ids, next_id, version
+        return ids
 
     async def _store(self, txn: WriteTransaction) -> None:
-        await txn.set_global(_GLOBAL, values.encode({"ids": self._ids, "next": self._next}))
+        self._version += 1
+        await txn.set_global(
+            _GLOBAL, values.encode({"ids": self._ids, "next": self._next, "version": self._version})
+        )
 
     async def find(
         self, txn: ReadTransaction, table: str, name: str, fields: tuple[str, ...]
     ) -> IndexInfo | None:
-        """The index if it exists in the store (reloading the cache once if unknown here)."""
+        """The index if it exists in ``txn``'s snapshot (reading the store when unknown here)."""
         slot = _slot(table, name, fields)
-        if slot not in self._ids:
-            await self._load(txn)
-            if slot not in self._ids:
+        number = self._ids.get(slot)
+        if number is None:
+            number = (await self._load(txn)).get(slot)
+            if number is None:
                 return None
-        return IndexInfo(table, name, fields, self._ids[slot])
+        return IndexInfo(table, name, fields, number)
 
     async def ensure(
         self, txn: WriteTransaction, table: str, name: str, fields: tuple[str, ...]
     ) -> tuple[IndexInfo, bool]:
-        """The index, allocating its number if new; the flag says whether it was created."""
+        """The index, allocating its number if new; the flag says whether it was created.
+
+        ``txn`` is the store's write transaction: it sees the newest registry."""
         found = await self.find(txn, table, name, fields)
         if found is not None:
             return found, False
+        await self._load(txn)
         slot = _slot(table, name, fields)
         self.table_indexes.pop(table, None)
         self._ids[slot] = self._next
@@ -91,14 +112,14 @@ class IndexRegistry:
         return IndexInfo(table, name, fields, self._ids[slot]), True
 
     async def all(self, txn: ReadTransaction) -> list[IndexInfo]:
-        await self._load(txn)
         out = []
-        for slot, number in self._ids.items():
+        for slot, number in (await self._load(txn)).items():
             table, name, fields = slot.split("\x00")
             out.append(IndexInfo(table, name, tuple(f for f in fields.split(",") if f), number))
         return out
 
     async def remove(self, txn: WriteTransaction, info: IndexInfo) -> None:
+        await self._load(txn)
         self.table_indexes.pop(info.table, None)
         self._ids.pop(_slot(info.table, info.name, info.fields), None)
         await txn.drop_index(info.id)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import values
 from ..errors import InvalidQueryError
-from ..persistence import WriteTransaction
+from .catalog import Catalog
 from .filters import Compiled, FilterBuilder, compile_filter
 from .indexes import CREATION_INDEX, IndexRange
-
-if TYPE_CHECKING:
-    from .transaction import DatabaseReader
+from .transaction import Transaction
 
 _FIRST_BATCH = 64
 _MAX_BATCH = 1024
@@ -32,8 +30,11 @@ class Query:
 
     _sync_facade = True
 
-    def __init__(self, reader: DatabaseReader, table: str, index: str = CREATION_INDEX) -> None:
-        self._reader = reader
+    def __init__(
+        self, txn: Transaction, catalog: Catalog, table: str, index: str = CREATION_INDEX
+    ) -> None:
+        self._txn = txn
+        self._catalog = catalog
         self._table = table
         self._index = index
         self._range_fn: Callable[[IndexRange], Any] | None = None
@@ -64,7 +65,7 @@ class Query:
 
     def _bounds(self) -> tuple[tuple[str, ...], bytes, bytes | None]:
         """The index's fields and the key range to read; raises for a bad index or range."""
-        fields = self._reader._index_fields(self._table, self._index)
+        fields = self._catalog.index_fields(self._table, self._index)
         bounds = IndexRange(f"{self._table}.{self._index}", (*fields, "_creationTime"))
         if self._range_fn is not None:
             built = self._range_fn(bounds)
@@ -73,11 +74,6 @@ class Query:
         start, end = bounds.byte_range()
         return fields, start, end
 
-    async def _plan(self) -> tuple[int | None, bytes, bytes | None]:
-        fields, start, end = self._bounds()
-        info = await self._reader._stored_index(self._table, self._index, fields)
-        return (None if info is None else info.id), start, end
-
     def _accept(self, doc: dict[str, Any]) -> bool:
         return all(f(doc) for f in self._filters)
 
@@ -85,38 +81,31 @@ class Query:
         self, limit: int | None, after: bytes | None = None
     ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
         """(key, document) pairs in order, at most ``limit`` of them after filtering."""
-        index_id, start, end = await self._plan()
-        if index_id is None:
-            return
+        fields, start, end = self._bounds()
         if after is not None:
             if self._descending:
                 end = after if end is None or after < end else end
             else:
                 start = max(start, after + b"\x00")
-        txn = self._reader._txn
-        decode = self._reader._decode
+        if end is not None and start >= end:
+            return
+        txn = self._txn
+        info = await txn.find_index(self._table, self._index, fields)
         batch = _FIRST_BATCH if limit is None or self._filters else max(1, min(limit, _MAX_BATCH))
         found = 0
-        while True:
-            if end is not None and start >= end:
-                return
-            rows = await txn.scan(index_id, start, end, reverse=self._descending, limit=batch)
-            for key, _doc_id, _table, raw in rows:
-                doc = decode(raw)
+        rows = txn.scan(
+            self._table, info, fields, start, end, reverse=self._descending, batch=batch
+        )
+        try:
+            async for key, doc in rows:
                 if self._filters and not self._accept(doc):
                     continue
                 yield key, doc
                 found += 1
                 if limit is not None and found >= limit:
                     return
-            if len(rows) < batch:
-                return
-            last = rows[-1][0]
-            if self._descending:
-                end = last
-            else:
-                start = last + b"\x00"
-            batch = min(batch * 2, _MAX_BATCH)
+        finally:
+            await rows.aclose()
 
     async def take(self, n: int) -> list[dict[str, Any]]:
         """The first ``n`` documents."""
@@ -125,27 +114,6 @@ class Query:
         if n == 0:
             return []
         return [doc async for _, doc in self._pages(n)]
-
-    async def claim(self, n: int) -> list[dict[str, Any]]:
-        """The first ``n`` documents no other writer holds, each held by this transaction
-        until it ends (``FOR UPDATE SKIP LOCKED``): how workers take work off a queue.
-
-        For pyconvex's own workers (a system writer), in index order, without ``filter``.
-        """
-        txn = self._reader._txn
-        if not isinstance(txn, WriteTransaction) or not self._reader._system:
-            raise InvalidQueryError("claim() is for pyconvex's own workers (a system writer)")
-        if self._filters or self._descending:
-            raise InvalidQueryError("claim() takes documents in index order, without filters")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise InvalidQueryError(f"claim() takes a positive integer, not {n!r}")
-        index_id, start, end = await self._plan()
-        if index_id is None:
-            return []
-        decode = self._reader._decode
-        return [
-            decode(raw) for _key, _id, _table, raw in await txn.claim(index_id, start, end, limit=n)
-        ]
 
     async def collect(self) -> list[dict[str, Any]]:
         """Every document of the query (mind the size: prefer take or paginate for big tables)."""
@@ -235,7 +203,7 @@ class QueryInitializer(Query):
 
         ``lambda q: q.eq("userId", uid).gte("createdAt", since)``
         """
-        query = Query(self._reader, self._table, name)
+        query = Query(self._txn, self._catalog, self._table, name)
         query._range_fn = range
         query._bounds()  # fail here, naming the index, rather than when read
         return query

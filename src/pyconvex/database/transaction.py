@@ -1,300 +1,263 @@
-"""``ctx.db``: reading and writing documents inside one transaction.
+"""One transaction: a snapshot to read, a record of what was read, and buffered writes.
 
-A :class:`DatabaseReader` wraps a read snapshot; a :class:`DatabaseWriter`
-wraps a serializable write transaction. Every write validates the document
-(value limits, then the schema) before anything is stored, and keeps every
-index of the table in step with the document.
+A transaction holds no lock while its function runs. It reads one snapshot of
+the store (opened at its first read), sees its own writes on top of it, and
+records every document it read by id and every index range it scanned (the
+read set). Its writes stay in memory until the committer checks the read set
+against the commits made since the snapshot and, if none overlaps, writes them
+with a batch of other transactions in one store transaction (see
+:mod:`pyconvex.database.committer`).
+
+    txn = Transaction(persistence, registry, declared)
+    found = await txn.get(doc_id)                      # (table, document) or None
+    async for key, doc in txn.scan("items", info, (), start, end, reverse=False, batch=64): ...
+    txn.put("items", doc_id, doc, encoded, old=None, before=None)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from .. import ids, values
-from ..errors import InvalidQueryError, InvalidValueError
-from ..persistence import ReadTransaction, WriteTransaction
-from ..schema import check_table_name
+from .. import values
+from ..persistence import Persistence, ReadTransaction
 from . import keys
-from .indexes import CREATION_INDEX, IndexInfo
-from .query import QueryInitializer
-from .system import SYSTEM_TABLES
+from .indexes import IndexInfo, IndexRegistry
+from .readset import REGISTRY, ReadSet, decode_undo
 
-if TYPE_CHECKING:
-    from . import Database
-
-SYSTEM_FIELDS = ("_id", "_creationTime")
+_MAX_BATCH = 1024
 
 
-def _is_system(table: str) -> bool:
-    return table.startswith("_")
+@dataclass(slots=True)
+class Change:
+    """A document this transaction wrote: its new state (None: deleted) and the committed
+    state it replaces (None: it is new), decoded for index keys and encoded for the log."""
+
+    table: str
+    doc: dict[str, Any] | None
+    encoded: bytes | None
+    old: dict[str, Any] | None
+    before: bytes | None
 
 
-class DatabaseReader:
-    """Read access to documents: ``get`` and ``query``.
+_MISSING = object()
 
-    doc = await ctx.db.get(item_id)
-    new = ctx.db.query("items").with_index("by_status", lambda q: q.eq("status", "new"))
-    await new.take(10)
-    """
 
-    _sync_facade = True
+class Transaction:
+    """A snapshot, the reads made of it, and the writes waiting to commit."""
 
-    def __init__(self, database: Database, txn: ReadTransaction, *, system: bool = False) -> None:
-        self._database = database
-        self._txn = txn
-        self._system = system  # may touch system tables (internal callers only)
+    def __init__(
+        self,
+        persistence: Persistence,
+        registry: IndexRegistry,
+        *,
+        snapshot: ReadTransaction | None = None,
+        ts: int | None = None,
+        read_only: bool = False,
+    ) -> None:
+        self._persistence = persistence
+        self.registry = registry
+        self._snapshot = snapshot
+        self._owns_snapshot = snapshot is None  # an exclusive one's belongs to the committer
+        self._ts = ts
+        self.read_only = read_only
+        self.reads = ReadSet()
+        self.writes: dict[str, Change] = {}
+        # (doc id, what it replaced) for each write, so a savepoint can undo its own
+        self._undo: list[tuple[str, Change | object]] = []
+        self.hooks: list[Callable[[], None]] = []
+        self.channels: set[str] = set()
+        # Documents as they were at an earlier timestamp (reads at that timestamp)
+        self._past: dict[str, tuple[str, dict[str, Any] | None]] = {}
 
-    # -- internals shared with queries and writers ------------------------------------
+    # -- the snapshot --------------------------------------------------------------------
 
-    def _check_readable(self, table: str) -> None:
-        if _is_system(table) and not self._system:
-            raise InvalidQueryError(
-                f'Table "{table}" is a system table: read it with ctx.db.system.query("{table}")'
-            )
+    async def snapshot(self) -> ReadTransaction:
+        if self._snapshot is None:
+            self._snapshot = await self._persistence.begin_read()
+        return self._snapshot
 
-    def _index_fields(self, table: str, name: str) -> tuple[str, ...]:
-        """The declared fields of an index (``InvalidQueryError`` if there is no such index)."""
-        if name == CREATION_INDEX:
-            return ()
-        declared = self._database.declared_indexes(table)
-        if name not in declared:
-            raise InvalidQueryError(
-                f'Index "{table}.{name}" not found. Declare it in schema.py with '
-                f'define_table(...).index("{name}", [...]).'
-            )
-        return declared[name]
+    async def snapshot_ts(self) -> int:
+        """The timestamp of the newest commit this transaction's reads see."""
+        if self._ts is None:
+            self._ts = await (await self.snapshot()).head()
+        return self._ts
 
-    async def _stored_index(
-        self, table: str, name: str, fields: tuple[str, ...]
-    ) -> IndexInfo | None:
-        """The stored index, or None while the table has no documents."""
-        return await self._database.registry.find(self._txn, table, name, fields)
+    @property
+    def opened(self) -> bool:
+        """Whether the snapshot was opened (a transaction that only inserts never opens it)."""
+        return self._snapshot is not None
 
-    def _decode(self, raw: bytes) -> dict[str, Any]:
-        doc: dict[str, Any] = values.decode(raw)
-        return doc
+    async def release(self) -> None:
+        """End the snapshot (its timestamp stays known). Idempotent; an exclusive
+        transaction's snapshot is the committer's to end."""
+        if not self._owns_snapshot:
+            return
+        snapshot, self._snapshot = self._snapshot, None
+        if snapshot is not None:
+            try:
+                if self._ts is None and self.reads:  # only what was read needs its time
+                    self._ts = await snapshot.head()
+            finally:
+                await snapshot.close()
 
-    async def _load(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
-        row = await self._txn.get(doc_id)
+    async def rewind(self, ts: int) -> None:
+        """Read as of the commit at ``ts`` (older than the snapshot): every document a later
+        commit changed is seen as it was, from the store's commit log."""
+        snapshot = await self.snapshot()
+        head = await self.snapshot_ts()
+        for _ts, undo in await snapshot.commits(ts, head, undo=True):
+            for doc_id, table, raw in decode_undo(undo):
+                if doc_id not in self._past:
+                    self._past[doc_id] = (table, None if raw is None else values.decode(raw))
+        self._ts = ts
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def load(self, doc_id: str) -> tuple[str, dict[str, Any], bytes | None] | None:
+        """(table, document, its committed encoding or None if this transaction made it)."""
+        change = self.writes.get(doc_id)
+        if change is not None:
+            if change.doc is None:
+                return None
+            return change.table, change.doc, change.before if change.old is not None else None
+        past = self._past.get(doc_id)
+        if past is not None:
+            return None if past[1] is None else (past[0], past[1], None)
+        row = await (await self.snapshot()).get(doc_id)
+        self.reads.add_doc(doc_id)
         if row is None:
             return None
-        return row[0], self._decode(row[1])
+        return row[0], values.decode(row[1]), row[1]
 
-    # -- public API --------------------------------------------------------------------
+    async def find_index(self, table: str, name: str, fields: tuple[str, ...]) -> IndexInfo | None:
+        """The stored index, or None while the table has never had a document."""
+        info = await self.registry.find(await self.snapshot(), table, name, fields)
+        if info is None:
+            self.reads.add_doc(REGISTRY)  # a commit that creates it changes what we saw
+        return info
 
-    async def get(self, doc_id: str) -> dict[str, Any] | None:
-        """The document with this id, or None if there is none."""
-        if not ids.is_id(doc_id):
-            raise InvalidQueryError(
-                f"Invalid argument `id` for `db.get`: {values.display_value(doc_id)} is not an id"
-            )
-        found = await self._load(doc_id)
-        if found is None or (_is_system(found[0]) and not self._system):
-            return None
-        return found[1]
+    async def scan(
+        self,
+        table: str,
+        index: IndexInfo | None,
+        fields: tuple[str, ...],
+        start: bytes,
+        end: bytes | None,
+        *,
+        reverse: bool,
+        batch: int,
+    ) -> AsyncGenerator[tuple[bytes, dict[str, Any]], None]:
+        """(key, document) in key order (reversed: descending) with ``start <= key < end``,
+        this transaction's own writes included. The range read is recorded as it is read,
+        batch by batch, so a query that stops early only read as far as it went."""
+        mine = self._overlay(table, fields, start, end, reverse)
+        if index is None:
+            for row in mine:
+                yield row
+            return
+        snapshot = await self.snapshot()
+        shadowed = self._shadowed(table)
+        taken = 0
+        lo, hi = start, end
+        while hi is None or lo < hi:
+            rows = await snapshot.scan(index.id, lo, hi, reverse=reverse, limit=batch)
+            done = len(rows) < batch
+            if done:
+                self.reads.add_range(index.id, lo, hi)
+            elif reverse:
+                self.reads.add_range(index.id, rows[-1][0], hi)
+            else:
+                self.reads.add_range(index.id, lo, rows[-1][0] + b"\x00")
+            for key, doc_id, _table, raw in rows:
+                if doc_id in shadowed:
+                    continue  # this transaction's version (if any) comes from ``mine``
+                while taken < len(mine) and (
+                    mine[taken][0] > key if reverse else mine[taken][0] < key
+                ):
+                    yield mine[taken]
+                    taken += 1
+                yield key, values.decode(raw)
+            if done:
+                break
+            if reverse:
+                hi = rows[-1][0]
+            else:
+                lo = rows[-1][0] + b"\x00"
+            batch = min(batch * 2, _MAX_BATCH)
+        for row in mine[taken:]:
+            yield row
 
-    def query(self, table: str) -> QueryInitializer:
-        """Start a query over ``table`` (in ``_creationTime`` order unless an index is chosen)."""
-        self._check_readable(table)
-        check_table_name(table, system=self._system)
-        return QueryInitializer(self, table)
+    def _shadowed(self, table: str) -> set[str] | dict[str, Any]:
+        """Ids whose stored version this transaction does not see."""
+        if not self.writes:
+            return self._past
+        ids = {doc_id for doc_id, change in self.writes.items() if change.table == table}
+        return ids | self._past.keys() if self._past else ids
 
-    def normalize_id(self, table: str, doc_id: str) -> str | None:
-        """``doc_id`` if it is an id of ``table``, else None."""
-        return doc_id if ids.is_id_of(doc_id, table) else None
+    def _overlay(
+        self, table: str, fields: tuple[str, ...], start: bytes, end: bytes | None, reverse: bool
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """This transaction's version of the documents in the range (and, reading in the
+        past, their versions then), in key order."""
+        if not self.writes and not self._past:
+            return []
+        rows = []
+        seen: dict[str, tuple[str, dict[str, Any] | None]] = {
+            doc_id: (change.table, change.doc) for doc_id, change in self.writes.items()
+        }
+        for doc_id, past in self._past.items():
+            seen.setdefault(doc_id, past)
+        for in_table, doc in seen.values():
+            if in_table != table or doc is None:
+                continue
+            key = keys.index_key(doc, fields)
+            if start <= key and (end is None or key < end):
+                rows.append((key, doc))
+        rows.sort(key=lambda row: row[0], reverse=reverse)
+        return rows
 
-    @property
-    def system(self) -> DatabaseReader:
-        """Read-only access to system tables (``_scheduled_functions``, ``_storage``, ...)."""
-        return DatabaseReader(self._database, self._txn, system=True)
+    async def count(self, index_id: int) -> int:
+        return await (await self.snapshot()).count(index_id)
 
+    # -- writing ---------------------------------------------------------------------------
 
-class DatabaseWriter(DatabaseReader):
-    """Read and write access: ``insert``, ``patch``, ``replace``, ``delete``.
+    def put(
+        self,
+        table: str,
+        doc_id: str,
+        doc: dict[str, Any] | None,
+        encoded: bytes | None,
+        *,
+        old: dict[str, Any] | None,
+        before: bytes | None,
+    ) -> None:
+        """Buffer a document's new state (``doc`` None: deleted). ``old`` and ``before`` are
+        its committed state as this transaction read it (None for a new document)."""
+        previous = self.writes.get(doc_id)
+        self._undo.append((doc_id, _MISSING if previous is None else previous))
+        if previous is not None:  # written before in this transaction: its old state stays
+            old, before = previous.old, previous.before
+        self.writes[doc_id] = Change(table, doc, encoded, old, before)
 
-    item_id = await ctx.db.insert("items", {"name": "x"})
-    await ctx.db.patch(item_id, {"status": "done"})
-    """
+    def mark(self) -> int:
+        """A point to roll back to (a savepoint)."""
+        return len(self._undo)
 
-    _txn: WriteTransaction
+    def rollback(self, mark: int) -> None:
+        """Undo the writes made since ``mark``. Reads stay recorded: what was seen was seen."""
+        undo = self._undo
+        while len(undo) > mark:
+            doc_id, previous = undo.pop()
+            if previous is _MISSING:
+                del self.writes[doc_id]
+            else:
+                self.writes[doc_id] = previous  # type: ignore[assignment]
 
-    def __init__(self, database: Database, txn: WriteTransaction, *, system: bool = False) -> None:
-        super().__init__(database, txn, system=system)
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
 
-    @property
-    def system(self) -> DatabaseReader:
-        # Reads only: user code never writes system tables (internal code uses system=True writers).
-        return DatabaseReader(self._database, self._txn, system=True)
-
-    def system_writer(self) -> DatabaseWriter:
-        """A writer of system tables in this same transaction (pyconvex's own use, not users')."""
-        return DatabaseWriter(self._database, self._txn, system=True)
-
-    async def lock(self, doc_id: str) -> dict[str, Any] | None:
-        """The document, held by this transaction until it ends; None at once if another
-        writer holds it now (``FOR UPDATE SKIP LOCKED``), or if it is gone.
-        For pyconvex's own workers (a system writer), not user code."""
-        if not self._system:
-            raise InvalidQueryError("lock() is for pyconvex's own workers")
-        row = (await self._txn.lock([doc_id])).get(doc_id)
-        return None if row is None else self._decode(row[1])
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """A nested scope whose writes are undone if it raises; the transaction goes on."""
-        try:
-            async with self._txn.savepoint():
-                yield
-        except BaseException:
-            # An index allocated inside was rolled back too: forget the cached registry.
-            if self._database.registry_changed(self._txn):
-                self._database.registry.invalidate()
-            raise
-
-    def _check_writable(self, table: str) -> None:
-        if _is_system(table) and not self._system:
-            raise InvalidQueryError(
-                f'Table "{table}" is a system table: user code cannot write to it'
-            )
-        check_table_name(table, system=self._system)
-
-    def _fields(self, table: str, fields: Any, op: str) -> dict[str, Any]:
-        if not isinstance(fields, dict):
-            raise InvalidValueError(f"db.{op} takes a dict of fields, not {type(fields).__name__}")
-        for name in fields:
-            if isinstance(name, str) and name.startswith("_") and name not in SYSTEM_FIELDS:
-                raise InvalidValueError(
-                    f"Field name {name!r} in table \"{table}\" starts with '_', which is reserved "
-                    "for system fields"
-                )
-        return fields
-
-    async def _indexes(self, table: str) -> list[IndexInfo]:
-        registry = self._database.registry
-        cached = registry.table_indexes.get(table)
-        if cached is not None:
-            return cached
-        out = []
-        for name, fields in {CREATION_INDEX: (), **self._database.declared_indexes(table)}.items():
-            info, created = await registry.ensure(self._txn, table, name, fields)
-            if created:
-                self._database.note_registry_change(self._txn)
-            out.append(info)
-        # Cleared with the rest of the registry (a rollback that allocated, a schema change).
-        registry.table_indexes[table] = out
-        return out
-
-    async def _write(self, table: str, doc: dict[str, Any], old: dict[str, Any] | None) -> None:
-        values.check_value(doc, limits=values.DOCUMENT_LIMITS, what=f'Document in table "{table}"')
-        encoded = values.encode(doc)
-        if len(encoded) > values.DOCUMENT_LIMITS.max_size:
-            raise InvalidValueError(
-                f'Document in table "{table}" is {len(encoded)} bytes, over the 1 MiB limit'
-            )
-        txn = self._txn
-        doc_id = doc["_id"]
-        await txn.put(doc_id, table, encoded)
-        tail = keys.identity_key(doc)  # the same for every index, and unchanged by a patch
-        for index in await self._indexes(table):
-            fields = index.fields
-            new_key = keys.fields_key(doc, fields) + tail if fields else tail
-            if old is not None:
-                if not fields:
-                    continue  # the creation-time index: its key cannot change
-                old_key = keys.fields_key(old, fields) + tail
-                if old_key == new_key:
-                    continue
-                await txn.delete_index(index.id, old_key)
-            await txn.put_index(index.id, new_key, doc_id)
-
-    def _validated(self, table: str, fields: dict[str, Any]) -> dict[str, Any]:
-        user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
-        if _is_system(table):
-            definition = SYSTEM_TABLES.get(table)
-            if definition is None or definition.document is None:
-                return user
-            # A system document that does not fit its table is a bug in pyconvex, not user input.
-            checked: dict[str, Any] = definition.document.validate(user)
-            return checked
-        schema = self._database.schema
-        return schema.validate_document(table, user) if schema is not None else user
-
-    async def insert(self, table: str, fields: dict[str, Any]) -> str:
-        """Insert a document and return its new ``_id``."""
-        self._check_writable(table)
-        fields = self._fields(table, fields, "insert")
-        for name in SYSTEM_FIELDS:
-            if name in fields:
-                raise InvalidValueError(
-                    f"db.insert: field {name} is set by the database, not by you"
-                )
-        body = self._validated(table, fields)
-        doc = {"_id": ids.new_id(table), "_creationTime": self._database.creation_time(), **body}
-        await self._write(table, doc, None)
-        return str(doc["_id"])
-
-    async def restore(self, table: str, doc: dict[str, Any]) -> None:
-        """Write a document exactly as exported, ``_id`` and ``_creationTime`` included
-        (``pyconvex import``). It is validated like any write; its id must be new."""
-        self._check_writable(table)
-        doc_id, created = doc.get("_id"), doc.get("_creationTime")
-        if not ids.is_id_of(doc_id, table):
-            raise InvalidValueError(
-                f'{values.display_value(doc_id)} is not an id of table "{table}"'
-            )
-        if not isinstance(created, float):
-            raise InvalidValueError(f"Document {doc_id} has no float _creationTime")
-        if await self._txn.get(str(doc_id)) is not None:
-            raise InvalidQueryError(f"Document {doc_id} already exists")
-        body = self._validated(table, doc)
-        await self._write(table, {"_id": doc_id, "_creationTime": created, **body}, None)
-
-    async def _existing(self, doc_id: str, op: str) -> tuple[str, dict[str, Any]]:
-        if not ids.is_id(doc_id):
-            raise InvalidQueryError(
-                f"Invalid argument `id` for `db.{op}`: {values.display_value(doc_id)} is not an id"
-            )
-        found = await self._load(doc_id)
-        if found is None or (_is_system(found[0]) and not self._system):
-            raise InvalidQueryError(
-                f"Delete on nonexistent document ID {doc_id}"
-                if op == "delete"
-                else f"Update on nonexistent document ID {doc_id}"
-            )
-        self._check_writable(found[0])
-        return found
-
-    def _check_system_fields(self, old: dict[str, Any], fields: dict[str, Any], op: str) -> None:
-        for name in SYSTEM_FIELDS:
-            if name in fields and fields[name] != old[name]:
-                raise InvalidValueError(f"db.{op}: cannot change the system field {name}")
-
-    async def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
-        """Shallow-merge ``fields`` into the document."""
-        table, old = await self._existing(doc_id, "patch")
-        fields = self._fields(table, fields, "patch")
-        self._check_system_fields(old, fields, "patch")
-        body = self._validated(table, {**old, **fields})
-        await self._write(
-            table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old
-        )
-
-    async def replace(self, doc_id: str, fields: dict[str, Any]) -> None:
-        """Replace every field of the document (``_id`` and ``_creationTime`` stay)."""
-        table, old = await self._existing(doc_id, "replace")
-        fields = self._fields(table, fields, "replace")
-        self._check_system_fields(old, fields, "replace")
-        body = self._validated(table, fields)
-        await self._write(
-            table, {"_id": old["_id"], "_creationTime": old["_creationTime"], **body}, old
-        )
-
-    async def delete(self, doc_id: str) -> None:
-        """Delete the document."""
-        table, old = await self._existing(doc_id, "delete")
-        txn = self._txn
-        for index in await self._indexes(table):
-            await txn.delete_index(index.id, index.key(old))
-        await txn.delete(doc_id)
+    def notify(self, channel: str) -> None:
+        """Wake ``channel``'s listeners in every process once this transaction commits."""
+        self.channels.add(channel)

@@ -1,8 +1,15 @@
 """Storage engines behind one narrow interface (see :mod:`.base`)."""
 
-from .base import Persistence, ReadTransaction, ScanRow, WriteTransaction
+from .base import Persistence, ReadTransaction, ScanRow, WriteBatch, WriteTransaction
 
-__all__ = ["Persistence", "ReadTransaction", "ScanRow", "WriteTransaction", "open_persistence"]
+__all__ = [
+    "Persistence",
+    "ReadTransaction",
+    "ScanRow",
+    "WriteBatch",
+    "WriteTransaction",
+    "open_persistence",
+]
 
 
 def open_persistence(url: str) -> Persistence:

@@ -1,23 +1,26 @@
 """The one narrow persistence interface every storage engine implements.
 
-A backend stores three things: documents (id -> table, encoded value), index
-entries (index number, key bytes -> document id; scanned in key order), and a
-few named globals. It knows nothing of values, schemas or queries: it moves
-bytes. Transactions, index maintenance, validation and retries live above it,
-in :mod:`pyconvex.database`, once for every backend.
+A backend stores four things: documents (id -> table, encoded value), index
+entries (index number, key bytes -> document id; scanned in key order), the
+commit log (commit timestamp -> what that commit wrote), and a few named
+globals. It knows nothing of values, schemas, queries or conflicts: it moves
+bytes. Transactions, read sets, conflict checks, index maintenance and retries
+live above it, in :mod:`pyconvex.database`, once for every backend.
 
-Concurrency contract: a read transaction sees one consistent snapshot; a write
-transaction is serializable with every other write transaction, in this
-process and in any other sharing the store. A backend that cannot guarantee
-that for a transaction raises :class:`~pyconvex.errors.ConflictError` (from
-``begin_write``, any statement, or ``commit``) and the caller retries the whole
-transaction, ``exclusive`` this time: an exclusive writer runs alone, so it
-cannot conflict again. A backend that cannot reach its store raises
-:class:`~pyconvex.errors.StoreUnavailableError`.
+Concurrency contract:
 
-Writers of several processes may run at once (PostgreSQL); then :meth:`WriteTransaction.lock`
-and :meth:`WriteTransaction.claim` (``FOR UPDATE SKIP LOCKED``) let workers take
-different jobs instead of colliding on the same ones.
+- a read transaction sees one consistent snapshot, and :meth:`ReadTransaction.head`
+  is the timestamp of the newest commit in it;
+- a write transaction is the store's *only* writer while it lasts, in this process and
+  in every other process sharing the store (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an
+  advisory lock). It runs no user code: the database's committer opens it, checks the
+  waiting transactions against the commit log, writes what passed in one
+  :meth:`WriteTransaction.write` and commits. That is what gives every commit a timestamp
+  that is strictly increasing across processes.
+
+A backend that cannot reach its store raises :class:`~pyconvex.errors.StoreUnavailableError`;
+one whose writer could not get the store's write lock in time raises
+:class:`~pyconvex.errors.ConflictError`.
 
 Every call is ``async``: SQLite answers at once (its calls are cheap enough to make on
 the event loop), PostgreSQL over the network without blocking the loop.
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 # (key, document id, table, encoded document) for each entry of a scan, in key order.
 ScanRow = tuple[bytes, str, str, bytes]
@@ -39,7 +42,7 @@ class ScanStatements:
     One B-tree range of ``index_entries``' primary key, joined to the documents by id.
     """
 
-    def __init__(self, mark: str, *, claim_suffix: str = "") -> None:
+    def __init__(self, mark: str) -> None:
         base = (
             "SELECT e.key, e.doc_id, d.tbl, d.value FROM index_entries e "
             "JOIN documents d ON d.id = e.doc_id "
@@ -53,33 +56,31 @@ class ScanStatements:
             for bounded in (True, False)
             for reverse in (True, False)
         }
-        # The same scans, locking what they return and skipping what another writer holds.
-        self._claim = {shape: sql + claim_suffix for shape, sql in self._sql.items()}
 
     def __call__(
         self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
     ) -> tuple[str, tuple[object, ...]]:
         """The statement and its parameters for one scan."""
-        return self._statement(self._sql, index_id, start, end, reverse, limit)
-
-    def claim(
-        self, index_id: int, start: bytes, end: bytes | None, *, reverse: bool, limit: int
-    ) -> tuple[str, tuple[object, ...]]:
-        """The statement and its parameters for one claiming scan."""
-        return self._statement(self._claim, index_id, start, end, reverse, limit)
-
-    @staticmethod
-    def _statement(
-        sql: dict[tuple[bool, bool], str],
-        index_id: int,
-        start: bytes,
-        end: bytes | None,
-        reverse: bool,
-        limit: int,
-    ) -> tuple[str, tuple[object, ...]]:
         if end is None:
-            return sql[(False, reverse)], (index_id, start, limit)
-        return sql[(True, reverse)], (index_id, start, end, limit)
+            return self._sql[(False, reverse)], (index_id, start, limit)
+        return self._sql[(True, reverse)], (index_id, start, end, limit)
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one commit writes, applied by :meth:`WriteTransaction.write` with one
+    statement per kind of change (not one per document or per index entry)."""
+
+    #: The commit's timestamp, and what it wrote as the commit log keeps it: ``writes`` for
+    #: conflict checks and subscriptions, ``undo`` (the documents as they were) for reads
+    #: at an earlier timestamp.
+    ts: int
+    writes: bytes
+    undo: bytes | None = None
+    documents: list[tuple[str, str, bytes]] = field(default_factory=list)  # (id, table, value)
+    deleted: list[str] = field(default_factory=list)
+    index_puts: list[tuple[int, bytes, str]] = field(default_factory=list)  # (index, key, id)
+    index_deletes: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 class ReadTransaction(ABC):
@@ -103,63 +104,49 @@ class ReadTransaction(ABC):
     async def get_global(self, name: str) -> bytes | None: ...
 
     @abstractmethod
+    async def head(self) -> int:
+        """The timestamp of the newest commit this snapshot sees (0 before the first)."""
+
+    @abstractmethod
+    async def commits(
+        self, after: int, upto: int | None = None, *, undo: bool = False
+    ) -> list[tuple[int, bytes]]:
+        """The commit log's entries with ``after < ts <= upto``, oldest first: each
+        commit's ``writes``, or with ``undo`` its ``undo`` (empty bytes when it had none)."""
+
+    @abstractmethod
     async def close(self) -> None:
         """End the transaction (a write transaction not yet committed rolls back)."""
 
 
 class WriteTransaction(ReadTransaction):
-    """A serializable read-write transaction: all of it commits, or none."""
+    """The store's only writer while it lasts: all of it commits, or none."""
 
     @abstractmethod
-    async def put(self, doc_id: str, table: str, value: bytes) -> None:
-        """Insert or overwrite one document."""
-
-    @abstractmethod
-    async def delete(self, doc_id: str) -> None: ...
-
-    @abstractmethod
-    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None: ...
-
-    @abstractmethod
-    async def delete_index(self, index_id: int, key: bytes) -> None: ...
+    async def write(self, batch: WriteBatch) -> None:
+        """Apply one commit's documents, index entries and commit log entry."""
 
     @abstractmethod
     async def drop_index(self, index_id: int) -> None:
         """Remove every entry of one index."""
 
     @abstractmethod
+    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
+        """Add index entries (an index being built)."""
+
+    @abstractmethod
     async def set_global(self, name: str, value: bytes) -> None: ...
+
+    @abstractmethod
+    async def prune_commits(self, before: int) -> None:
+        """Forget the commit log's entries older than ``before`` (never the newest)."""
 
     async def notify(self, channel: str) -> None:
         """Wake this channel's listeners in every process once this transaction commits."""
 
-    async def lock(self, doc_ids: list[str]) -> dict[str, tuple[str, bytes]]:
-        """Lock these documents until this transaction ends, skipping any that another
-        writer holds now (``FOR UPDATE SKIP LOCKED``); the ones locked, by id, as
-        :meth:`get` returns them (those that exist).
-
-        A worker that takes a job this way knows no other worker is running it; one that
-        is skipped moves on instead of waiting for the other to finish. A backend whose
-        writers run one at a time holds every document already.
-        """
-        found = {doc_id: await self.get(doc_id) for doc_id in doc_ids}
-        return {doc_id: row for doc_id, row in found.items() if row is not None}
-
-    async def claim(
-        self, index_id: int, start: bytes, end: bytes | None, *, limit: int
-    ) -> list[ScanRow]:
-        """Like :meth:`scan` (forward), but every document returned is locked until this
-        transaction ends, and documents another writer holds are skipped (not counted in
-        ``limit``): how workers of several processes take different batches of one queue."""
-        return await self.scan(index_id, start, end, reverse=False, limit=limit)
-
-    @abstractmethod
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        """A nested scope whose writes are undone if it raises (the outer transaction goes on)."""
-
     @abstractmethod
     async def commit(self) -> None:
-        """Make every write durable and visible; may raise ConflictError."""
+        """Make every write durable (fsynced) and visible."""
 
 
 class Persistence(ABC):
@@ -169,9 +156,9 @@ class Persistence(ABC):
     async def begin_read(self) -> ReadTransaction: ...
 
     @abstractmethod
-    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
-        """A write transaction; ``exclusive`` ones run while no other writer does (the
-        retry after a conflict). Backends whose writers always run alone ignore it."""
+    async def begin_write(self) -> WriteTransaction:
+        """The store's write transaction: waits until no other writer, in any process,
+        holds it."""
 
     @abstractmethod
     async def close(self) -> None: ...

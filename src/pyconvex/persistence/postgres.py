@@ -1,21 +1,21 @@
-"""PostgreSQL persistence: the same three tables as SQLite, many processes on many hosts.
+"""PostgreSQL persistence: the same tables as SQLite, many processes on many hosts.
 
     store = PostgresPersistence("postgresql://user:pass@db.internal/app")
 
 Reads are ``REPEATABLE READ READ ONLY`` transactions (one snapshot) and run in parallel,
-in every process. Writes are ``SERIALIZABLE``; the writers of one process take turns (as
-on SQLite: group commit batches them), the writers of different processes run at once.
-Should two of them race, PostgreSQL fails one with 40001 (or 40P01); that becomes a
-:class:`~pyconvex.errors.ConflictError` and the database layer runs the transaction again,
-*exclusive*: every writer holds one advisory lock, shared, and an exclusive writer holds it
-alone, so its retry cannot conflict again and a hot document costs one wasted attempt,
-never a failed mutation. Workers take jobs with ``FOR UPDATE SKIP LOCKED``
-(:meth:`~pyconvex.persistence.WriteTransaction.lock` and ``claim``), so two of them skip
-past each other's jobs instead of colliding on them.
+in every process. The write transaction is the database's committer at work (see
+:mod:`pyconvex.database.committer`): it holds one transaction-level advisory lock, so the
+committers of all processes take turns, and everything it does is decided before it
+begins (which transactions commit, and what they write). So it needs no ``SERIALIZABLE``
+isolation and PostgreSQL's predicate locks never fail it: it runs ``READ COMMITTED``, and
+since every statement after the lock sees every commit before it, the commit log it reads
+is complete. Commits are ``synchronous_commit = on``: acknowledged once durable.
 
 Index entries live in one table whose primary key ``(index_id, key)`` is a B-tree, so an
 index range is one ordered range scan of it, as on SQLite (``bytea`` compares bytewise,
-like SQLite's BLOBs).
+like SQLite's BLOBs). A commit writes all its documents, index entries and its commit log
+entry with one statement per kind (arrays through ``unnest``), in pipeline mode: the
+whole commit is one round trip after the lock.
 
 Connections come from a psycopg-pool pool, opened on first use in the running event loop.
 A lost connection (the server restarting, the network down) is a
@@ -28,8 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -38,7 +37,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConflictError, StoreUnavailableError
 from ..tasks import cancel_and_wait
-from .base import Persistence, ReadTransaction, ScanRow, ScanStatements, WriteTransaction
+from .base import (
+    Persistence,
+    ReadTransaction,
+    ScanRow,
+    ScanStatements,
+    WriteBatch,
+    WriteTransaction,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -56,22 +62,23 @@ CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value BYTEA NOT NULL
 );
+CREATE TABLE IF NOT EXISTS commit_log (
+    ts BIGINT PRIMARY KEY,
+    writes BYTEA NOT NULL,
+    undo BYTEA
+);
 """
 _SCHEMA_LOCK = 0x70637800  # an advisory lock id: "pcx\\0"
+# The committers' lock: one write transaction at a time, across every process.
+_WRITER_LOCK = "SELECT pg_advisory_xact_lock(1885567489)"  # 0x70637801
 
-_SCAN = ScanStatements("%s", claim_suffix=" FOR UPDATE OF d SKIP LOCKED")
+_SCAN = ScanStatements("%s")
+_HEAD = "SELECT max(ts) FROM commit_log"
+_COMMITS = {
+    column: f"SELECT ts, {column} FROM commit_log WHERE ts > %s" for column in ("writes", "undo")
+}
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _DOOMED = (pg_errors.PipelineAborted, pg_errors.InFailedSqlTransaction)
-# Every writer of every process holds this session advisory lock for its transaction:
-# shared, or alone for an exclusive writer. (lock, unlock) statements, by exclusive.
-_WRITERS = 0x70637801
-_WRITER_LOCKS = {
-    False: (
-        f"SELECT pg_advisory_lock_shared({_WRITERS})",
-        f"SELECT pg_advisory_unlock_shared({_WRITERS})",
-    ),
-    True: (f"SELECT pg_advisory_lock({_WRITERS})", f"SELECT pg_advisory_unlock({_WRITERS})"),
-}
 _LEASES = 0x70637802  # the namespace (first key) of lease locks
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
@@ -96,31 +103,39 @@ def _translated(exc: psycopg.Error) -> Exception:
 
 
 class _PgRead(ReadTransaction):
+    """A transaction in pipeline mode until it ends: a statement whose answer is not
+    needed yet is sent at once and answered together with the next one that is. Its
+    ``BEGIN`` waits for its first statement: one that is never used costs no round trip."""
+
     def __init__(
-        self,
-        store: PostgresPersistence,
-        conn: psycopg.AsyncConnection[Any],
-        pipeline: contextlib.AsyncExitStack,
-        lock: asyncio.Lock | None = None,
-        unlock: str = "",
+        self, store: PostgresPersistence, conn: psycopg.AsyncConnection[Any], begin: list[str]
     ) -> None:
         self._store = store
         self._conn: psycopg.AsyncConnection[Any] | None = conn
-        self._lock = lock  # a writer's: released when the transaction ends
-        self._unlock = unlock  # a writer's: lets go of its advisory lock
-        self._unlocked = False  # a writer's advisory lock was let go with its COMMIT
-        # Every transaction runs in pipeline mode (see _PgWrite), until it ends.
-        self._pipeline: contextlib.AsyncExitStack | None = pipeline
+        self._begin = begin  # statements not sent yet (the transaction has not begun)
+        self._pipeline: contextlib.AsyncExitStack | None = None
+        self._head: int | None = None
+        self._head_cursor: Any = None
 
-    def _open_conn(self) -> psycopg.AsyncConnection[Any]:
+    async def _open_conn(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
             raise RuntimeError("This transaction has already ended")
+        if self._begin:
+            statements, self._begin = self._begin, []
+            pipeline = contextlib.AsyncExitStack()
+            await pipeline.enter_async_context(self._conn.pipeline())
+            self._pipeline = pipeline
+            for statement in statements:
+                await self._conn.execute(statement)
+            # The snapshot's timestamp rides along with its first read: no round trip of
+            # its own (see head()).
+            self._head_cursor = await self._conn.execute(_HEAD)
         return self._conn
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        """Run a SELECT and wait for its rows (in a writer, with every write sent before it)."""
-        conn = self._open_conn()
+        """Run a SELECT and wait for its rows (with every statement sent before it)."""
         try:
+            conn = await self._open_conn()
             cursor = await conn.execute(sql, params)
             return await cursor.fetchall()
         except psycopg.Error as exc:
@@ -147,39 +162,55 @@ class _PgRead(ReadTransaction):
         rows = await self._rows("SELECT value FROM globals WHERE name = %s", (name,))
         return None if not rows else bytes(rows[0][0])
 
+    async def head(self) -> int:
+        if self._head is None:
+            if self._head_cursor is None:
+                await self._rows("SELECT 1", ())  # begins the transaction
+            try:
+                row = await self._head_cursor.fetchone()
+            except psycopg.Error as exc:
+                raise self._store._failed(exc) from exc
+            self._head = int(row[0] or 0) if row else 0
+        return self._head
+
+    async def commits(
+        self, after: int, upto: int | None = None, *, undo: bool = False
+    ) -> list[tuple[int, bytes]]:
+        sql = _COMMITS["undo" if undo else "writes"]
+        params: tuple[int, ...] = (after,)
+        if upto is not None:
+            sql, params = sql + " AND ts <= %s", (after, upto)
+        rows = await self._rows(sql + " ORDER BY ts", params)
+        return [(int(ts), bytes(data or b"")) for ts, data in rows]
+
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
         pipeline, self._pipeline = self._pipeline, None
-        unlock = self._unlock if self._lock is not None and not self._unlocked else ""
         try:
-            if pipeline is not None and await _ended(conn, pipeline, unlock):
+            if self._begin:  # never begun: nothing to end
                 return
-            # Committed already, or the pipeline failed: end what is left in one round trip
-            # (a ROLLBACK outside a transaction only warns, and so does a second unlock).
-            if not conn.closed:
-                if unlock:
-                    await conn.execute(f"ROLLBACK; {unlock}")
-                elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    await conn.execute("ROLLBACK")
+            if pipeline is not None and await _ended(conn, pipeline):
+                return
+            # Committed already, or the pipeline failed: end what is left (a ROLLBACK outside
+            # a transaction only warns).
+            if (
+                not conn.closed
+                and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+            ):
+                await conn.execute("ROLLBACK")
         except psycopg.Error:
             pass  # a broken connection: the pool throws it away, and its lock is gone with it
         finally:
             await self._store._release(conn)
-            if self._lock is not None:
-                self._lock.release()
 
 
-async def _ended(
-    conn: psycopg.AsyncConnection[Any], pipeline: contextlib.AsyncExitStack, unlock: str
-) -> bool:
-    """Roll back (and let go of the writers' lock) with the pipeline's last statements, in
-    one round trip; False if that failed (an earlier statement did: it was raised then)."""
+async def _ended(conn: psycopg.AsyncConnection[Any], pipeline: contextlib.AsyncExitStack) -> bool:
+    """Roll back with the pipeline's last statements, in one round trip; False if that
+    failed (an earlier statement did: it was raised then)."""
     try:
         await conn.execute("ROLLBACK")
-        if unlock:
-            await conn.execute(unlock)
     except psycopg.Error:
         with contextlib.suppress(psycopg.Error):
             await pipeline.aclose()
@@ -192,39 +223,48 @@ async def _ended(
 
 
 class _PgWrite(_PgRead, WriteTransaction):
-    """A writer. In pipeline mode, a statement whose answer is not needed (every write, the
-    savepoints, COMMIT) is sent at once and answered together with the next read, or with
-    the COMMIT. A transaction then costs a round trip per read plus one, not one per
-    statement. A failed write is raised by that next read or the COMMIT, and becomes the
-    same ConflictError or StoreUnavailableError it would have been at once."""
+    """The committers' transaction. Its writes are sent without waiting and answered
+    together with the COMMIT: a failed write fails the commit, and nothing is kept."""
 
     async def _send(self, sql: str, params: Sequence[Any]) -> None:
-        conn = self._open_conn()
         try:
+            conn = await self._open_conn()
             await conn.execute(sql, params)
         except psycopg.Error as exc:
             raise self._store._failed(exc) from exc
 
-    async def put(self, doc_id: str, table: str, value: bytes) -> None:
+    async def write(self, batch: WriteBatch) -> None:
+        if batch.index_deletes:
+            ids, keys = zip(*batch.index_deletes, strict=True)
+            await self._send(
+                "DELETE FROM index_entries WHERE (index_id, key) IN "
+                "(SELECT * FROM unnest(%s::integer[], %s::bytea[]))",
+                (list(ids), list(keys)),
+            )
+        if batch.index_puts:
+            await self.put_index_entries(batch.index_puts)
+        if batch.documents:
+            doc_ids, tables, encoded = zip(*batch.documents, strict=True)
+            await self._send(
+                "INSERT INTO documents (id, tbl, value) "
+                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[]) "
+                "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
+                (list(doc_ids), list(tables), list(encoded)),
+            )
+        if batch.deleted:
+            await self._send("DELETE FROM documents WHERE id = ANY(%s)", (batch.deleted,))
         await self._send(
-            "INSERT INTO documents (id, tbl, value) VALUES (%s, %s, %s) "
-            "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
-            (doc_id, table, value),
+            "INSERT INTO commit_log (ts, writes, undo) VALUES (%s, %s, %s)",
+            (batch.ts, batch.writes, batch.undo),
         )
 
-    async def delete(self, doc_id: str) -> None:
-        await self._send("DELETE FROM documents WHERE id = %s", (doc_id,))
-
-    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
+    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
+        ids, keys, doc_ids = zip(*entries, strict=True)
         await self._send(
-            "INSERT INTO index_entries (index_id, key, doc_id) VALUES (%s, %s, %s) "
+            "INSERT INTO index_entries (index_id, key, doc_id) "
+            "SELECT * FROM unnest(%s::integer[], %s::bytea[], %s::text[]) "
             "ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id",
-            (index_id, key, doc_id),
-        )
-
-    async def delete_index(self, index_id: int, key: bytes) -> None:
-        await self._send(
-            "DELETE FROM index_entries WHERE index_id = %s AND key = %s", (index_id, key)
+            (list(ids), list(keys), list(doc_ids)),
         )
 
     async def drop_index(self, index_id: int) -> None:
@@ -237,67 +277,39 @@ class _PgWrite(_PgRead, WriteTransaction):
             (name, value),
         )
 
+    async def prune_commits(self, before: int) -> None:
+        await self._send(
+            "DELETE FROM commit_log WHERE ts < %s AND ts < (SELECT max(ts) FROM commit_log)",
+            (before,),
+        )
+
     async def notify(self, channel: str) -> None:
         # NOTIFY is transactional: delivered when (and only if) this transaction commits.
         await self._send(f"NOTIFY {_channel(channel)}", ())
 
-    async def lock(self, doc_ids: list[str]) -> dict[str, tuple[str, bytes]]:
-        rows = await self._rows(
-            "SELECT id, tbl, value FROM documents WHERE id = ANY(%s) FOR UPDATE SKIP LOCKED",
-            (doc_ids,),
-        )
-        return {doc_id: (table, bytes(value)) for doc_id, table, value in rows}
-
-    async def claim(
-        self, index_id: int, start: bytes, end: bytes | None, *, limit: int
-    ) -> list[ScanRow]:
-        sql, params = _SCAN.claim(index_id, start, end, reverse=False, limit=limit)
-        rows = await self._rows(sql, params)
-        return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
-
-    @asynccontextmanager
-    async def _savepoint(self) -> AsyncIterator[None]:
-        await self._send("SAVEPOINT pcx", ())
-        try:
-            yield
-        except (ConflictError, StoreUnavailableError, psycopg.Error):
-            raise  # the transaction itself is lost: it will be rolled back, not this scope
-        except BaseException:
-            await self._send("ROLLBACK TO SAVEPOINT pcx", ())
-            await self._send("RELEASE SAVEPOINT pcx", ())
-            raise
-        await self._send("RELEASE SAVEPOINT pcx", ())
-
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        return self._savepoint()
-
     async def commit(self) -> None:
         try:
-            # COMMIT and the writers' unlock sent with the last writes, answered together
-            # when the pipeline ends; if COMMIT fails, the unlock is skipped with it and
-            # close() lets go.
+            # COMMIT is sent with the last writes and answered when the pipeline ends.
             await self._send("COMMIT", ())
-            await self._send(self._unlock, ())
             pipeline, self._pipeline = self._pipeline, None
             if pipeline is not None:
                 try:
                     await pipeline.aclose()
                 except psycopg.Error as exc:
                     raise self._store._failed(exc) from exc
-            self._unlocked = True
         finally:
             await self.close()
 
 
 class PostgresPersistence(Persistence):
-    """Documents, indexes and globals in one PostgreSQL database, shared by every process."""
+    """Documents, indexes, the commit log and globals in one PostgreSQL database, shared
+    by every process."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self._sizes = (min_size, max_size)
         self._pool: AsyncConnectionPool | None = None
         self._opening: asyncio.Lock | None = None
-        self._write_lock: asyncio.Lock | None = None
         self._down_until = 0.0
         self._down_because = ""
         self._checking: asyncio.Task[None] | None = None
@@ -345,6 +357,7 @@ class PostgresPersistence(Persistence):
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, with their level
+            configure=_configure,
             timeout=CONNECT_TIMEOUT,
             open=False,
         )
@@ -379,54 +392,15 @@ class PostgresPersistence(Persistence):
         if self._pool is not None:
             await self._pool.putconn(conn)
 
-    async def _begin(
-        self, statement: str, lock: str = "", unlock: str = ""
-    ) -> tuple[psycopg.AsyncConnection[Any], contextlib.AsyncExitStack]:
-        """A connection in pipeline mode with ``statement`` (a BEGIN) sent: it is answered
-        together with the transaction's first query."""
-        conn = await self._connection()
-        pipeline = contextlib.AsyncExitStack()
-        try:
-            if lock:
-                # The lock on its own, answered before anything else is sent: it must be
-                # held before the transaction's first statement takes its snapshot.
-                await conn.execute(lock)
-            await pipeline.enter_async_context(conn.pipeline())
-            await conn.execute(statement)
-        except BaseException as exc:
-            # Cancelled too (a request that gave up while waiting for the lock): the
-            # connection goes back to the pool, without the lock, either way.
-            with contextlib.suppress(psycopg.Error):
-                await pipeline.aclose()
-            with contextlib.suppress(psycopg.Error):
-                if unlock and not conn.closed:
-                    await conn.execute(f"ROLLBACK; {unlock}")
-            await self._release(conn)
-            if isinstance(exc, psycopg.Error):
-                raise self._failed(exc) from exc
-            raise
-        return conn, pipeline
-
     async def begin_read(self) -> ReadTransaction:
-        conn, pipeline = await self._begin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return _PgRead(self, conn, pipeline)
+        conn = await self._connection()
+        return _PgRead(self, conn, ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
 
-    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
-        # First the writers of this process take turns on an asyncio lock (a process would
-        # mostly conflict with itself: its requests touch the same documents, and group
-        # commit gathers its small writes anyway); then the advisory lock, shared with the
-        # other processes' writers or, for an exclusive one, alone. It is taken *before* the
-        # transaction so that an exclusive writer's snapshot follows every commit before it.
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        await self._write_lock.acquire()
-        lock, unlock = _WRITER_LOCKS[exclusive]
-        try:
-            conn, pipeline = await self._begin("BEGIN ISOLATION LEVEL SERIALIZABLE", lock, unlock)
-        except BaseException:
-            self._write_lock.release()
-            raise
-        return _PgWrite(self, conn, pipeline, self._write_lock, unlock)
+    async def begin_write(self) -> WriteTransaction:
+        # READ COMMITTED: each statement after the lock sees every commit made before it
+        # (REPEATABLE READ would keep the snapshot of the lock statement itself).
+        conn = await self._connection()
+        return _PgWrite(self, conn, ["BEGIN ISOLATION LEVEL READ COMMITTED", _WRITER_LOCK])
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""
@@ -517,6 +491,11 @@ class PostgresPersistence(Persistence):
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # A commit is acknowledged once it is durable, whatever the server's default says.
+    await conn.execute("SET synchronous_commit = on")
 
 
 def _without_password(url: str) -> str:

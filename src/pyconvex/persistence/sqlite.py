@@ -1,13 +1,15 @@
 """SQLite persistence: one file, WAL mode, many readers, one writer at a time.
 
-Write transactions use ``BEGIN IMMEDIATE`` so that two processes sharing the
+The write transaction uses ``BEGIN IMMEDIATE`` so that two processes sharing the
 file serialize at the start instead of failing with "database is locked" at
-commit. Inside one process writers queue on an ``asyncio.Lock`` first, so the
+commit. Inside one process the writer queues on an ``asyncio.Lock`` first, so the
 event loop never blocks on SQLite's lock: the first attempt is non-blocking,
 and only when another process holds the lock do we wait for it in a thread.
 Reads run on a pool of connections, each inside a deferred transaction (one
 WAL snapshot). Calls are synchronous on the event loop: a point read or an
-index step costs microseconds, far less than a thread hop.
+index step costs microseconds, far less than a thread hop. The one exception is
+``COMMIT``: with ``synchronous=FULL`` (the default) it waits for the disk, so it
+runs in a thread and the event loop serves requests meanwhile.
 """
 
 from __future__ import annotations
@@ -20,13 +22,19 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from ..errors import ConflictError
-from .base import Persistence, ReadTransaction, ScanRow, ScanStatements, WriteTransaction
+from .base import (
+    Persistence,
+    ReadTransaction,
+    ScanRow,
+    ScanStatements,
+    WriteBatch,
+    WriteTransaction,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -44,6 +52,11 @@ CREATE TABLE IF NOT EXISTS globals (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commit_log (
+    ts INTEGER PRIMARY KEY,
+    writes BLOB NOT NULL,
+    undo BLOB
+);
 """
 
 _SCAN = ScanStatements("?")
@@ -90,6 +103,21 @@ class _SqliteRead(ReadTransaction):
         row = self._c().execute("SELECT value FROM globals WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    async def head(self) -> int:
+        # The same WAL snapshot as every other read of this transaction, whenever it is asked.
+        row = self._c().execute("SELECT max(ts) FROM commit_log").fetchone()
+        return int(row[0] or 0)
+
+    async def commits(
+        self, after: int, upto: int | None = None, *, undo: bool = False
+    ) -> list[tuple[int, bytes]]:
+        sql = _COMMITS["undo" if undo else "writes"]
+        params: tuple[int, ...] = (after,)
+        if upto is not None:
+            sql, params = sql + " AND ts <= ?", (after, upto)
+        sql += " ORDER BY ts"
+        return [(ts, data or b"") for ts, data in self._c().execute(sql, params).fetchall()]
+
     async def close(self) -> None:
         self._end()
 
@@ -103,26 +131,39 @@ class _SqliteRead(ReadTransaction):
                 self._release(self._conn)  # type: ignore[operator]
 
 
+_COMMITS = {
+    column: f"SELECT ts, {column} FROM commit_log WHERE ts > ?" for column in ("writes", "undo")
+}
+
+
 class _SqliteWrite(_SqliteRead, WriteTransaction):
-    async def put(self, doc_id: str, table: str, value: bytes) -> None:
-        self._c().execute(
-            "INSERT INTO documents (id, tbl, value) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
-            (doc_id, table, value),
+    async def write(self, batch: WriteBatch) -> None:
+        conn = self._c()
+        if batch.index_deletes:
+            conn.executemany(
+                "DELETE FROM index_entries WHERE index_id = ? AND key = ?", batch.index_deletes
+            )
+        if batch.index_puts:
+            conn.executemany(
+                "INSERT OR REPLACE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)",
+                batch.index_puts,
+            )
+        if batch.documents:
+            conn.executemany(
+                "INSERT INTO documents (id, tbl, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
+                batch.documents,
+            )
+        if batch.deleted:
+            conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in batch.deleted])
+        conn.execute(
+            "INSERT INTO commit_log (ts, writes, undo) VALUES (?, ?, ?)",
+            (batch.ts, batch.writes, batch.undo),
         )
 
-    async def delete(self, doc_id: str) -> None:
-        self._c().execute("DELETE FROM documents WHERE id = ?", (doc_id,))
-
-    async def put_index(self, index_id: int, key: bytes, doc_id: str) -> None:
-        self._c().execute(
-            "INSERT OR REPLACE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)",
-            (index_id, key, doc_id),
-        )
-
-    async def delete_index(self, index_id: int, key: bytes) -> None:
-        self._c().execute(
-            "DELETE FROM index_entries WHERE index_id = ? AND key = ?", (index_id, key)
+    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
+        self._c().executemany(
+            "INSERT OR REPLACE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)", entries
         )
 
     async def drop_index(self, index_id: int) -> None:
@@ -135,32 +176,32 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
             (name, value),
         )
 
-    @asynccontextmanager
-    async def _savepoint(self) -> AsyncIterator[None]:
-        # One name for every level: RELEASE and ROLLBACK TO act on the innermost savepoint of
-        # that name, which is always ours. A fresh name each time would be a fresh SQL string,
-        # compiled anew and pushing the hot statements out of sqlite3's statement cache.
-        conn = self._c()
-        conn.execute("SAVEPOINT pcx")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK TO pcx")
-            conn.execute("RELEASE pcx")
-            raise
-        conn.execute("RELEASE pcx")
-
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
-        return self._savepoint()
+    async def prune_commits(self, before: int) -> None:
+        self._c().execute(
+            "DELETE FROM commit_log WHERE ts < ? AND ts < (SELECT max(ts) FROM commit_log)",
+            (before,),
+        )
 
     async def commit(self) -> None:
         conn = self._c()
+        # The fsync (synchronous=FULL) is the slow part of a commit: wait for it off the
+        # event loop, which meanwhile runs the handlers whose writes make the next batch.
+        done = asyncio.get_running_loop().run_in_executor(_COMMITTER, conn.execute, "COMMIT")
         try:
-            conn.execute("COMMIT")
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The COMMIT goes on in its thread: the connection is not touched until it ends.
+            with contextlib.suppress(Exception):
+                await done
+            raise
         except sqlite3.OperationalError as exc:
             raise ConflictError(f"SQLite commit failed: {exc}") from exc
         finally:
             self._end()
+
+
+# One thread: there is one writer connection, and one commit at a time.
+_COMMITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pyconvex-sqlite-commit")
 
 
 def _wal(conn: sqlite3.Connection) -> str:
@@ -182,7 +223,7 @@ class SqlitePersistence(Persistence):
     store = SqlitePersistence("/tmp/app.sqlite3")
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
         self.path = os.fspath(path)
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
@@ -229,8 +270,7 @@ class SqlitePersistence(Persistence):
         conn.execute("BEGIN")
         return _SqliteRead(conn, self._return_reader)
 
-    async def begin_write(self, *, exclusive: bool = False) -> WriteTransaction:
-        # Every writer is exclusive here: BEGIN IMMEDIATE admits one at a time.
+    async def begin_write(self) -> WriteTransaction:
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
         lock = self._write_lock

@@ -3,9 +3,9 @@
 A recorded event is ``pending`` with a ``next_attempt_at``: the row is its own
 queue entry, found through the ``by_due`` index. The scheduler's worker runs
 :class:`WebhookQueue` batches of due events; its handler gets
-``{"provider", "id", "type", "timestamp", "payload"}``. A batch is taken with
-``FOR UPDATE SKIP LOCKED``, so the workers of several processes take different
-events instead of the same ones.
+``{"provider", "id", "type", "timestamp", "payload"}``. Should the workers of
+two processes take the same events, the second batch to commit conflicts, runs
+again and finds them no longer pending: each event is still handled once.
 
 - **Mutation handlers** of a batch run in one transaction, each in a
   savepoint: a handler's writes and its event's ``succeeded`` commit together
@@ -99,9 +99,9 @@ class WebhookQueue:
         return None if row is None else float(row.get("next_attempt_at") or 0.0)
 
     async def run_due(self, now: float, limit: int) -> int:
-        """Take up to ``limit`` due events no other worker holds (``FOR UPDATE SKIP
-        LOCKED``) and run them: mutation handlers in that same transaction, action
-        handlers claimed in it and run after its commit. How many events were taken."""
+        """Take up to ``limit`` due events and run them: mutation handlers in that same
+        transaction, action handlers claimed in it and run after its commit. How many
+        events were taken."""
         database = self.deployment.database
         worker = await self.deployment.scheduler.claimant()
         executions: list[Execution] = []
@@ -111,7 +111,7 @@ class WebhookQueue:
             executions.clear()  # a retried batch starts over (its logs too)
             claimed.clear()
             system = writer.system_writer()
-            rows = await _in_status(system, "pending", now).claim(limit)
+            rows = await _in_status(system, "pending", now).take(limit)
             for row in rows:
                 try:
                     fn = self.deployment.executor.resolve(row["handler"])

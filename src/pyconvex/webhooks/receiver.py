@@ -107,8 +107,9 @@ class WebhookReceiver:
         if handshake is not None:
             return handshake
         executor = ctx._executor
-        # Group commit: deliveries arriving together share one commit, each answered after it.
-        recorded = await executor.database.transact_batched(
+        # Deliveries arriving together share one commit (the committer's batch), each
+        # answered once it is durable.
+        recorded = await executor.database.transact(
             lambda writer: self._record(executor, writer, event, request), system=True
         )
         return Response.json(

@@ -1,0 +1,291 @@
+"""The committer: checks transactions against what committed since they read, and
+commits many at once.
+
+    ts = await committer.commit(txn)           # ConflictError if its reads went stale
+
+Transactions run without holding any lock (see :mod:`.transaction`) and queue
+here when their function returns. The committer takes every queued transaction
+as one batch and, inside one write transaction of the store (the store's only
+writer, across processes):
+
+1. learns the commits other processes made since it last looked (the store's
+   commit log) and adds them to the in-memory :class:`~.commit_log.CommitLog`;
+2. checks each transaction of the batch, in order, against the commits after its
+   snapshot and against the batch members before it: one whose read set overlaps
+   their writes conflicts (and its caller runs it again); the others are
+   serializable in batch order;
+3. writes the survivors' documents and index entries, and one commit log entry
+   with their writes, under one new timestamp (strictly increasing: above the
+   store's newest commit, and nanoseconds since the epoch when the clock allows);
+4. commits (fsynced), then answers each caller with the timestamp.
+
+A commit costs about the same for one transaction or a hundred, so under load
+the cost per transaction falls with the batch size; a transaction that failed
+or timed out never reaches the committer, so it cannot fail its neighbours.
+
+:meth:`Committer.exclusive` holds the store's write transaction while a function
+runs (a retry after a conflict: nothing else can commit meanwhile, so it cannot
+conflict again), and :meth:`Committer.ddl` runs index changes under it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from ..errors import ConflictError
+from ..persistence import Persistence, WriteBatch, WriteTransaction
+from .catalog import Catalog
+from .commit_log import WINDOW_NS, CommitLog
+from .indexes import CREATION_INDEX, IndexInfo
+from .readset import REGISTRY, Writes, encode_undo
+from .transaction import Transaction
+
+T = TypeVar("T")
+MAX_BATCH = 256  # bounds the time one batch holds the store's write lock
+# The store's commit log keeps twice what the in-memory one does: other processes
+# catching up, and reads at an earlier timestamp, never find it shorter than theirs.
+RETENTION_NS = 2 * WINDOW_NS
+PRUNE_EVERY_NS = 10_000_000_000
+
+_log = logging.getLogger("pyconvex.database")
+_Pending = tuple[Transaction, "asyncio.Future[int]"]
+
+
+def conflict_error(writes: Writes) -> ConflictError:
+    """Convex's words for a transaction that lost a race."""
+    table = f'the "{min(writes.tables)}" table' if writes.tables else "some table"
+    return ConflictError(
+        f"Documents read from or written to {table} changed while this mutation was being run"
+    )
+
+
+class Committer:
+    """The one committer of a :class:`~pyconvex.database.Database` in this process."""
+
+    def __init__(self, persistence: Persistence, catalog: Catalog) -> None:
+        self._persistence = persistence
+        self._catalog = catalog
+        self.log = CommitLog()
+        self._queue: list[_Pending] = []
+        self._draining: asyncio.Task[None] | None = None
+        # One store write transaction at a time in this process (the store makes it one
+        # across processes): a batch, an exclusive transaction or a schema change.
+        self._gate = asyncio.Lock()
+        self._pruned = 0
+        self._closed = False
+
+    @property
+    def head(self) -> int | None:
+        """The newest commit this process knows of."""
+        return self.log.head
+
+    async def commit(self, txn: Transaction) -> int:
+        """Commit ``txn`` with the next batch; its commit timestamp.
+
+        Raises :class:`~pyconvex.errors.ConflictError` if a commit since its snapshot
+        wrote something it read. A transaction that wrote nothing commits at once, at its
+        snapshot.
+        """
+        await txn.release()
+        if not txn.writes:
+            _run_hooks(txn)
+            return txn._ts if txn._ts is not None else (self.log.head or 0)
+        if self._closed:
+            raise ConflictError("The database is closing")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.append((txn, future))
+        if self._draining is None:
+            # A task of its own: a caller that goes away must not take the batch with it.
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                async with self._gate:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    await self._commit(batch, None)
+        finally:
+            self._draining = None
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[Transaction]:
+        """A transaction that reads the store's newest state under its write lock; commit it
+        with :meth:`commit_exclusive` inside the block. Nothing else commits meanwhile."""
+        async with self._gate:
+            store = await self._persistence.begin_write()
+            try:
+                await self._catch_up(store)
+                head = self.log.head
+                yield Transaction(
+                    self._persistence, self._catalog.registry, snapshot=store, ts=head
+                )
+            finally:
+                await store.close()
+
+    async def commit_exclusive(self, txn: Transaction) -> int:
+        """Commit a transaction of :meth:`exclusive` (inside its block)."""
+        await txn.release()
+        if not txn.writes:
+            _run_hooks(txn)
+            return txn._ts or 0
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        store = await txn.snapshot()
+        assert isinstance(store, WriteTransaction)
+        await self._commit([(txn, future)], store)
+        return await future
+
+    async def ddl(self, change: Callable[[WriteTransaction], Awaitable[T]]) -> T:
+        """Run ``change`` (index numbers, builds and drops) in the store's write
+        transaction and commit it as a commit that every running transaction conflicts
+        with: what they read through an index may not mean the same any more."""
+        async with self._gate:
+            store = await self._persistence.begin_write()
+            try:
+                await self._catch_up(store)
+                result = await change(store)
+                writes = Writes({REGISTRY}, everything=True)
+                ts = self._next_ts()
+                await store.write(WriteBatch(ts, writes.encode()))
+                await store.commit()
+            except BaseException:
+                await store.close()
+                self._catalog.registry.invalidate()
+                raise
+            self.log.append(ts, writes)
+            return result
+
+    async def close(self) -> None:
+        """Let the queued transactions commit, then refuse new ones."""
+        self._closed = True
+        draining = self._draining
+        if draining is not None:
+            await asyncio.shield(draining)
+
+    # -- one batch ---------------------------------------------------------------------
+
+    def _next_ts(self) -> int:
+        return max((self.log.head or 0) + 1, time.time_ns())
+
+    async def _catch_up(self, store: WriteTransaction) -> None:
+        """Add the commits other processes made since we last looked to the log."""
+        if self.log.head is None:
+            self.log.start(await store.head())
+            return
+        for ts, data in await store.commits(self.log.head):
+            writes = Writes.decode(data)
+            if writes.everything or REGISTRY in writes.docs:
+                self._catalog.registry.invalidate()  # another process changed the indexes
+            self.log.append(ts, writes)
+
+    async def _commit(self, batch: list[_Pending], store: WriteTransaction | None) -> None:
+        """Commit what passes its checks in ``batch``; answer every future."""
+        accepted: list[_Pending] = []
+        try:
+            if store is None:
+                store = await self._persistence.begin_write()
+                await self._catch_up(store)
+            ts = self._next_ts()
+            writes = Writes()
+            undo: dict[str, tuple[str, bytes | None]] = {}
+            batch_write = WriteBatch(ts, b"")
+            for txn, future in batch:
+                reads = txn.reads
+                if reads:
+                    clash = self.log.conflict(reads, txn._ts or 0)
+                    if clash is None and writes.overlaps(reads):
+                        clash = writes  # an earlier transaction of this batch wrote it
+                    if clash is not None:
+                        future.set_exception(conflict_error(clash))
+                        continue
+                writes.merge(await self._stage(store, txn, batch_write, undo))
+                accepted.append((txn, future))
+            if not accepted:
+                await store.close()
+                return
+            batch_write.writes = writes.encode()
+            batch_write.undo = encode_undo(undo)
+            await store.write(batch_write)
+            for channel in sorted({c for txn, _ in accepted for c in txn.channels}):
+                await store.notify(channel)
+            if ts - self._pruned > PRUNE_EVERY_NS:
+                await store.prune_commits(ts - RETENTION_NS)
+                self._pruned = ts
+            await store.commit()
+        except BaseException as exc:
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    await store.close()
+            self._catalog.registry.invalidate()  # numbers it allocated were rolled back
+            for _txn, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else ConflictError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.log.append(ts, writes)
+        for txn, future in accepted:
+            future.set_result(ts)
+            _run_hooks(txn)
+
+    async def _stage(
+        self,
+        store: WriteTransaction,
+        txn: Transaction,
+        batch: WriteBatch,
+        undo: dict[str, tuple[str, bytes | None]],
+    ) -> Writes:
+        """Add ``txn``'s documents and index entries to ``batch``; what it writes."""
+        mine = Writes()
+        for doc_id, change in txn.writes.items():
+            doc, old, table = change.doc, change.old, change.table
+            if doc is None and old is None:
+                continue  # made and deleted in this transaction: nothing to store
+            mine.docs.add(doc_id)
+            mine.tables.add(table)
+            undo[doc_id] = (table, change.before)
+            for index in await self._indexes(store, table, mine):
+                new_key = None if doc is None else index.key(doc)
+                old_key = None if old is None else index.key(old)
+                if new_key == old_key:
+                    continue
+                if old_key is not None:
+                    batch.index_deletes.append((index.id, old_key))
+                    mine.add_key(index.id, old_key)
+                if new_key is not None:
+                    batch.index_puts.append((index.id, new_key, doc_id))
+                    mine.add_key(index.id, new_key)
+            if doc is None:
+                batch.deleted.append(doc_id)
+            else:
+                batch.documents.append((doc_id, table, change.encoded))  # type: ignore[arg-type]
+        return mine
+
+    async def _indexes(self, store: WriteTransaction, table: str, mine: Writes) -> list[IndexInfo]:
+        """Every index of ``table``, numbering any that is new (a new table's)."""
+        registry = self._catalog.registry
+        cached = registry.table_indexes.get(table)
+        if cached is not None:
+            return cached
+        out = []
+        declared = {CREATION_INDEX: (), **self._catalog.declared_indexes(table)}
+        for name, fields in declared.items():
+            info, created = await registry.ensure(store, table, name, fields)
+            if created:
+                mine.docs.add(REGISTRY)
+            out.append(info)
+        registry.table_indexes[table] = out
+        return out
+
+
+def _run_hooks(txn: Transaction) -> None:
+    for hook in txn.hooks:
+        try:
+            hook()
+        except Exception:
+            _log.exception("An after-commit hook failed")
