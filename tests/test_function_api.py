@@ -253,3 +253,42 @@ def test_logs_endpoint(web: Served) -> None:
     lines = [httpx.Response(200, content=raw).json() for raw in response.content.splitlines()]
     assert [line["message"] for line in lines] == ["x 0", "x 1", "done x"]
     assert {line["function"] for line in lines} == {"counters:chatty"}
+
+
+def test_query_ts_and_query_at_ts_read_one_commit(web: Served) -> None:
+    def ts() -> str:
+        response = httpx.post(f"{web.api}/api/query_ts")
+        assert response.status_code == 200
+        found: str = response.json()["ts"]
+        assert found.isdigit()
+        return found
+
+    call(web, "mutation", "counters:increment", {"name": "at"})
+    first = ts()
+    call(web, "mutation", "counters:increment", {"name": "at"})
+    second = ts()
+    assert int(second) > int(first)
+    assert call(web, "query_at_ts", "counters:get", {"name": "at"}, ts=first)["value"] == 1
+    assert call(web, "query_at_ts", "counters:get", {"name": "at"}, ts=second)["value"] == 2
+    # Convex's own backend spells a timestamp as 8 little-endian bytes in base64: also taken.
+    convex_ts = base64.b64encode(int(first).to_bytes(8, "little")).decode()
+    assert call(web, "query_at_ts", "counters:get", {"name": "at"}, ts=convex_ts)["value"] == 1
+
+
+@pytest.mark.parametrize(
+    ("ts", "code"),
+    [
+        ("-1", "BadRequest"),
+        ("abc", "BadRequest"),
+        (None, "BadRequest"),
+        (str(2**64), "BadRequest"),
+        (str(2**63), "InvalidTimestamp"),  # newer than anything committed
+        ("1", "InvalidTimestamp"),  # long out of retention
+    ],
+)
+def test_query_at_a_bad_timestamp_is_a_400_naming_it(web: Served, ts: Any, code: str) -> None:
+    call(web, "mutation", "counters:increment", {"name": "bad"})
+    body = {"path": "counters:get", "args": {"name": "bad"}, "ts": ts}
+    response = httpx.post(f"{web.api}/api/query_at_ts", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == code

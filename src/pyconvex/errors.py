@@ -12,7 +12,8 @@ PyConvexError
 ├── FunctionTimeoutError        a handler ran past its time limit (TimeoutError)
 ├── AppLoadError                the functions folder could not be loaded (names file and line)
 ├── BadRequestError             the client sent something unusable (ValueError); answered 400
-│   └── PayloadTooLargeError      a request body over the limit; answered 413
+│   ├── PayloadTooLargeError      a request body over the limit; answered 413
+│   └── InvalidTimestampError     a read at a timestamp in the future or out of retention
 ├── AuthenticationError         a bearer token that does not verify (``reason`` says why)
 ├── ConflictError               a transaction lost a race; retried automatically, never seen by users
 └── StoreUnavailableError       the database cannot be reached right now; answered 503
@@ -122,6 +123,13 @@ class PayloadTooLargeError(BadRequestError):
 
     status = 413
     code = "PayloadTooLarge"
+
+
+class InvalidTimestampError(BadRequestError):
+    """A read asked for a timestamp newer than the newest commit, or older than the
+    commit log keeps (``/api/query_at_ts``)."""
+
+    code = "InvalidTimestamp"
 
 
 class AuthenticationError(PyConvexError):

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from .. import values
-from ..errors import ConflictError, InvalidQueryError
+from ..errors import ConflictError, InvalidTimestampError
 from ..persistence import Persistence, WriteTransaction
 from ..schema import SchemaDefinition
 from .catalog import Catalog
@@ -101,11 +101,11 @@ class Database:
     async def _rewind(self, txn: Transaction, ts: int) -> None:
         head = await txn.snapshot_ts()
         if ts > head:
-            raise InvalidQueryError(
+            raise InvalidTimestampError(
                 f"Timestamp {ts} is newer than the newest commit ({head}): get one from query_ts"
             )
         if ts < head - WINDOW_NS:
-            raise InvalidQueryError(
+            raise InvalidTimestampError(
                 f"Timestamp {ts} is out of retention: reads can be made at most "
                 f"{WINDOW_NS // 1_000_000_000} s in the past"
             )

@@ -14,8 +14,8 @@ writer, across processes):
    snapshot and against the batch members before it: one whose read set overlaps
    their writes conflicts (and its caller runs it again); the others are
    serializable in batch order;
-3. writes the survivors' documents and index entries, and one commit log entry
-   with their writes, under one new timestamp (strictly increasing: above the
+3. writes the survivors' documents and index entries, and a commit log entry for
+   each, with its own timestamp (strictly increasing in batch order: above the
    store's newest commit, and nanoseconds since the epoch when the clock allows);
 4. commits (fsynced), then answers each caller with the timestamp.
 
@@ -151,7 +151,7 @@ class Committer:
                 result = await change(store)
                 writes = Writes({REGISTRY}, everything=True)
                 ts = self._next_ts()
-                await store.write(WriteBatch(ts, writes.encode()))
+                await store.write(WriteBatch([(ts, writes.encode(), None)]))
                 await store.commit()
             except BaseException:
                 await store.close()
@@ -184,34 +184,35 @@ class Committer:
             self.log.append(ts, writes)
 
     async def _commit(self, batch: list[_Pending], store: WriteTransaction | None) -> None:
-        """Commit what passes its checks in ``batch``; answer every future."""
-        accepted: list[_Pending] = []
+        """Commit what passes its checks in ``batch``; answer every future. Each transaction
+        committed gets a timestamp of its own, in batch order (its serial order)."""
+        accepted: list[tuple[Transaction, asyncio.Future[int], int, Writes]] = []
         try:
             if store is None:
                 store = await self._persistence.begin_write()
                 await self._catch_up(store)
             ts = self._next_ts()
-            writes = Writes()
-            undo: dict[str, tuple[str, bytes | None]] = {}
-            batch_write = WriteBatch(ts, b"")
+            written = Writes()  # by the transactions of this batch accepted so far
+            batch_write = WriteBatch()
             for txn, future in batch:
                 reads = txn.reads
                 if reads:
                     clash = self.log.conflict(reads, txn._ts or 0)
-                    if clash is None and writes.overlaps(reads):
-                        clash = writes  # an earlier transaction of this batch wrote it
+                    if clash is None and written.overlaps(reads):
+                        clash = written  # an earlier transaction of this batch wrote it
                     if clash is not None:
                         future.set_exception(conflict_error(clash))
                         continue
-                writes.merge(await self._stage(store, txn, batch_write, undo))
-                accepted.append((txn, future))
+                writes, undo = await self._stage(store, txn, batch_write)
+                batch_write.commits.append((ts, writes.encode(), encode_undo(undo)))
+                accepted.append((txn, future, ts, writes))
+                written.merge(writes)
+                ts += 1
             if not accepted:
                 await store.close()
                 return
-            batch_write.writes = writes.encode()
-            batch_write.undo = encode_undo(undo)
             await store.write(batch_write)
-            for channel in sorted({c for txn, _ in accepted for c in txn.channels}):
+            for channel in sorted({c for txn, *_ in accepted for c in txn.channels}):
                 await store.notify(channel)
             if ts - self._pruned > PRUNE_EVERY_NS:
                 await store.prune_commits(ts - RETENTION_NS)
@@ -228,20 +229,18 @@ class Committer:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.log.append(ts, writes)
-        for txn, future in accepted:
-            future.set_result(ts)
+        for txn, future, stamp, writes in accepted:
+            self.log.append(stamp, writes)
+            future.set_result(stamp)
             _run_hooks(txn)
 
     async def _stage(
-        self,
-        store: WriteTransaction,
-        txn: Transaction,
-        batch: WriteBatch,
-        undo: dict[str, tuple[str, bytes | None]],
-    ) -> Writes:
-        """Add ``txn``'s documents and index entries to ``batch``; what it writes."""
+        self, store: WriteTransaction, txn: Transaction, batch: WriteBatch
+    ) -> tuple[Writes, dict[str, tuple[str, bytes | None]]]:
+        """Add ``txn``'s documents and index entries to ``batch``; what it writes, and the
+        documents it writes as they were before."""
         mine = Writes()
+        undo: dict[str, tuple[str, bytes | None]] = {}
         for doc_id, change in txn.writes.items():
             doc, old, table = change.doc, change.old, change.table
             if doc is None and old is None:
@@ -264,7 +263,7 @@ class Committer:
                 batch.deleted.append(doc_id)
             else:
                 batch.documents.append((doc_id, table, change.encoded))  # type: ignore[arg-type]
-        return mine
+        return mine, undo
 
     async def _indexes(self, store: WriteTransaction, table: str, mine: Writes) -> list[IndexInfo]:
         """Every index of ``table``, numbering any that is new (a new table's)."""

@@ -207,8 +207,10 @@ class Executor:
         kind: Kind | None = None,
         public_only: bool = False,
         auth: Auth | None = None,
+        ts: int | None = None,
     ) -> Any:
-        """Run a function as a top-level call (its own transaction) and return its value."""
+        """Run a function as a top-level call (its own transaction) and return its value;
+        a query at the commit timestamp ``ts`` if given (else at the newest)."""
         fn = self.resolve(ref, public_only=public_only)
         if kind is not None:
             self._check_kind(fn, (kind,))
@@ -217,18 +219,20 @@ class Executor:
         if self.env is not None and self.env.stale():
             await self.env.refresh()
         if current_execution.get() is not None:
-            return await self._run_top(fn, checked, auth)
+            return await self._run_top(fn, checked, auth, ts)
         execution = self.execution(fn.path)
         token = current_execution.set(execution)
         try:
-            return await self._run_top(fn, checked, auth)
+            return await self._run_top(fn, checked, auth, ts)
         finally:
             current_execution.reset(token)
             execution.finish()
 
-    async def _run_top(self, fn: FunctionDefinition, checked: dict[str, Any], auth: Auth) -> Any:
+    async def _run_top(
+        self, fn: FunctionDefinition, checked: dict[str, Any], auth: Auth, ts: int | None
+    ) -> Any:
         if fn.kind == "query":
-            async with self.database.read() as reader:
+            async with self.database.read(ts=ts) as reader:
                 return await self._invoke(fn, QueryCtx(self, reader, auth), checked)
         if fn.kind == "mutation":
             execution = current_execution.get()

@@ -68,15 +68,13 @@ class ScanStatements:
 
 @dataclass(slots=True)
 class WriteBatch:
-    """Everything one commit writes, applied by :meth:`WriteTransaction.write` with one
-    statement per kind of change (not one per document or per index entry)."""
+    """Everything one batch of transactions writes, applied by :meth:`WriteTransaction.write`
+    with one statement per kind of change (not one per document or per index entry)."""
 
-    #: The commit's timestamp, and what it wrote as the commit log keeps it: ``writes`` for
-    #: conflict checks and subscriptions, ``undo`` (the documents as they were) for reads
-    #: at an earlier timestamp.
-    ts: int
-    writes: bytes
-    undo: bytes | None = None
+    #: The commit log's entries, one per transaction committed: (timestamp, ``writes`` for
+    #: conflict checks and subscriptions, ``undo``: the documents as they were, for reads
+    #: at an earlier timestamp).
+    commits: list[tuple[int, bytes, bytes | None]] = field(default_factory=list)
     documents: list[tuple[str, str, bytes]] = field(default_factory=list)  # (id, table, value)
     deleted: list[str] = field(default_factory=list)
     index_puts: list[tuple[int, bytes, str]] = field(default_factory=list)  # (index, key, id)

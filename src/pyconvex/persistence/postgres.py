@@ -253,10 +253,13 @@ class _PgWrite(_PgRead, WriteTransaction):
             )
         if batch.deleted:
             await self._send("DELETE FROM documents WHERE id = ANY(%s)", (batch.deleted,))
-        await self._send(
-            "INSERT INTO commit_log (ts, writes, undo) VALUES (%s, %s, %s)",
-            (batch.ts, batch.writes, batch.undo),
-        )
+        if batch.commits:
+            stamps, writes, undo = zip(*batch.commits, strict=True)
+            await self._send(
+                "INSERT INTO commit_log (ts, writes, undo) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])",
+                (list(stamps), list(writes), list(undo)),
+            )
 
     async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
         ids, keys, doc_ids = zip(*entries, strict=True)

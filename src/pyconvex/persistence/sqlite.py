@@ -156,9 +156,8 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
             )
         if batch.deleted:
             conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in batch.deleted])
-        conn.execute(
-            "INSERT INTO commit_log (ts, writes, undo) VALUES (?, ?, ?)",
-            (batch.ts, batch.writes, batch.undo),
+        conn.executemany(
+            "INSERT INTO commit_log (ts, writes, undo) VALUES (?, ?, ?)", batch.commits
         )
 
     async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:

@@ -4,6 +4,8 @@ Function API (``public_api.rs`` in convex-backend)::
 
     POST /api/query | /api/mutation | /api/action   {"path": "items:list", "args": {...}, "format": "json"}
     POST /api/run/items/list                         {"args": {...}}
+    POST /api/query_ts                               -> {"ts": "<newest commit, u64 as decimal>"}
+    POST /api/query_at_ts                            {"path", "args", "ts", "format"}: at that commit
 
     200 {"status": "success", "value": ..., "logLines": ["[LOG] ..."]}
     200 {"status": "error", "errorMessage": "...", "errorData": ...}
@@ -30,6 +32,7 @@ Only public functions answer, unless the caller sends
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +46,7 @@ from ..errors import (
     ConvexError,
     FunctionNotFoundError,
     FunctionTimeoutError,
+    InvalidTimestampError,
     InvalidValueError,
     StoreUnavailableError,
     ValidationError,
@@ -69,9 +73,11 @@ if TYPE_CHECKING:
 
 _KINDS: dict[str, Kind] = {
     "/api/query": "query",
+    "/api/query_at_ts": "query",
     "/api/mutation": "mutation",
     "/api/action": "action",
 }
+_U64 = 2**64
 _FORMATS = {
     "json": values.to_clean_json,
     "convex_encoded_json": values.to_convex_json,
@@ -140,6 +146,8 @@ class ApiApp:
     ) -> Callable[[Scope, Receive, Send, bool], Awaitable[None]] | None:
         if method == "POST" and (path in _KINDS or path.startswith("/api/run/")):
             return self._function
+        if method == "POST" and path == "/api/query_ts":
+            return self._query_ts
         if path == "/api/env" and method == "GET":
             return self._env_list
         if path.startswith("/api/env/") and method in ("PUT", "DELETE"):
@@ -190,6 +198,7 @@ class ApiApp:
             raise BadRequestError(f"Invalid arguments: {exc}") from None
         if not isinstance(args, dict):
             raise BadRequestError(f'"args" must be an object, not {values.display_value(args)}')
+        ts = _timestamp(body.get("ts")) if path == "/api/query_at_ts" else None
 
         # Unlike an HTTP action, a call with a bad token is refused up front (401), as
         # Convex's clients expect: they then fetch a fresh token and call again.
@@ -207,10 +216,12 @@ class ApiApp:
         try:
             result: dict[str, Any]
             try:
-                value = await executor.run(name, args, kind=kind, public_only=not admin, auth=auth)
+                value = await executor.run(
+                    name, args, kind=kind, public_only=not admin, auth=auth, ts=ts
+                )
                 result = {"status": "success", "value": export(value)}
-            except StoreUnavailableError:
-                raise  # not the function's failure: a 503, which clients retry
+            except (StoreUnavailableError, InvalidTimestampError):
+                raise  # not the function's failure: a 503 (clients retry), a 400
             except Exception as exc:
                 result = {
                     "status": "error",
@@ -225,6 +236,10 @@ class ApiApp:
             current_execution.reset(token)
             execution.finish()
         await send_json(send, 200, result)
+
+    async def _query_ts(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        """The newest commit's timestamp, for ``/api/query_at_ts`` (``consistentQuery``)."""
+        await send_json(send, 200, {"ts": str(await self.backend.deployment.database.head())})
 
     def _error_message(self, exc: Exception, request_id: str) -> str:
         if isinstance(exc, FunctionNotFoundError | FunctionTimeoutError):
@@ -353,6 +368,26 @@ def _run_path(path: str) -> str:
             f"/api/run/ needs a module and a function, e.g. /api/run/items/list, got {path}"
         )
     return f"{module}:{function}"
+
+
+def _timestamp(value: Any) -> int:
+    """A commit timestamp as clients send it: a u64 as a decimal string (what ``query_ts``
+    answers), or as Convex's own backend spells it, 8 little-endian bytes in base64."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        ts = int(value)
+    elif isinstance(value, str) and len(value) == 12:
+        try:
+            ts = int.from_bytes(base64.b64decode(value, validate=True), "little")
+        except ValueError:
+            ts = -1
+    else:
+        ts = -1
+    if not 0 <= ts < _U64:
+        raise BadRequestError(
+            f'"ts" must be a timestamp from /api/query_ts (a u64 as a decimal string), '
+            f"not {values.display_value(value)}"
+        )
+    return ts
 
 
 def _lines(lines: list[LogLine]) -> bytes:
