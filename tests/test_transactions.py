@@ -187,6 +187,8 @@ async def test_a_transaction_reads_its_own_writes_through_every_index(db: Databa
     }
     async with db.read() as reader:
         assert [d["name"] for d in await by_status(reader, "b").collect()] == ["keep", "move"]
+    # Every index entry of the deleted document went with it (a table's size is its count).
+    assert (await db.tables())["items"] == 3
 
 
 # -- read sets -------------------------------------------------------------------------------

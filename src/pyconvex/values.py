@@ -70,23 +70,36 @@ def _quick(value: object, limits: Limits, depth: int) -> bool:
         return INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]
     if depth >= limits.max_depth:
         return False
+    items: Any
     if cls is dict:
         if len(value) > limits.max_object_fields:  # type: ignore[arg-type]
             return False
-        for key, item in value.items():  # type: ignore[attr-defined]
-            if key not in _GOOD_NAMES and (key.__class__ is not str or not _good_name(key, limits)):
-                return False
-            if item.__class__ not in _SCALARS and not _quick(item, limits, depth + 1):
-                return False
-        return True
-    if cls is list:
+        # The common case in C: every field name already seen to be valid.
+        if not value.keys() <= _GOOD_NAMES:  # type: ignore[attr-defined]
+            for key in value:  # type: ignore[attr-defined]
+                if key not in _GOOD_NAMES and (
+                    key.__class__ is not str or not _good_name(key, limits)
+                ):
+                    return False
+        items = value.values()  # type: ignore[attr-defined]
+    elif cls is list:
         if len(value) > limits.max_array_len:  # type: ignore[arg-type]
             return False
-        return all(
-            item.__class__ in _SCALARS or _quick(item, limits, depth + 1)
-            for item in value  # type: ignore[attr-defined]
-        )
-    return False  # subclasses and everything else: let the slow walk decide
+        items = value
+    else:
+        return False  # subclasses and everything else: let the slow walk decide
+    if set(map(type, items)) <= _SCALARS:
+        return True  # only strings, floats, ... (in C: no Python loop over them)
+    for item in items:
+        kind = item.__class__
+        if kind in _SCALARS:
+            continue
+        if kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif not _quick(item, limits, depth + 1):
+            return False
+    return True
 
 
 def _good_name(key: str, limits: Limits) -> bool:

@@ -6,7 +6,6 @@ to validate its documents) and by the committer (which index entries a write mak
 
 from __future__ import annotations
 
-import threading
 import time
 
 from ..errors import InvalidQueryError
@@ -22,7 +21,6 @@ class Catalog:
         self._schema = schema
         self.registry = IndexRegistry()
         self._last_creation_time = 0.0
-        self._clock = threading.Lock()
 
     @property
     def schema(self) -> SchemaDefinition | None:
@@ -52,8 +50,11 @@ class Catalog:
         return declared[name]
 
     def creation_time(self) -> float:
-        """Milliseconds since the epoch, strictly increasing within this process."""
-        with self._clock:
-            now = max(time.time() * 1000.0, self._last_creation_time + 0.001)
-            self._last_creation_time = now
-            return now
+        """Milliseconds since the epoch, strictly increasing within this process (every
+        write runs on the event loop's thread: no lock needed)."""
+        now = time.time() * 1000.0
+        last = self._last_creation_time
+        if now <= last:
+            now = last + 0.001
+        self._last_creation_time = now
+        return now

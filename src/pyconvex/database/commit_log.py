@@ -9,7 +9,7 @@ conflicts and runs again (Convex's ``MAX_TRANSACTION_WINDOW`` does the same).
 
     log = CommitLog()
     log.start(head=0)
-    log.append(5, Writes(docs={"abc"}))
+    log.extend([(5, Writes(docs={"abc"}))])
     log.conflict(reads, since=3)      # the Writes it overlaps, or None
 """
 
@@ -42,15 +42,19 @@ class CommitLog:
         """Begin at the store's newest commit: nothing before it is known here."""
         self.head = self.floor = head
 
-    def append(self, ts: int, writes: Writes) -> None:
-        if self.head is not None and ts <= self.head:
-            return  # already here (learned twice: from our commit and the store's log)
-        self._entries.append((ts, writes))
-        self.head = ts
-        horizon = max(ts, time.time_ns()) - self._window
+    def extend(self, commits: list[tuple[int, Writes]]) -> None:
+        """Add commits, oldest first (those already here are skipped)."""
+        head = self.head
         entries = self._entries
-        while len(entries) > 1 and entries[0][0] < horizon:
-            self.floor = entries.popleft()[0]
+        for ts, writes in commits:
+            if head is None or ts > head:
+                entries.append((ts, writes))
+                head = ts
+        self.head = head
+        if head is not None:
+            horizon = max(head, time.time_ns()) - self._window
+            while len(entries) > 1 and entries[0][0] < horizon:
+                self.floor = entries.popleft()[0]
 
     def after(self, ts: int) -> Iterator[tuple[int, Writes]]:
         """The commits after ``ts``, newest first."""

@@ -39,6 +39,7 @@ from typing import TypeVar
 
 from ..errors import ConflictError
 from ..persistence import Persistence, WriteBatch, WriteTransaction
+from . import keys
 from .catalog import Catalog
 from .commit_log import WINDOW_NS, CommitLog
 from .indexes import CREATION_INDEX, IndexInfo
@@ -102,7 +103,9 @@ class Committer:
         if self._draining is None:
             # A task of its own: a caller that goes away must not take the batch with it.
             self._draining = asyncio.get_running_loop().create_task(self._drain())
-        return await asyncio.shield(future)
+        # Not shielded: a caller that stops waiting cancels only its wait; the committer
+        # commits the transaction all the same (it was complete), and skips the answer.
+        return await future
 
     async def _drain(self) -> None:
         try:
@@ -157,7 +160,7 @@ class Committer:
                 await store.close()
                 self._catalog.registry.invalidate()
                 raise
-            self.log.append(ts, writes)
+            self.log.extend([(ts, writes)])
             return result
 
     async def close(self) -> None:
@@ -177,11 +180,10 @@ class Committer:
         if self.log.head is None:
             self.log.start(await store.head())
             return
-        for ts, data in await store.commits(self.log.head):
-            writes = Writes.decode(data)
-            if writes.everything or REGISTRY in writes.docs:
-                self._catalog.registry.invalidate()  # another process changed the indexes
-            self.log.append(ts, writes)
+        learned = [(ts, Writes.decode(data)) for ts, data in await store.commits(self.log.head)]
+        if any(writes.everything or REGISTRY in writes.docs for _, writes in learned):
+            self._catalog.registry.invalidate()  # another process changed the indexes
+        self.log.extend(learned)
 
     async def _commit(self, batch: list[_Pending], store: WriteTransaction | None) -> None:
         """Commit what passes its checks in ``batch``; answer every future. Each transaction
@@ -192,21 +194,19 @@ class Committer:
                 store = await self._persistence.begin_write()
                 await self._catch_up(store)
             ts = self._next_ts()
-            written = Writes()  # by the transactions of this batch accepted so far
             batch_write = WriteBatch()
             for txn, future in batch:
                 reads = txn.reads
                 if reads:
                     clash = self.log.conflict(reads, txn._ts or 0)
-                    if clash is None and written.overlaps(reads):
-                        clash = written  # an earlier transaction of this batch wrote it
+                    if clash is None:  # an earlier transaction of this batch wrote it?
+                        clash = next((w for *_, w in accepted if w.overlaps(reads)), None)
                     if clash is not None:
-                        future.set_exception(conflict_error(clash))
+                        if not future.done():
+                            future.set_exception(conflict_error(clash))
                         continue
-                writes, undo = await self._stage(store, txn, batch_write)
-                batch_write.commits.append((ts, writes.encode(), encode_undo(undo)))
+                writes = await self._stage(store, txn, batch_write, ts)
                 accepted.append((txn, future, ts, writes))
-                written.merge(writes)
                 ts += 1
             if not accepted:
                 await store.close()
@@ -229,16 +229,18 @@ class Committer:
             if not isinstance(exc, Exception):
                 raise
             return
-        for txn, future, stamp, writes in accepted:
-            self.log.append(stamp, writes)
-            future.set_result(stamp)
-            _run_hooks(txn)
+        self.log.extend([(stamp, writes) for _, _, stamp, writes in accepted])
+        for txn, future, stamp, _ in accepted:
+            if not future.done():  # (a caller that stopped waiting: committed all the same)
+                future.set_result(stamp)
+            if txn.hooks:
+                _run_hooks(txn)
 
     async def _stage(
-        self, store: WriteTransaction, txn: Transaction, batch: WriteBatch
-    ) -> tuple[Writes, dict[str, tuple[str, bytes | None]]]:
-        """Add ``txn``'s documents and index entries to ``batch``; what it writes, and the
-        documents it writes as they were before."""
+        self, store: WriteTransaction, txn: Transaction, batch: WriteBatch, ts: int
+    ) -> Writes:
+        """Add ``txn``'s documents, index entries and commit log entry (at ``ts``) to
+        ``batch``; what it writes."""
         mine = Writes()
         undo: dict[str, tuple[str, bytes | None]] = {}
         for doc_id, change in txn.writes.items():
@@ -247,10 +249,22 @@ class Committer:
                 continue  # made and deleted in this transaction: nothing to store
             mine.docs.add(doc_id)
             mine.tables.add(table)
-            undo[doc_id] = (table, change.before)
-            for index in await self._indexes(store, table, mine):
-                new_key = None if doc is None else index.key(doc)
-                old_key = None if old is None else index.key(old)
+            if change.before is not None:
+                undo[doc_id] = (table, change.before)
+            # The key's tail (creation time, id) is the same for every index, old or new.
+            tail = keys.identity_key(doc if doc is not None else old)  # type: ignore[arg-type]
+            indexes = self._catalog.registry.table_indexes.get(table)
+            if indexes is None:
+                indexes = await self._indexes(store, table, mine)
+            for index in indexes:
+                fields = index.fields
+                if old is None:
+                    old_key = None
+                elif fields or doc is None:
+                    old_key = keys.fields_key(old, fields) + tail
+                else:
+                    continue  # an update's creation-time index key: it cannot change
+                new_key = None if doc is None else keys.fields_key(doc, fields) + tail
                 if new_key == old_key:
                     continue
                 if old_key is not None:
@@ -263,7 +277,8 @@ class Committer:
                 batch.deleted.append(doc_id)
             else:
                 batch.documents.append((doc_id, table, change.encoded))  # type: ignore[arg-type]
-        return mine, undo
+        batch.commits.append((ts, mine.encode(), encode_undo(undo) if undo else None))
+        return mine
 
     async def _indexes(self, store: WriteTransaction, table: str, mine: Writes) -> list[IndexInfo]:
         """Every index of ``table``, numbering any that is new (a new table's)."""

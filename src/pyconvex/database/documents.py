@@ -21,6 +21,7 @@ from .system import SYSTEM_TABLES
 from .transaction import Transaction
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
+_WRITABLE: set[str] = set()  # user table names seen to be valid
 
 
 def _is_system(table: str) -> bool:
@@ -114,11 +115,15 @@ class DatabaseWriter(DatabaseReader):
             raise
 
     def _check_writable(self, table: str) -> None:
+        if table in _WRITABLE:
+            return
         if _is_system(table) and not self._system:
             raise InvalidQueryError(
                 f'Table "{table}" is a system table: user code cannot write to it'
             )
         check_table_name(table, system=self._system)
+        if not _is_system(table) and len(_WRITABLE) < 4096:
+            _WRITABLE.add(table)  # a valid user table name stays valid
 
     def _fields(self, table: str, fields: Any, op: str) -> dict[str, Any]:
         if not isinstance(fields, dict):
@@ -147,7 +152,11 @@ class DatabaseWriter(DatabaseReader):
         self._txn.put(table, doc["_id"], doc, encoded, old=old, before=before)
 
     def _validated(self, table: str, fields: dict[str, Any]) -> dict[str, Any]:
-        user = {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
+        user = (
+            {k: v for k, v in fields.items() if k not in SYSTEM_FIELDS}
+            if "_id" in fields or "_creationTime" in fields
+            else fields
+        )
         if _is_system(table):
             definition = SYSTEM_TABLES.get(table)
             if definition is None or definition.document is None:

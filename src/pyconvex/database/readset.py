@@ -134,8 +134,8 @@ class Writes:
 
 
 def encode_undo(before: dict[str, tuple[str, bytes | None]]) -> bytes:
-    """Each written document as it was before the commit: (table, encoded) or (table, None)
-    for one the commit created."""
+    """The documents a commit changed, as they were before it: (table, encoded). A document
+    it wrote that is not here did not exist before it."""
     return _encoder.encode([[doc_id, table, raw] for doc_id, (table, raw) in before.items()])
 
 

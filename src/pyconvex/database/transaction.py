@@ -24,7 +24,7 @@ from .. import values
 from ..persistence import Persistence, ReadTransaction
 from . import keys
 from .indexes import IndexInfo, IndexRegistry
-from .readset import REGISTRY, ReadSet, decode_undo
+from .readset import REGISTRY, ReadSet, Writes, decode_undo
 
 _MAX_BATCH = 1024
 
@@ -46,6 +46,21 @@ _MISSING = object()
 
 class Transaction:
     """A snapshot, the reads made of it, and the writes waiting to commit."""
+
+    __slots__ = (
+        "_owns_snapshot",
+        "_past",
+        "_persistence",
+        "_snapshot",
+        "_ts",
+        "_undo",
+        "channels",
+        "hooks",
+        "read_only",
+        "reads",
+        "registry",
+        "writes",
+    )
 
     def __init__(
         self,
@@ -107,9 +122,13 @@ class Transaction:
         commit changed is seen as it was, from the store's commit log."""
         snapshot = await self.snapshot()
         head = await self.snapshot_ts()
-        for _ts, undo in await snapshot.commits(ts, head, undo=True):
-            for doc_id, table, raw in decode_undo(undo):
-                if doc_id not in self._past:
+        written = await snapshot.commits(ts, head)
+        undone = await snapshot.commits(ts, head, undo=True)
+        for (_, data), (_, undo) in zip(written, undone, strict=True):
+            before = {doc_id: (table, raw) for doc_id, table, raw in decode_undo(undo)}
+            for doc_id in Writes.decode(data).docs:
+                if doc_id not in self._past:  # the earliest later commit had it as it was
+                    table, raw = before.get(doc_id, ("", None))  # absent: made after ``ts``
                     self._past[doc_id] = (table, None if raw is None else values.decode(raw))
         self._ts = ts
 

@@ -32,6 +32,7 @@ from ..errors import (
     ValidationError,
 )
 from .context import ActionCtx, Auth, MutationCtx, QueryCtx
+from .deadlines import Deadlines
 from .define import FunctionDefinition, Kind
 from .facade import SyncFacade
 from .logs import Execution, Sink, current_execution, current_function
@@ -87,6 +88,8 @@ class Executor:
         self._scheduler = scheduler
         # HTTP actions without an identity share one ctx: it holds no per-request state.
         self.anonymous_action_ctx = ActionCtx(self, Auth())
+        #: The time limits of the calls in flight (HTTP actions' too).
+        self.deadlines = Deadlines()
 
     @property
     def files(self) -> FileStorage:
@@ -104,11 +107,16 @@ class Executor:
 
     def resolve(self, ref: Any, *, public_only: bool = False) -> FunctionDefinition:
         """The function a reference names; ``public_only`` hides internal functions."""
-        try:
-            path = function_path(ref)
-        except (ValueError, TypeError) as exc:
-            raise FunctionNotFoundError(str(exc)) from None
-        fn = self.app.functions.get(path)
+        functions = self.app.functions
+        if ref.__class__ is str and ref in functions:
+            fn: FunctionDefinition | None = functions[ref]  # a full path: the common case
+            path = ref
+        else:
+            try:
+                path = function_path(ref)
+            except (ValueError, TypeError) as exc:
+                raise FunctionNotFoundError(str(exc)) from None
+            fn = functions.get(path)
         if fn is None or (public_only and not fn.is_public):
             scope = "public function" if public_only else "function"
             raise FunctionNotFoundError(f"Could not find {scope} for '{path}'.")
@@ -177,21 +185,20 @@ class Executor:
         return loop.run_in_executor(_THREADS, contextvars.copy_context().run, call)
 
     async def _invoke(self, fn: FunctionDefinition, ctx: Any, args: dict[str, Any]) -> Any:
-        limit = self.limits.of(fn.kind)
+        seconds = self.limits.of(fn.kind)
         token = current_function.set(fn.path)
+        limit = self.deadlines.begin(seconds)
         try:
-            # asyncio.timeout, not wait_for: no extra task per call.
-            deadline = asyncio.timeout(limit)
-            try:
-                async with deadline:
-                    result = await self.call_handler(fn.handler, fn.is_async, ctx, args)
-            except TimeoutError:
-                if not deadline.expired():
-                    raise  # the handler's own TimeoutError (an HTTP call, say): not ours
-                raise FunctionTimeoutError(
-                    f"Function execution timed out (maximum duration: {limit:g}s)"
-                ) from None
+            result = await self.call_handler(fn.handler, fn.is_async, ctx, args)
+        except asyncio.CancelledError:
+            if not self.deadlines.end(limit):
+                raise  # cancelled by someone else: the client went away, the server stops
+            limit.task.uncancel()
+            raise FunctionTimeoutError(
+                f"Function execution timed out (maximum duration: {seconds:g}s)"
+            ) from None
         finally:
+            self.deadlines.end(limit)
             current_function.reset(token)
         return self._returns(fn, result)
 

@@ -25,30 +25,44 @@ _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_]
 class FunctionReference:
     """A name for a function, resolved when it is called."""
 
-    __slots__ = ("_parts", "_root")
+    __slots__ = ("_children", "_parts", "_path", "_root")
     _root: str
     _parts: tuple[str, ...]
+    _children: dict[str, FunctionReference]
+    _path: str | None
 
     def __init__(self, root: str, parts: tuple[str, ...] = ()) -> None:
         object.__setattr__(self, "_root", root)
         object.__setattr__(self, "_parts", parts)
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "_path", None)
 
     def __getattr__(self, name: str) -> FunctionReference:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return FunctionReference(self._root, (*self._parts, name))
+        # Made once per name: ``internal.items.create`` in a handler is two dict lookups.
+        child = self._children.get(name)
+        if child is None:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            child = FunctionReference(self._root, (*self._parts, name))
+            if len(self._children) < 1024:  # names from untrusted strings cannot grow it
+                self._children[name] = child
+        return child
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("function references are read-only")
 
     @property
     def path(self) -> str:
+        if self._path is not None:
+            return self._path
         if len(self._parts) < 2:
             raise ValueError(
                 f"{self!r} is not a function reference: name a module and a function, "
                 f"e.g. {self._root}.items.create"
             )
-        return "/".join(self._parts[:-1]) + ":" + self._parts[-1]
+        path = "/".join(self._parts[:-1]) + ":" + self._parts[-1]
+        object.__setattr__(self, "_path", path)
+        return path
 
     def __str__(self) -> str:
         return self.path

@@ -69,14 +69,21 @@ LOCK_WAIT_MS = 5000
 
 
 class _SqliteRead(ReadTransaction):
-    def __init__(self, conn: sqlite3.Connection, release: object) -> None:
+    """A WAL snapshot. Its ``BEGIN`` waits for its first statement, so a transaction that
+    never reads (a mutation that only inserts) costs no statement at all."""
+
+    def __init__(self, conn: sqlite3.Connection, release: object, begin: str = "BEGIN") -> None:
         self._conn = conn
         self._release = release
         self._open = True
+        self._begin = begin
 
     def _c(self) -> sqlite3.Connection:
         if not self._open:
             raise RuntimeError("This transaction has already ended")
+        if self._begin:
+            begin, self._begin = self._begin, ""
+            self._conn.execute(begin)
         return self._conn
 
     async def get(self, doc_id: str) -> tuple[str, bytes] | None:
@@ -266,7 +273,6 @@ class SqlitePersistence(Persistence):
             conn = self._readers.pop() if self._readers else None
         if conn is None:
             conn = self._connect()
-        conn.execute("BEGIN")
         return _SqliteRead(conn, self._return_reader)
 
     async def begin_write(self) -> WriteTransaction:
@@ -286,7 +292,7 @@ class SqlitePersistence(Persistence):
         except BaseException:
             lock.release()
             raise
-        return _SqliteWrite(conn, lambda _conn: lock.release())
+        return _SqliteWrite(conn, lambda _conn: lock.release(), begin="")
 
     @staticmethod
     def _begin_waiting(conn: sqlite3.Connection) -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from typing import Any
 
 from ..deployment import Deployment
 from ..env import REFRESH_SECONDS
@@ -59,11 +57,6 @@ class Backend:
         self._lock = asyncio.Lock()
         # Re-reads the env vars in the background while serving, so requests never wait on it.
         self.env_refresher: asyncio.Task[None] | None = None
-        # HTTP actions in flight (task -> deadline) and the watchdog that cancels overdue ones:
-        # a sweep every so often costs requests less than a timer each.
-        self.inflight: dict[asyncio.Task[Any], float] = {}
-        self.timed_out: set[asyncio.Task[Any]] = set()
-        self.watchdog: asyncio.Task[None] | None = None
         #: ``ctx.auth`` of requests that send no Authorization header (``t.with_identity``).
         self.identity: Auth | None = None
 
@@ -80,7 +73,6 @@ class Backend:
                 self._owns_deployment = True
             if self._users == 0:
                 self.env_refresher = asyncio.create_task(self._refresh_env())
-                self.watchdog = asyncio.create_task(self._watch_deadlines())
                 self.deployment.scheduler.start()
             self._users += 1
 
@@ -89,9 +81,8 @@ class Backend:
             self._users -= 1
             if self._users > 0:
                 return
-            tasks = (self.env_refresher, self.watchdog)
-            self.env_refresher = self.watchdog = None
-            await cancel_and_wait(*tasks)
+            refresher, self.env_refresher = self.env_refresher, None
+            await cancel_and_wait(refresher)
             await self.deployment.scheduler.stop()
             if self._owns_deployment:
                 self._owns_deployment = False
@@ -100,15 +91,6 @@ class Backend:
     @property
     def http_time_limit(self) -> float:
         return self.deployment.executor.limits.http_action
-
-    async def _watch_deadlines(self) -> None:
-        while True:
-            await asyncio.sleep(min(1.0, self.http_time_limit / 4))
-            now = time.monotonic()
-            for task, deadline in list(self.inflight.items()):
-                if now >= deadline and task not in self.timed_out:
-                    self.timed_out.add(task)
-                    task.cancel()
 
     async def _refresh_env(self) -> None:
         while True:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import current_task
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -93,9 +91,7 @@ class SiteApp:
         execution = Execution(name, executor.log_sink, env)
         token = current_execution.set(execution)
         head = method == "HEAD"
-        task = current_task() if backend.watchdog is not None else None
-        if task is not None:
-            backend.inflight[task] = monotonic() + executor.limits.http_action
+        deadline = executor.deadlines.begin(executor.limits.http_action)
         try:
             try:
                 if action.is_async:
@@ -107,10 +103,9 @@ class SiteApp:
                         f"An HTTP action must return a pyconvex Response, not {_type_name(response)}"
                     )
             except asyncio.CancelledError:
-                if task is None or task not in backend.timed_out:
+                if not executor.deadlines.end(deadline):
                     raise  # the client went away, or the server is stopping
-                backend.timed_out.discard(task)
-                task.uncancel()
+                deadline.task.uncancel()
                 await self._timed_out(send, execution, head=head)
                 return
             except BadRequestError as exc:
@@ -139,8 +134,7 @@ class SiteApp:
                     return
             await self._send(send, response, head, execution)
         finally:
-            if task is not None:
-                del backend.inflight[task]
+            executor.deadlines.end(deadline)
             current_execution.reset(token)
             if execution.lines:
                 execution.finish()
