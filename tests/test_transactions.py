@@ -16,7 +16,7 @@ import pytest
 from conftest import ITEMS_SCHEMA
 from pyconvex.database import Database, DatabaseWriter
 from pyconvex.database.transaction import Transaction
-from pyconvex.errors import ConflictError, InvalidTimestampError
+from pyconvex.errors import ConflictError, InvalidQueryError, InvalidTimestampError
 from pyconvex.persistence import open_persistence
 
 
@@ -350,3 +350,30 @@ async def test_timestamps_of_two_processes_interleave_strictly_increasing(
         await snapshot.close()
     assert set(stamps) <= set(logged)
     assert logged == sorted(set(logged))
+
+
+async def test_a_worker_that_claims_a_batch_conflicts_with_changes_to_it_not_additions(
+    db: Database,
+) -> None:
+    first = await db.transact(lambda w: w.insert("items", {"name": "a", "status": "todo"}))
+    txn, writer = open_txn(db)
+    system = writer.system_writer()
+    taken = await by_status(system, "todo").claim(10)
+    assert [d["_id"] for d in taken] == [first]
+    await system.patch(first, {"status": "done"})
+    # Work added to the queue meanwhile is the next batch's: no conflict.
+    await db.transact(lambda w: w.insert("items", {"name": "b", "status": "todo"}))
+    assert await db.committer.commit(txn) > 0
+
+    txn, writer = open_txn(db)
+    system = writer.system_writer()
+    [second] = await by_status(system, "todo").claim(10)
+    await system.patch(second["_id"], {"status": "done"})
+    # The item it took, changed by someone else (another worker): a conflict.
+    await db.transact(lambda w: w.patch(second["_id"], {"name": "changed"}))
+    with pytest.raises(ConflictError):
+        await db.committer.commit(txn)
+
+    with pytest.raises(InvalidQueryError, match="pyconvex's own workers"):
+        async with db.read() as reader:
+            await by_status(reader, "todo").claim(1)

@@ -87,7 +87,12 @@ class Database:
     ) -> AsyncIterator[DatabaseReader]:
         """A consistent snapshot for the duration of the block: the newest, or the one of
         the commit at ``ts`` (within the last minute)."""
-        txn = Transaction(self.persistence, self.catalog.registry, read_only=True)
+        txn = Transaction(
+            self.persistence,
+            self.catalog.registry,
+            floor=self.committer.settled_head,
+            read_only=True,
+        )
         try:
             # Opened before the caller's code runs, so that waiting for the store (or
             # learning that it is down) is not counted in a function's time limit.
@@ -99,7 +104,7 @@ class Database:
             await txn.release()
 
     async def _rewind(self, txn: Transaction, ts: int) -> None:
-        head = await txn.snapshot_ts()
+        head = await txn.exact_ts()
         if ts > head:
             raise InvalidTimestampError(
                 f"Timestamp {ts} is newer than the newest commit ({head}): get one from query_ts"
@@ -157,7 +162,9 @@ class Database:
     async def _optimistic(
         self, fn: Callable[[DatabaseWriter], Awaitable[T]], system: bool
     ) -> tuple[T, int]:
-        txn = Transaction(self.persistence, self.catalog.registry)
+        txn = Transaction(
+            self.persistence, self.catalog.registry, floor=self.committer.settled_head
+        )
         try:
             await txn.snapshot()  # see read()
             result = await fn(DatabaseWriter(self.catalog, txn, system=system))

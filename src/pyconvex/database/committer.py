@@ -79,11 +79,19 @@ class Committer:
         self._gate = asyncio.Lock()
         self._pruned = 0
         self._closed = False
+        self._committing = False  # a store write transaction is open
 
     @property
     def head(self) -> int | None:
         """The newest commit this process knows of."""
         return self.log.head
+
+    @property
+    def settled_head(self) -> int | None:
+        """The newest commit, if no commit of this process is under way (then a snapshot
+        opened now sees exactly the commits up to it, unless another process committed
+        since); None while one is, since a snapshot may or may not see it yet."""
+        return None if self._committing else self.log.head
 
     async def commit(self, txn: Transaction) -> int:
         """Commit ``txn`` with the next batch; its commit timestamp.
@@ -188,25 +196,27 @@ class Committer:
     async def _commit(self, batch: list[_Pending], store: WriteTransaction | None) -> None:
         """Commit what passes its checks in ``batch``; answer every future. Each transaction
         committed gets a timestamp of its own, in batch order (its serial order)."""
-        accepted: list[tuple[Transaction, asyncio.Future[int], int, Writes]] = []
+        accepted: list[tuple[Transaction, asyncio.Future[int], int]] = []
+        self._committing = True
         try:
             if store is None:
                 store = await self._persistence.begin_write()
                 await self._catch_up(store)
             ts = self._next_ts()
             batch_write = WriteBatch()
+            written = Writes()  # by the transactions of this batch accepted so far
             for txn, future in batch:
                 reads = txn.reads
                 if reads:
                     clash = self.log.conflict(reads, txn._ts or 0)
-                    if clash is None:  # an earlier transaction of this batch wrote it?
-                        clash = next((w for *_, w in accepted if w.overlaps(reads)), None)
+                    if clash is None and written.overlaps(reads):
+                        clash = written  # an earlier transaction of this batch wrote it
                     if clash is not None:
                         if not future.done():
                             future.set_exception(conflict_error(clash))
                         continue
-                writes = await self._stage(store, txn, batch_write, ts)
-                accepted.append((txn, future, ts, writes))
+                written.merge(await self._stage(store, txn, batch_write, ts))
+                accepted.append((txn, future, ts))
                 ts += 1
             if not accepted:
                 await store.close()
@@ -229,8 +239,11 @@ class Committer:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.log.extend([(stamp, writes) for _, _, stamp, writes in accepted])
-        for txn, future, stamp, _ in accepted:
+        finally:
+            self._committing = False
+        # One log entry for the batch, at its last timestamp: no snapshot sees a part of it.
+        self.log.extend([(ts - 1, written)])
+        for txn, future, stamp in accepted:
             if not future.done():  # (a caller that stopped waiting: committed all the same)
                 future.set_result(stamp)
             if txn.hooks:

@@ -64,7 +64,7 @@ class DatabaseReader:
         """Start a query over ``table`` (in ``_creationTime`` order unless an index is chosen)."""
         self._check_readable(table)
         check_table_name(table, system=self._system)
-        return QueryInitializer(self._txn, self._catalog, table)
+        return QueryInitializer(self._txn, self._catalog, table, system=self._system)
 
     def normalize_id(self, table: str, doc_id: str) -> str | None:
         """``doc_id`` if it is an id of ``table``, else None."""

@@ -31,13 +31,21 @@ class Query:
     _sync_facade = True
 
     def __init__(
-        self, txn: Transaction, catalog: Catalog, table: str, index: str = CREATION_INDEX
+        self,
+        txn: Transaction,
+        catalog: Catalog,
+        table: str,
+        index: str = CREATION_INDEX,
+        *,
+        system: bool = False,
     ) -> None:
         self._txn = txn
         self._catalog = catalog
         self._table = table
+        self._system = system
         self._index = index
         self._range_fn: Callable[[IndexRange], Any] | None = None
+        self._range: tuple[tuple[str, ...], bytes, bytes | None] | None = None
         self._descending = False
         self._filters: list[Compiled] = []
         self._ordered = False
@@ -65,6 +73,8 @@ class Query:
 
     def _bounds(self) -> tuple[tuple[str, ...], bytes, bytes | None]:
         """The index's fields and the key range to read; raises for a bad index or range."""
+        if self._range is not None:
+            return self._range
         fields = self._catalog.index_fields(self._table, self._index)
         bounds = IndexRange(f"{self._table}.{self._index}", (*fields, "_creationTime"))
         if self._range_fn is not None:
@@ -72,13 +82,14 @@ class Query:
             if built is not bounds and built is not None:
                 raise InvalidQueryError("with_index() range must return the builder q (or nothing)")
         start, end = bounds.byte_range()
-        return fields, start, end
+        self._range = (fields, start, end)
+        return self._range
 
     def _accept(self, doc: dict[str, Any]) -> bool:
         return all(f(doc) for f in self._filters)
 
     async def _pages(
-        self, limit: int | None, after: bytes | None = None
+        self, limit: int | None, after: bytes | None = None, *, only_rows: bool = False
     ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
         """(key, document) pairs in order, at most ``limit`` of them after filtering."""
         fields, start, end = self._bounds()
@@ -94,7 +105,14 @@ class Query:
         batch = _FIRST_BATCH if limit is None or self._filters else max(1, min(limit, _MAX_BATCH))
         found = 0
         rows = txn.scan(
-            self._table, info, fields, start, end, reverse=self._descending, batch=batch
+            self._table,
+            info,
+            fields,
+            start,
+            end,
+            reverse=self._descending,
+            batch=batch,
+            only_rows=only_rows,
         )
         try:
             async for key, doc in rows:
@@ -114,6 +132,17 @@ class Query:
         if n == 0:
             return []
         return [doc async for _, doc in self._pages(n)]
+
+    async def claim(self, n: int) -> list[dict[str, Any]]:
+        """The first ``n`` documents, as a queue worker takes them: the transaction
+        conflicts with any change to the documents it took, but not with new documents
+        added to the range meanwhile (a worker that took a batch does not care about the
+        next one). For pyconvex's own workers (a system reader), not user code."""
+        if not self._system:
+            raise InvalidQueryError("claim() is for pyconvex's own workers")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidQueryError(f"claim() takes a positive integer, not {n!r}")
+        return [doc async for _, doc in self._pages(n, only_rows=True)]
 
     async def collect(self) -> list[dict[str, Any]]:
         """Every document of the query (mind the size: prefer take or paginate for big tables)."""
@@ -203,7 +232,7 @@ class QueryInitializer(Query):
 
         ``lambda q: q.eq("userId", uid).gte("createdAt", since)``
         """
-        query = Query(self._txn, self._catalog, self._table, name)
+        query = Query(self._txn, self._catalog, self._table, name, system=self._system)
         query._range_fn = range
         query._bounds()  # fail here, naming the index, rather than when read
         return query

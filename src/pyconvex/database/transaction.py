@@ -48,6 +48,7 @@ class Transaction:
     """A snapshot, the reads made of it, and the writes waiting to commit."""
 
     __slots__ = (
+        "_floor",
         "_owns_snapshot",
         "_past",
         "_persistence",
@@ -69,13 +70,19 @@ class Transaction:
         *,
         snapshot: ReadTransaction | None = None,
         ts: int | None = None,
+        floor: int | None = None,
         read_only: bool = False,
     ) -> None:
         self._persistence = persistence
         self.registry = registry
         self._snapshot = snapshot
         self._owns_snapshot = snapshot is None  # an exclusive one's belongs to the committer
+        # The timestamp reads are checked from: the snapshot's own, or a lower bound of it
+        # (``floor``: the newest commit known to have happened before the snapshot opens).
+        # A lower bound can only add conflicts (with commits the transaction in fact saw),
+        # never miss one, and it saves asking the store.
         self._ts = ts
+        self._floor = floor
         self.read_only = read_only
         self.reads = ReadSet()
         self.writes: dict[str, Change] = {}
@@ -90,14 +97,14 @@ class Transaction:
 
     async def snapshot(self) -> ReadTransaction:
         if self._snapshot is None:
+            if self._ts is None:
+                self._ts = self._floor
             self._snapshot = await self._persistence.begin_read()
         return self._snapshot
 
-    async def snapshot_ts(self) -> int:
-        """The timestamp of the newest commit this transaction's reads see."""
-        if self._ts is None:
-            self._ts = await (await self.snapshot()).head()
-        return self._ts
+    async def exact_ts(self) -> int:
+        """The timestamp of the newest commit this transaction's snapshot sees."""
+        return await (await self.snapshot()).head()
 
     @property
     def opened(self) -> bool:
@@ -121,7 +128,7 @@ class Transaction:
         """Read as of the commit at ``ts`` (older than the snapshot): every document a later
         commit changed is seen as it was, from the store's commit log."""
         snapshot = await self.snapshot()
-        head = await self.snapshot_ts()
+        head = await snapshot.head()
         written = await snapshot.commits(ts, head)
         undone = await snapshot.commits(ts, head, undo=True)
         for (_, data), (_, undo) in zip(written, undone, strict=True):
@@ -167,10 +174,12 @@ class Transaction:
         *,
         reverse: bool,
         batch: int,
+        only_rows: bool = False,
     ) -> AsyncGenerator[tuple[bytes, dict[str, Any]], None]:
         """(key, document) in key order (reversed: descending) with ``start <= key < end``,
         this transaction's own writes included. The range read is recorded as it is read,
-        batch by batch, so a query that stops early only read as far as it went."""
+        batch by batch, so a query that stops early only read as far as it went;
+        ``only_rows`` records the documents read instead (see ``Query.claim``)."""
         mine = self._overlay(table, fields, start, end, reverse)
         if index is None:
             for row in mine:
@@ -183,7 +192,10 @@ class Transaction:
         while hi is None or lo < hi:
             rows = await snapshot.scan(index.id, lo, hi, reverse=reverse, limit=batch)
             done = len(rows) < batch
-            if done:
+            if only_rows:
+                for _key, doc_id, _table, _raw in rows:
+                    self.reads.add_doc(doc_id)
+            elif done:
                 self.reads.add_range(index.id, lo, hi)
             elif reverse:
                 self.reads.add_range(index.id, rows[-1][0], hi)

@@ -111,7 +111,7 @@ class WebhookQueue:
             executions.clear()  # a retried batch starts over (its logs too)
             claimed.clear()
             system = writer.system_writer()
-            rows = await _in_status(system, "pending", now).take(limit)
+            rows = await _in_status(system, "pending", now).claim(limit)
             for row in rows:
                 try:
                     fn = self.deployment.executor.resolve(row["handler"])
