@@ -10,7 +10,7 @@ to both cores for two; the load (wrk, or ``loadgen.py`` for signed webhooks) run
 On a two-core machine the second worker therefore shares its core with the load
 generator: read the ratios as "what a second process buys here", not as scaling.
 PostgreSQL is a throwaway server started for the run (``tests/conftest.py``), on the
-same machine.
+same machine, with fsync on (its defaults); SQLite runs with synchronous=FULL.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def main() -> None:
     ns = parser.parse_args()
     from conftest import PostgresServer
 
-    postgres = PostgresServer()
+    postgres = PostgresServer(durable=True)  # fsync on: a 200 is durable
     results: dict[tuple[str, int, str], list[float]] = {}
     runs = itertools.count()
     try:

@@ -358,13 +358,14 @@ class PostgresServer:
     check exactly that.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
         import glob
         import os
         import shutil
         import socket
         import tempfile
 
+        self.durable = durable  # fsync on, as in production (the benchmarks)
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
         if not found:
             raise RuntimeError(
@@ -409,9 +410,10 @@ class PostgresServer:
 
     def start(self) -> None:
         options = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-            "-c full_page_writes=off -c max_connections=200"
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c max_connections=200"
         )
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off"
         data, log = f"{self.dir}/data", f"{self.dir}/log"
         self._run("pg_ctl", "-D", data, "-w", "-l", log, "-o", options, "start")
 

@@ -30,6 +30,7 @@ class Catalog:
     def schema(self, schema: SchemaDefinition | None) -> None:
         self._schema = schema
         self.registry.table_indexes = {}  # the declared indexes may differ now
+        self.registry.generation += 1
 
     def declared_indexes(self, table: str) -> dict[str, tuple[str, ...]]:
         if table.startswith("_"):

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import ConflictError
@@ -197,6 +198,10 @@ class Committer:
         """Commit what passes its checks in ``batch``; answer every future. Each transaction
         committed gets a timestamp of its own, in batch order (its serial order)."""
         accepted: list[tuple[Transaction, asyncio.Future[int], int]] = []
+        # Index entries and encodings are worked out before the store's write lock is
+        # taken: held, it stops every other process's commits.
+        registry = self._catalog.registry
+        staged = [_stage(txn, registry.table_indexes, registry.generation) for txn, _ in batch]
         self._committing = True
         try:
             if store is None:
@@ -205,7 +210,7 @@ class Committer:
             ts = self._next_ts()
             batch_write = WriteBatch()
             written = Writes()  # by the transactions of this batch accepted so far
-            for txn, future in batch:
+            for (txn, future), ready in zip(batch, staged, strict=True):
                 reads = txn.reads
                 if reads:
                     clash = self.log.conflict(reads, txn._ts or 0)
@@ -215,7 +220,10 @@ class Committer:
                         if not future.done():
                             future.set_exception(conflict_error(clash))
                         continue
-                written.merge(await self._stage(store, txn, batch_write, ts))
+                if ready is None or ready.generation != registry.generation:
+                    ready = await self._stage_locked(store, txn)
+                ready.add_to(batch_write, ts)
+                written.merge(ready.writes)
                 accepted.append((txn, future, ts))
                 ts += 1
             if not accepted:
@@ -232,7 +240,7 @@ class Committer:
             if store is not None:
                 with contextlib.suppress(Exception):
                     await store.close()
-            self._catalog.registry.invalidate()  # numbers it allocated were rolled back
+            registry.invalidate()  # numbers it allocated were rolled back
             for _txn, future in batch:
                 if not future.done():
                     future.set_exception(exc if isinstance(exc, Exception) else ConflictError())
@@ -249,65 +257,101 @@ class Committer:
             if txn.hooks:
                 _run_hooks(txn)
 
-    async def _stage(
-        self, store: WriteTransaction, txn: Transaction, batch: WriteBatch, ts: int
-    ) -> Writes:
-        """Add ``txn``'s documents, index entries and commit log entry (at ``ts``) to
-        ``batch``; what it writes."""
-        mine = Writes()
-        undo: dict[str, tuple[str, bytes | None]] = {}
-        for doc_id, change in txn.writes.items():
-            doc, old, table = change.doc, change.old, change.table
-            if doc is None and old is None:
-                continue  # made and deleted in this transaction: nothing to store
-            mine.docs.add(doc_id)
-            mine.tables.add(table)
-            if change.before is not None:
-                undo[doc_id] = (table, change.before)
-            # The key's tail (creation time, id) is the same for every index, old or new.
-            tail = keys.identity_key(doc if doc is not None else old)  # type: ignore[arg-type]
-            indexes = self._catalog.registry.table_indexes.get(table)
-            if indexes is None:
-                indexes = await self._indexes(store, table, mine)
-            for index in indexes:
-                fields = index.fields
-                if old is None:
-                    old_key = None
-                elif fields or doc is None:
-                    old_key = keys.fields_key(old, fields) + tail
-                else:
-                    continue  # an update's creation-time index key: it cannot change
-                new_key = None if doc is None else keys.fields_key(doc, fields) + tail
-                if new_key == old_key:
-                    continue
-                if old_key is not None:
-                    batch.index_deletes.append((index.id, old_key))
-                    mine.add_key(index.id, old_key)
-                if new_key is not None:
-                    batch.index_puts.append((index.id, new_key, doc_id))
-                    mine.add_key(index.id, new_key)
-            if doc is None:
-                batch.deleted.append(doc_id)
-            else:
-                batch.documents.append((doc_id, table, change.encoded))  # type: ignore[arg-type]
-        batch.commits.append((ts, mine.encode(), encode_undo(undo) if undo else None))
-        return mine
-
-    async def _indexes(self, store: WriteTransaction, table: str, mine: Writes) -> list[IndexInfo]:
-        """Every index of ``table``, numbering any that is new (a new table's)."""
+    async def _stage_locked(self, store: WriteTransaction, txn: Transaction) -> _Staged:
+        """:func:`_stage` under the write lock: indexes a table lacks are numbered now."""
         registry = self._catalog.registry
-        cached = registry.table_indexes.get(table)
-        if cached is not None:
-            return cached
+        created = False
+        for table in {change.table for change in txn.writes.values()}:
+            if table not in registry.table_indexes:
+                created = await self._indexes(store, table) or created
+        ready = _stage(txn, registry.table_indexes, registry.generation)
+        assert ready is not None  # every table's indexes are known now
+        if created:
+            ready.writes.docs.add(REGISTRY)
+            ready.encoded = ready.writes.encode()
+        return ready
+
+    async def _indexes(self, store: WriteTransaction, table: str) -> bool:
+        """Learn every index of ``table``, numbering any that is new (a new table's); whether
+        one was."""
+        registry = self._catalog.registry
         out = []
+        created = False
         declared = {CREATION_INDEX: (), **self._catalog.declared_indexes(table)}
         for name, fields in declared.items():
-            info, created = await registry.ensure(store, table, name, fields)
-            if created:
-                mine.docs.add(REGISTRY)
+            info, new = await registry.ensure(store, table, name, fields)
+            created = created or new
             out.append(info)
         registry.table_indexes[table] = out
-        return out
+        return created
+
+
+@dataclass(slots=True)
+class _Staged:
+    """What one transaction writes to the store, worked out ahead of its commit."""
+
+    writes: Writes
+    encoded: bytes  # ``writes`` as the commit log keeps them
+    undo: bytes | None
+    generation: int  # of the index registry it was worked out with
+    documents: list[tuple[str, str, bytes]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    index_puts: list[tuple[int, bytes, str]] = field(default_factory=list)
+    index_deletes: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def add_to(self, batch: WriteBatch, ts: int) -> None:
+        batch.documents += self.documents
+        batch.deleted += self.deleted
+        batch.index_puts += self.index_puts
+        batch.index_deletes += self.index_deletes
+        batch.commits.append((ts, self.encoded, self.undo))
+
+
+def _stage(
+    txn: Transaction, table_indexes: dict[str, list[IndexInfo]], generation: int
+) -> _Staged | None:
+    """``txn``'s documents, index entries and commit log entry; None if a table it wrote
+    has indexes not known yet (they may need numbers: that waits for the write lock)."""
+    mine = Writes()
+    ready = _Staged(mine, b"", None, generation)
+    undo: dict[str, tuple[str, bytes | None]] = {}
+    for doc_id, change in txn.writes.items():
+        doc, old, table = change.doc, change.old, change.table
+        if doc is None and old is None:
+            continue  # made and deleted in this transaction: nothing to store
+        indexes = table_indexes.get(table)
+        if indexes is None:
+            return None
+        mine.docs.add(doc_id)
+        mine.tables.add(table)
+        if change.before is not None:
+            undo[doc_id] = (table, change.before)
+        # The key's tail (creation time, id) is the same for every index, old or new.
+        tail = keys.identity_key(doc if doc is not None else old)  # type: ignore[arg-type]
+        for index in indexes:
+            fields = index.fields
+            if old is None:
+                old_key = None
+            elif fields or doc is None:
+                old_key = keys.fields_key(old, fields) + tail
+            else:
+                continue  # an update's creation-time index key: it cannot change
+            new_key = None if doc is None else keys.fields_key(doc, fields) + tail
+            if new_key == old_key:
+                continue
+            if old_key is not None:
+                ready.index_deletes.append((index.id, old_key))
+                mine.add_key(index.id, old_key)
+            if new_key is not None:
+                ready.index_puts.append((index.id, new_key, doc_id))
+                mine.add_key(index.id, new_key)
+        if doc is None:
+            ready.deleted.append(doc_id)
+        else:
+            ready.documents.append((doc_id, table, change.encoded))  # type: ignore[arg-type]
+    ready.encoded = mine.encode()
+    ready.undo = encode_undo(undo) if undo else None
+    return ready
 
 
 def _run_hooks(txn: Transaction) -> None:

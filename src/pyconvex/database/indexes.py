@@ -54,13 +54,18 @@ class IndexRegistry:
         self._version = -1  # nothing loaded yet
         #: Every index of a table, as the committer writes them.
         self.table_indexes: dict[str, list[IndexInfo]] = {}
+        #: Bumped whenever ``table_indexes`` may have lost an entry: what was computed
+        #: from an older generation must be computed again.
+        self.generation = 0
 
     def invalidate(self) -> None:
-        """Forget the cache: a commit that allocated numbers failed."""
+        """Forget the cache: a commit that allocated numbers failed, or another process
+        changed the indexes."""
         self._ids = {}
         self._next = 1
         self._version = -1
         self.table_indexes = {}
+        self.generation += 1
 
     @staticmethod
     async def _read(txn: ReadTransaction) -> tuple[dict[str, int], int, int]:
@@ -106,6 +111,7 @@ class IndexRegistry:
         await self._load(txn)
         slot = _slot(table, name, fields)
         self.table_indexes.pop(table, None)
+        self.generation += 1
         self._ids[slot] = self._next
         self._next += 1
         await self._store(txn)
@@ -121,6 +127,7 @@ class IndexRegistry:
     async def remove(self, txn: WriteTransaction, info: IndexInfo) -> None:
         await self._load(txn)
         self.table_indexes.pop(info.table, None)
+        self.generation += 1
         self._ids.pop(_slot(info.table, info.name, info.fields), None)
         await txn.drop_index(info.id)
         await self._store(txn)

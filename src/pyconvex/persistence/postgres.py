@@ -77,11 +77,40 @@ _HEAD = "SELECT max(ts) FROM commit_log"
 _COMMITS = {
     column: f"SELECT ts, {column} FROM commit_log WHERE ts > %s" for column in ("writes", "undo")
 }
+# Pages of the commit log: with a LIMIT the planner walks the primary key even when its
+# statistics say the table is empty (a prepared statement's generic plan would otherwise
+# stay a sequential scan while the table grows).
+_COMMIT_PAGE = 1000
+_WRITE = """
+WITH index_deletes AS (
+    DELETE FROM index_entries WHERE (index_id, key) IN
+        (SELECT * FROM unnest(%b::integer[], %b::bytea[]))
+), index_puts AS (
+    INSERT INTO index_entries (index_id, key, doc_id)
+    SELECT * FROM unnest(%b::integer[], %b::bytea[], %b::text[])
+    ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id
+), puts AS (
+    INSERT INTO documents (id, tbl, value)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[])
+    ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value
+), deletes AS (
+    DELETE FROM documents WHERE id = ANY(%b::text[])
+)
+INSERT INTO commit_log (ts, writes, undo)
+SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])
+"""
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _DOOMED = (pg_errors.PipelineAborted, pg_errors.InFailedSqlTransaction)
 _LEASES = 0x70637802  # the namespace (first key) of lease locks
 CONNECT_TIMEOUT = 2.0  # how long a request waits for a connection before a 503
 FAIL_FAST = 1.0  # after a failure, requests get their 503 at once for this long
+
+
+def _columns(rows: list[Any], width: int) -> list[list[Any]]:
+    """Rows as columns (arrays for ``unnest``): ``[(1, "a"), (2, "b")]`` -> ``[[1, 2], ["a", "b"]]``."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _channel(name: str) -> str:
@@ -105,32 +134,35 @@ def _translated(exc: psycopg.Error) -> Exception:
 class _PgRead(ReadTransaction):
     """A transaction in pipeline mode until it ends: a statement whose answer is not
     needed yet is sent at once and answered together with the next one that is. Its
-    ``BEGIN`` waits for its first statement: one that is never used costs no round trip."""
+    connection and its ``BEGIN`` wait for its first statement: one that is never used (a
+    mutation that only inserts) costs neither a pooled connection nor a round trip."""
 
-    def __init__(
-        self, store: PostgresPersistence, conn: psycopg.AsyncConnection[Any], begin: list[str]
-    ) -> None:
+    def __init__(self, store: PostgresPersistence, begin: list[str]) -> None:
         self._store = store
-        self._conn: psycopg.AsyncConnection[Any] | None = conn
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._ended = False
         self._begin = begin  # statements not sent yet (the transaction has not begun)
         self._pipeline: contextlib.AsyncExitStack | None = None
         self._head: int | None = None
         self._head_cursor: Any = None
 
     async def _open_conn(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None:
+        if self._ended:
             raise RuntimeError("This transaction has already ended")
+        if self._conn is None:
+            self._conn = await self._store._connection()
+        conn = self._conn
         if self._begin:
             statements, self._begin = self._begin, []
             pipeline = contextlib.AsyncExitStack()
-            await pipeline.enter_async_context(self._conn.pipeline())
+            await pipeline.enter_async_context(conn.pipeline())
             self._pipeline = pipeline
             for statement in statements:
-                await self._conn.execute(statement)
-            # The snapshot's timestamp rides along with its first read: no round trip of
-            # its own (see head()).
-            self._head_cursor = await self._conn.execute(_HEAD)
-        return self._conn
+                await conn.execute(statement)
+            # The snapshot's timestamp rides along with its first read: no round trip of its
+            # own (see head()).
+            self._head_cursor = await conn.execute(_HEAD)
+        return conn
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
         """Run a SELECT and wait for its rows (with every statement sent before it)."""
@@ -177,16 +209,22 @@ class _PgRead(ReadTransaction):
         self, after: int, upto: int | None = None, *, undo: bool = False
     ) -> list[tuple[int, bytes]]:
         sql = _COMMITS["undo" if undo else "writes"]
-        params: tuple[int, ...] = (after,)
         if upto is not None:
-            sql, params = sql + " AND ts <= %s", (after, upto)
-        rows = await self._rows(sql + " ORDER BY ts", params)
-        return [(int(ts), bytes(data or b"")) for ts, data in rows]
+            sql += f" AND ts <= {int(upto)}"
+        sql += f" ORDER BY ts LIMIT {_COMMIT_PAGE}"
+        found: list[tuple[int, bytes]] = []
+        while True:
+            rows = await self._rows(sql, (after,))
+            found += [(int(ts), bytes(data or b"")) for ts, data in rows]
+            if len(rows) < _COMMIT_PAGE:
+                return found
+            after = found[-1][0]
 
     async def close(self) -> None:
+        self._ended = True
         conn, self._conn = self._conn, None
         if conn is None:
-            return
+            return  # never used: no connection was taken
         pipeline, self._pipeline = self._pipeline, None
         try:
             if self._begin:  # never begun: nothing to end
@@ -224,7 +262,8 @@ async def _ended(conn: psycopg.AsyncConnection[Any], pipeline: contextlib.AsyncE
 
 class _PgWrite(_PgRead, WriteTransaction):
     """The committers' transaction. Its writes are sent without waiting and answered
-    together with the COMMIT: a failed write fails the commit, and nothing is kept."""
+    together with the COMMIT: a failed write fails the commit, and nothing is kept. Arrays
+    travel in binary (``%b``): as text, every element would be escaped on the way."""
 
     async def _send(self, sql: str, params: Sequence[Any]) -> None:
         try:
@@ -233,39 +272,60 @@ class _PgWrite(_PgRead, WriteTransaction):
         except psycopg.Error as exc:
             raise self._store._failed(exc) from exc
 
+    async def _locked(self, query: str) -> list[Any]:
+        """Begin, take the committers' lock and run ``query`` (no parameters) as one simple
+        multi-statement query: one round trip, and one pass through the driver instead of
+        three. Each statement sees the commits made before it ran, the lock's included."""
+        if not self._begin:
+            return await self._rows(query, ())
+        statements, self._begin = self._begin, []
+        try:
+            if self._conn is None:
+                self._conn = await self._store._connection()
+            cursor = await self._conn.execute("; ".join([*statements, query]), prepare=False)
+            while cursor.nextset():
+                pass  # to the last statement's rows
+            rows = await cursor.fetchall()
+            pipeline = contextlib.AsyncExitStack()
+            await pipeline.enter_async_context(self._conn.pipeline())
+            self._pipeline = pipeline
+            return rows
+        except psycopg.Error as exc:
+            raise self._store._failed(exc) from exc
+
+    async def head(self) -> int:
+        if self._head is None:
+            rows = await self._locked(_HEAD)
+            self._head = int(rows[0][0] or 0)
+        return self._head
+
+    async def commits(
+        self, after: int, upto: int | None = None, *, undo: bool = False
+    ) -> list[tuple[int, bytes]]:
+        if self._begin and upto is None and not undo:
+            query = f"{_COMMITS['writes']} ORDER BY ts LIMIT {_COMMIT_PAGE}" % int(after)
+            rows = [(int(ts), bytes(data or b"")) for ts, data in await self._locked(query)]
+            if len(rows) < _COMMIT_PAGE:
+                return rows
+            return rows + await super().commits(rows[-1][0])
+        return await super().commits(after, upto, undo=undo)
+
     async def write(self, batch: WriteBatch) -> None:
-        if batch.index_deletes:
-            ids, keys = zip(*batch.index_deletes, strict=True)
-            await self._send(
-                "DELETE FROM index_entries WHERE (index_id, key) IN "
-                "(SELECT * FROM unnest(%s::integer[], %s::bytea[]))",
-                (list(ids), list(keys)),
-            )
-        if batch.index_puts:
-            await self.put_index_entries(batch.index_puts)
-        if batch.documents:
-            doc_ids, tables, encoded = zip(*batch.documents, strict=True)
-            await self._send(
-                "INSERT INTO documents (id, tbl, value) "
-                "SELECT * FROM unnest(%s::text[], %s::text[], %s::bytea[]) "
-                "ON CONFLICT (id) DO UPDATE SET tbl = excluded.tbl, value = excluded.value",
-                (list(doc_ids), list(tables), list(encoded)),
-            )
-        if batch.deleted:
-            await self._send("DELETE FROM documents WHERE id = ANY(%s)", (batch.deleted,))
-        if batch.commits:
-            stamps, writes, undo = zip(*batch.commits, strict=True)
-            await self._send(
-                "INSERT INTO commit_log (ts, writes, undo) "
-                "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])",
-                (list(stamps), list(writes), list(undo)),
-            )
+        # One statement for all of it (data-modifying CTEs): each statement sent costs a
+        # round of the driver's pipeline machinery, whatever it carries. No row is touched
+        # twice: a document is written once per batch, and its old and new index keys differ.
+        index_ids, keys = _columns(batch.index_deletes, 2)
+        put_ids, put_keys, put_docs = _columns(batch.index_puts, 3)
+        doc_ids, tables, encoded = _columns(batch.documents, 3)
+        stamps, writes, undo = _columns(batch.commits, 3)
+        params = [index_ids, keys, put_ids, put_keys, put_docs, doc_ids, tables, encoded]
+        await self._send(_WRITE, [*params, batch.deleted, stamps, writes, undo])
 
     async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
         ids, keys, doc_ids = zip(*entries, strict=True)
         await self._send(
             "INSERT INTO index_entries (index_id, key, doc_id) "
-            "SELECT * FROM unnest(%s::integer[], %s::bytea[], %s::text[]) "
+            "SELECT * FROM unnest(%b::integer[], %b::bytea[], %b::text[]) "
             "ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id",
             (list(ids), list(keys), list(doc_ids)),
         )
@@ -326,12 +386,14 @@ class PostgresPersistence(Persistence):
     def describe(self) -> str:
         return _without_password(self.url)
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+    def _check_up(self) -> None:
         # While the server is known to be away, say so at once instead of making every request
         # wait out the pool's timeout: one request per FAIL_FAST seconds tries again.
-        now = time.monotonic()
-        if now < self._down_until:
+        if time.monotonic() < self._down_until:
             raise StoreUnavailableError(self._down_because)
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        self._check_up()
         try:
             return await self._checked_out()
         except StoreUnavailableError as exc:
@@ -380,6 +442,7 @@ class PostgresPersistence(Persistence):
     def _failed(self, exc: psycopg.Error) -> Exception:
         error = _translated(exc)
         if isinstance(error, StoreUnavailableError):
+            self._down_until, self._down_because = time.monotonic() + FAIL_FAST, str(error)
             self.connections_lost()
         return error
 
@@ -396,14 +459,15 @@ class PostgresPersistence(Persistence):
             await self._pool.putconn(conn)
 
     async def begin_read(self) -> ReadTransaction:
-        conn = await self._connection()
-        return _PgRead(self, conn, ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
+        # The connection is taken at the first statement; a server known to be away is
+        # said at once, before the caller's code runs (a 503, not a time limit running out).
+        self._check_up()
+        return _PgRead(self, ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"])
 
     async def begin_write(self) -> WriteTransaction:
         # READ COMMITTED: each statement after the lock sees every commit made before it
         # (REPEATABLE READ would keep the snapshot of the lock statement itself).
-        conn = await self._connection()
-        return _PgWrite(self, conn, ["BEGIN ISOLATION LEVEL READ COMMITTED", _WRITER_LOCK])
+        return _PgWrite(self, ["BEGIN ISOLATION LEVEL READ COMMITTED", _WRITER_LOCK])
 
     async def explain_scan(self, *, bounded: bool = True, reverse: bool = False) -> list[str]:
         """PostgreSQL's plan for an index range scan (for tests and the curious)."""
