@@ -4,8 +4,10 @@
     python3 bench/bench_database.py --sizes 1000,10000   # quicker
 
 Everything runs through the function executor on a real SQLite file (WAL,
-synchronous=NORMAL), one process, one core's worth of Python. Results are
-printed as a Markdown table for docs/benchmarks.md.
+synchronous=FULL: every commit fsynced), one process, one core's worth of Python. The raw
+sqlite3 floor uses the same pragmas. Results are printed as a Markdown table for
+docs/benchmarks.md. "One per transaction" runs one mutation at a time, so every commit pays
+its own fsync (group commit needs company: see bench_http.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def raw_sqlite(path: Path) -> tuple[float, float]:
     """The floor under us: plain sqlite3 inserts, same pragmas, no pyconvex."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")
     conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, value BLOB)")
     body = b"x" * 140
     start = time.perf_counter()
