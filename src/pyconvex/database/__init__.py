@@ -91,11 +91,10 @@ class Database:
             self.persistence,
             self.catalog.registry,
             floor=self.committer.settled_head,
-            read_only=True,
         )
         try:
-            # Opened before the caller's code runs, so that waiting for the store (or
-            # learning that it is down) is not counted in a function's time limit.
+            # Opened before the caller's code runs, so that a store known to be down is
+            # said at once (a 503), not inside a function's time limit.
             await txn.snapshot()
             if ts is not None:
                 await self._rewind(txn, ts)

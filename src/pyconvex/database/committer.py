@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from ..errors import ConflictError
+from ..errors import ConflictError, StoreUnavailableError
 from ..persistence import Persistence, WriteBatch, WriteTransaction
 from . import keys
 from .catalog import Catalog
@@ -106,7 +106,7 @@ class Committer:
             _run_hooks(txn)
             return txn._ts if txn._ts is not None else (self.log.head or 0)
         if self._closed:
-            raise ConflictError("The database is closing")
+            raise StoreUnavailableError("The database is closing")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((txn, future))
         if self._draining is None:

@@ -8,8 +8,8 @@ against the commits made since the snapshot and, if none overlaps, writes them
 with a batch of other transactions in one store transaction (see
 :mod:`pyconvex.database.committer`).
 
-    txn = Transaction(persistence, registry, declared)
-    found = await txn.get(doc_id)                      # (table, document) or None
+    txn = Transaction(persistence, registry)
+    found = await txn.load(doc_id)          # (table, document, its encoding) or None
     async for key, doc in txn.scan("items", info, (), start, end, reverse=False, batch=64): ...
     txn.put("items", doc_id, doc, encoded, old=None, before=None)
 """
@@ -57,7 +57,6 @@ class Transaction:
         "_undo",
         "channels",
         "hooks",
-        "read_only",
         "reads",
         "registry",
         "writes",
@@ -71,7 +70,6 @@ class Transaction:
         snapshot: ReadTransaction | None = None,
         ts: int | None = None,
         floor: int | None = None,
-        read_only: bool = False,
     ) -> None:
         self._persistence = persistence
         self.registry = registry
@@ -83,7 +81,6 @@ class Transaction:
         # never miss one, and it saves asking the store.
         self._ts = ts
         self._floor = floor
-        self.read_only = read_only
         self.reads = ReadSet()
         self.writes: dict[str, Change] = {}
         # (doc id, what it replaced) for each write, so a savepoint can undo its own
