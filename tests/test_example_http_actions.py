@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from conftest import Issuer, api_call, wait_until
+from pyconvex.values import from_convex_json
 from test_cli_serving import Process
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "http_actions"
@@ -45,8 +46,8 @@ class App:
             f"{self.api}/api/data/{name}", headers={"Authorization": f"Convex {ADMIN_KEY}"}
         )
         assert response.status_code == 200, response.text
-        rows: list[dict[str, Any]] = response.json()["documents"]
-        return sorted(rows, key=lambda row: row["_creationTime"])
+        rows = [from_convex_json(doc) for doc in response.json()["documents"]]
+        return sorted(rows, key=lambda row: row["_creationTime"])  # type: ignore[index]
 
 
 @pytest.fixture(scope="module")

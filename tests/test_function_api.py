@@ -130,7 +130,22 @@ def test_nan_round_trips(web: Served) -> None:
 def test_clean_json_is_the_default_format(web: Served) -> None:
     value = {"big": _int(2**60), "b": {"$bytes": "aGk="}, "inf": _float(float("-inf")), "n": 3}
     result = call(web, "query", "counters:echo", {"value": value})
-    assert result["value"] == {"big": str(2**60), "b": "aGk=", "inf": "-Infinity", "n": 3}
+    assert result["value"] == {"big": 2**60, "b": "aGk=", "inf": "-Infinity", "n": 3}
+
+
+def test_numbers_as_convex_clients_send_them(web: Served) -> None:
+    """convex_encoded_json: a JSON number is a float (a JS number), $integer an Int64."""
+    sent = {"n": 3, "big": _int(2**60)}
+    result = call(web, "query", "counters:types", {"value": sent}, format="convex_encoded_json")
+    assert result["value"] == {"n": "float", "big": "Int64"}
+    plain = call(web, "query", "counters:types", {"value": {"n": 3}})  # format json
+    assert plain["value"] == {"n": "int"}
+
+
+def test_an_int_no_float_holds_is_an_error_naming_its_path(web: Served) -> None:
+    result = call(web, "query", "counters:huge", format="convex_encoded_json")
+    assert result["status"] == "error"
+    assert ".big" in result["errorMessage"] and "v.int64()" in result["errorMessage"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ def test_public_names():
         "ArgumentValidationError",
         "ConvexError",
         "HttpRouter",
+        "Int64",
         "Request",
         "Response",
         "ReturnsValidationError",

@@ -13,10 +13,12 @@ import pytest
 
 from conftest import Served, api_call, wait_until
 from pyconvex.database.system import UPLOAD_TOKENS
+from pyconvex.values import from_convex_json
 
 
 def call(served: Served, kind: str, path: str, args: Any = None) -> Any:
-    return api_call(served.api, kind, path, args, encoded=True)
+    """A function's result as Convex's clients get it, decoded ($integer as Int64)."""
+    return from_convex_json(api_call(served.api, kind, path, args, encoded=True))
 
 
 def store(served: Served, data: bytes, content_type: str | None = None) -> str:
@@ -47,8 +49,7 @@ def test_store_get_and_metadata(web: Served) -> None:
         "size": len(DATA),
         "content_type": "application/x-test",
     }
-    back = call(web, "action", "files:read_back", {"id": storage_id})
-    assert base64.b64decode(back["$bytes"]) == DATA
+    assert call(web, "action", "files:read_back", {"id": storage_id}) == DATA
     assert call(web, "query", "files:listing") == [{"id": storage_id, "size": len(DATA)}]
 
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyconvex import values
+from pyconvex import Int64, values
 from pyconvex.errors import InvalidValueError
 from pyconvex.values import (
     DOCUMENT_LIMITS,
@@ -22,6 +22,7 @@ leaves = (
     st.none()
     | st.booleans()
     | st.integers(min_value=values.INT64_MIN, max_value=values.INT64_MAX)
+    | st.integers(min_value=values.INT64_MIN, max_value=values.INT64_MAX).map(Int64)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=20)
     | st.binary(max_size=20)
@@ -51,8 +52,43 @@ def same(a, b):
 @given(convex_values)
 def test_convex_json_round_trip(value):
     check_value(value)
-    assert same(from_convex_json(to_convex_json(value)), value)
-    assert same(loads(dumps(value)), value)
+    assert same(from_convex_json(to_convex_json(value, wire=False)), value)
+    assert same(loads(dumps(value, wire=False)), value)
+
+
+def _safe(value):
+    """Whether every plain int in ``value`` is one a float64 holds exactly."""
+    if type(value) is int:
+        return float(value) == value
+    if isinstance(value, list):
+        return all(_safe(item) for item in value)
+    if isinstance(value, dict):
+        return all(_safe(item) for item in value.values())
+    return True
+
+
+def _as_float(value):
+    """What a client that knows only float64 numbers and bigints reads back."""
+    if type(value) is int:
+        return float(value)
+    if isinstance(value, list):
+        return [_as_float(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_float(item) for key, item in value.items()}
+    return value
+
+
+@given(convex_values)
+def test_the_wire_is_exact_for_convex_clients(value):
+    """On the wire an Int64 is $integer and a plain int a JSON number, which Convex's clients
+    (and the function API's convex_encoded_json) read as a float; an int no float holds
+    exactly is refused, naming where it is."""
+    if not _safe(value):
+        with pytest.raises(InvalidValueError, match="cannot be sent exactly"):
+            to_convex_json(value)
+        return
+    back = from_convex_json(to_convex_json(value), numbers="float")
+    assert same(back, _as_float(value))
 
 
 @given(convex_values)
@@ -60,10 +96,28 @@ def test_storage_round_trip_keeps_types(value):
     assert same(values.decode(values.encode(value)), value)
 
 
+def test_an_int64_computes_like_an_int_and_prints_as_one():
+    count = Int64(3)
+    assert count + 1 == 4 and type(count + 1) is int
+    assert str(count) == "3" and f"{count}" == "3" and repr(count) == "Int64(3)"
+    assert values.display_value(count) == "3n"  # a bigint, as Convex's messages print it
+    with pytest.raises(TypeError):
+        Int64(2.0)
+    with pytest.raises(OverflowError):
+        Int64(2**63)
+
+
 def test_wire_forms():
     assert to_convex_json(1) == 1
     assert to_convex_json(1.5) == 1.5
-    assert to_convex_json(2**60) == {"$integer": "AAAAAAAAABA="}
+    assert to_convex_json(Int64(2**60)) == {"$integer": "AAAAAAAAABA="}
+    assert to_convex_json(2**60) == 2**60  # a float holds it exactly: a number
+    with pytest.raises(InvalidValueError, match=r"2305843009213693953 at \.a\[1\].*v\.int64\(\)"):
+        to_convex_json({"a": [1, 2**61 + 1]})
+    assert to_convex_json({"a": [2**61 + 1]}, wire=False) == {"a": [2**61 + 1]}
+    assert type(from_convex_json({"$integer": "AAAAAAAAABA="})) is Int64
+    assert type(from_convex_json(5, numbers="float")) is float
+    assert type(from_convex_json(5)) is int
     assert to_convex_json(b"\x00\x01") == {"$bytes": "AAE="}
     assert to_convex_json(float("inf")) == {"$float": "AAAAAAAA8H8="}
     assert to_convex_json(-0.0) == {"$float": "AAAAAAAAAIA="}

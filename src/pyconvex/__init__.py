@@ -28,11 +28,13 @@ from .http import HttpRouter, Request, Response
 from .http.cors import cors_router
 from .schema import define_schema, define_table
 from .validators import v
+from .values import Int64
 
 __all__ = [
     "ArgumentValidationError",
     "ConvexError",
     "HttpRouter",
+    "Int64",
     "Request",
     "Response",
     "ReturnsValidationError",

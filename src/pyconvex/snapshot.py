@@ -34,12 +34,13 @@ from .database import Database, DatabaseWriter
 from .database.system import STORAGE, UPLOAD_TOKENS
 from .storage import BlobStore
 from .storage.base import CHUNK
+from .values import plain_json
 
 FORMAT = 1
 META = "_pyconvex.json"
 BATCH = 500
 SKIPPED = frozenset({UPLOAD_TOKENS})
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=plain_json).encode
 
 # progress(kind, amount): kind is "documents" or "bytes"
 Progress = Callable[[str, int], None]
@@ -72,7 +73,7 @@ async def export(
                 entry = _entry(f"{table}/documents.jsonl", zipfile.ZIP_DEFLATED)
                 with archive.open(entry, "w", force_zip64=True) as out:
                     async for doc in reader.query(table):
-                        out.write(_encode(values.to_convex_json(doc)) + b"\n")
+                        out.write(_encode(values.to_convex_json(doc, wire=False)) + b"\n")
                         count += 1
                         progress("documents", 1)
                         if table == STORAGE:

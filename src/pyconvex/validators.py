@@ -26,7 +26,7 @@ from typing import Any
 
 from . import ids
 from .errors import ValidationError
-from .values import INT64_MAX, INT64_MIN, display_value
+from .values import INT64_MAX, INT64_MIN, Int64, display_value
 
 __all__ = ["Validator", "v"]
 
@@ -81,31 +81,31 @@ class StringValidator(_Simple):
 
 
 class NumberValidator(_Simple):
-    """``v.number()`` / ``v.float64()``: an ``int`` or ``float``, never a ``bool``."""
+    """``v.number()`` / ``v.float64()``: a Convex number, an ``int`` or ``float`` as it is;
+    never a ``bool``, nor an :class:`~pyconvex.Int64` (Convex's other number type)."""
 
     def __init__(self, name: str = "number") -> None:
         self.name = name
 
     def validate(self, value: Any, path: str = "") -> Any:
-        if isinstance(value, float) or (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and INT64_MIN <= value <= INT64_MAX
-        ):
+        cls = value.__class__
+        if cls is float or (cls is int and INT64_MIN <= value <= INT64_MAX):
             return value
         raise _no_match(value, self, path)
 
 
 class Int64Validator(_Simple):
+    """``v.int64()``: any ``int`` in the signed 64-bit range, as an :class:`~pyconvex.Int64`;
+    never a ``float`` (not even ``5.0``) nor a ``bool``."""
+
     name = "int64"
 
     def validate(self, value: Any, path: str = "") -> Any:
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and INT64_MIN <= value <= INT64_MAX
-        ):
+        cls = value.__class__
+        if cls is Int64:
             return value
+        if cls is int and INT64_MIN <= value <= INT64_MAX:
+            return Int64(value)
         raise _no_match(value, self, path)
 
 

@@ -1,13 +1,16 @@
 """The value model: which Python objects are Convex values, and their wire forms.
 
-Convex values in Python are ``None``, ``bool``, ``int`` (signed 64-bit),
-``float``, ``str``, ``bytes``, ``list`` and ``dict`` with ``str`` keys that do
-not start with ``$``. A value keeps its Python type through storage and back.
+Convex values in Python are ``None``, ``bool``, ``int``, ``float``, ``str``,
+``bytes``, ``list``, ``dict`` with ``str`` keys that do not start with ``$``,
+and :class:`Int64`. Convex has two number types: Float64 (a JS ``number``) and
+Int64 (a JS ``bigint``). As in Convex's own Python client, a plain ``int`` is a
+Convex *number* and an Int64 is an :class:`Int64`, an ``int`` that computes like
+one. A value keeps its Python type through storage and back.
 
->>> to_convex_json({"n": 1, "big": 2**60, "raw": b"\\x00"})
+>>> to_convex_json({"n": 1, "big": Int64(2**60), "raw": b"\\x00"})
 {'n': 1, 'big': {'$integer': 'AAAAAAAAABA='}, 'raw': {'$bytes': 'AA=='}}
->>> from_convex_json({"$integer": "AAAAAAAAABA="}) == 2**60
-True
+>>> type(from_convex_json({"$integer": "AAAAAAAAABA="})).__name__
+'Int64'
 """
 
 from __future__ import annotations
@@ -28,8 +31,35 @@ Value: TypeAlias = bool | int | float | str | bytes | list["Value"] | dict[str, 
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
-# Beyond this a JSON number loses digits in JavaScript, so it travels as $integer.
+# Beyond this a JSON number loses digits in JavaScript.
 _JSON_SAFE_INT = 2**53
+
+
+class Int64(int):
+    """Convex's Int64 (``v.int64()``; a ``bigint`` in JavaScript): an ``int`` that
+    travels as ``{"$integer": ...}`` and is stored as an Int64, where a plain ``int`` is
+    a Convex number (a float64).
+
+        count = Int64(3)
+        count + 1            # 4: arithmetic gives plain ints, as with any int subclass
+        ctx.db.insert("counters", {"value": Int64(count + 1)})
+
+    ``v.int64()`` turns any ``int`` in the signed 64-bit range into one.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: int = 0) -> Int64:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"Int64 takes an int, not {type(value).__name__}")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise OverflowError(f"{value} is outside the signed 64-bit range")
+        return super().__new__(cls, value)
+
+    def __repr__(self) -> str:
+        return f"Int64({int(self)})"
+
+    __str__ = int.__repr__  # str() and f-strings print the number, as for any int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +86,7 @@ def check_value(value: object, *, limits: Limits = VALUE_LIMITS, what: str = "Va
 
 
 _SCALARS = frozenset({str, float, bool, bytes, type(None)})
+_INTS = frozenset({int, Int64})
 # Field names seen to be valid: documents repeat the same few, and a set probe
 # is much cheaper than the checks. Bounded so hostile input cannot grow it.
 _GOOD_NAMES: set[str] = set()
@@ -66,7 +97,7 @@ def _quick(value: object, limits: Limits, depth: int) -> bool:
     cls = value.__class__
     if cls in _SCALARS:
         return True
-    if cls is int:
+    if cls in _INTS:
         return INT64_MIN <= value <= INT64_MAX  # type: ignore[operator]
     if depth >= limits.max_depth:
         return False
@@ -94,7 +125,7 @@ def _quick(value: object, limits: Limits, depth: int) -> bool:
         kind = item.__class__
         if kind in _SCALARS:
             continue
-        if kind is int:
+        if kind in _INTS:
             if not INT64_MIN <= item <= INT64_MAX:
                 return False
         elif not _quick(item, limits, depth + 1):
@@ -165,12 +196,28 @@ def _short_repr(value: object) -> str:
 
 # -- storage encoding ----------------------------------------------------------
 
-_msgpack_encoder = msgspec.msgpack.Encoder()
-_msgpack_decoder = msgspec.msgpack.Decoder()
+_INT64_EXT = 1  # msgpack extension type of an Int64: 8 bytes, little-endian
+
+
+def _encode_other(value: Any) -> Any:
+    if value.__class__ is Int64:
+        return msgspec.msgpack.Ext(_INT64_EXT, struct.pack("<q", value))
+    raise TypeError(f"{type(value).__name__} is not a Convex value")
+
+
+def _decode_ext(code: int, data: memoryview) -> Any:
+    if code == _INT64_EXT:
+        return Int64(struct.unpack("<q", data)[0])
+    raise ValueError(f"unknown stored extension type {code}")
+
+
+_msgpack_encoder = msgspec.msgpack.Encoder(enc_hook=_encode_other)
+_msgpack_decoder = msgspec.msgpack.Decoder(ext_hook=_decode_ext)
 
 
 def encode(value: Any) -> bytes:
-    """Encode a checked value for storage, keeping int, float and bytes apart."""
+    """Encode a checked value for storage, keeping int, Int64, float and bytes apart
+    (an Int64 is a msgpack extension; a plain int a msgpack integer)."""
     return _msgpack_encoder.encode(value)
 
 
@@ -182,41 +229,60 @@ def decode(data: bytes) -> Any:
 # -- Convex JSON ----------------------------------------------------------------
 
 
-def to_convex_json(value: Value) -> Any:
-    """A JSON-ready form of ``value``: plain JSON where it is lossless, ``$`` objects where not."""
-    if value is None or isinstance(value, (bool, str)):
+def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
+    """A JSON-ready form of ``value`` in Convex's encoding, exact both ways: an
+    :class:`Int64` as ``{"$integer": ...}``, bytes as ``{"$bytes": ...}``, NaN, the
+    infinities and -0.0 as ``{"$float": ...}``, other numbers as JSON numbers.
+
+    On the ``wire`` (what Convex's JavaScript clients read), a plain ``int`` is a float64:
+    one a float cannot hold exactly is an :class:`InvalidValueError` naming its path. Off it
+    (``pyconvex export``) such an int is written as the JSON integer it is.
+    """
+    cls = value.__class__
+    if value is None or cls is bool or cls is str:
         return value
-    if isinstance(value, int):
-        if -_JSON_SAFE_INT < value < _JSON_SAFE_INT:
-            return value
+    if cls is Int64:
         return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
-    if isinstance(value, float):
-        if math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0):
+    if cls is int:
+        number: int = value  # type: ignore[assignment]
+        if wire and not -_JSON_SAFE_INT <= number <= _JSON_SAFE_INT and float(number) != number:
+            where = f" at {path}" if path else ""
+            raise InvalidValueError(
+                f"The number {number}{where} cannot be sent exactly: a plain int is a Convex "
+                "number (a float64). Use pyconvex.Int64 for it, and v.int64() in its validator."
+            )
+        return number
+    if cls is float:
+        if math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0):  # type: ignore[arg-type]
             return value
         return {"$float": base64.b64encode(struct.pack("<d", value)).decode()}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, list):
-        return [to_convex_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_convex_json(v) for k, v in value.items()}
+    if cls is bytes:
+        return {"$bytes": base64.b64encode(value).decode()}  # type: ignore[arg-type]
+    if cls is list:
+        return [
+            to_convex_json(item, wire=wire, path=f"{path}[{i}]")
+            for i, item in enumerate(value)  # type: ignore[arg-type]
+        ]
+    if cls is dict:
+        return {
+            k: to_convex_json(item, wire=wire, path=f"{path}.{k}")
+            for k, item in value.items()  # type: ignore[union-attr]
+        }
     raise InvalidValueError(f"{type(value).__name__} is not a Convex value")
 
 
 def to_clean_json(value: Value) -> Any:
-    """Convex's lossy "clean" JSON (the function API's ``format: "json"``).
+    """Convex's "clean" JSON (the function API's ``format: "json"``): every number (int,
+    Int64, float) a JSON number; bytes a base64 string; NaN and the infinities
+    ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
 
-    Integers stay numbers while JSON can hold them exactly and become decimal
-    strings beyond 2^53; bytes become base64 strings; NaN and the infinities
-    become ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
-
-    >>> to_clean_json({"n": 2**60, "b": b"hi", "x": float("inf"), "k": 3})
-    {'n': '1152921504606846976', 'b': 'aGk=', 'x': 'Infinity', 'k': 3}
+    >>> to_clean_json({"n": Int64(2**60), "b": b"hi", "x": float("inf"), "k": 3})
+    {'n': 1152921504606846976, 'b': 'aGk=', 'x': 'Infinity', 'k': 3}
     """
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
-        return value if -_JSON_SAFE_INT < value < _JSON_SAFE_INT else str(value)
+        return int(value)
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -239,18 +305,25 @@ def _b64(text: object, kind: str) -> bytes:
     return base64.b64decode(text)
 
 
-def from_convex_json(data: Any) -> Value:
-    """Decode parsed Convex JSON (``$integer``, ``$float``, ``$bytes``) into a value."""
+def from_convex_json(data: Any, *, numbers: str = "int") -> Value:
+    """Decode parsed Convex JSON (``$integer``, ``$float``, ``$bytes``) into a value.
+
+    ``{"$integer": ...}`` is an :class:`Int64`. A JSON integer is an ``int``, or with
+    ``numbers="float"`` (Convex's clients, which know only float64 numbers and bigints)
+    a ``float``, as every JSON number is then.
+    """
     if data is None or isinstance(data, (bool, str)):
         return data
     if isinstance(data, int):
+        if numbers == "float":
+            return float(data)
         if not INT64_MIN <= data <= INT64_MAX:
             raise InvalidValueError(f"integer {data} is outside the signed 64-bit range")
         return data
     if isinstance(data, float):
         return data
     if isinstance(data, list):
-        return [from_convex_json(v) for v in data]
+        return [from_convex_json(v, numbers=numbers) for v in data]
     if isinstance(data, dict):
         if len(data) == 1:
             ((key, inner),) = data.items()
@@ -258,7 +331,7 @@ def from_convex_json(data: Any) -> Value:
                 raw = _b64(inner, "$integer")
                 if len(raw) != 8:
                     raise InvalidValueError("$integer must encode exactly 8 bytes")
-                return int(struct.unpack("<q", raw)[0])
+                return Int64(struct.unpack("<q", raw)[0])
             if key == "$float":
                 raw = _b64(inner, "$float")
                 if len(raw) != 8:
@@ -270,17 +343,25 @@ def from_convex_json(data: Any) -> Value:
         for key, inner in data.items():
             if not isinstance(key, str) or key.startswith("$"):
                 raise InvalidValueError(f"field name {key!r} starts with '$', which is reserved")
-            out[key] = from_convex_json(inner)
+            out[key] = from_convex_json(inner, numbers=numbers)
         return out
     raise InvalidValueError(f"{type(data).__name__} is not JSON")
 
 
-_json_encoder = msgspec.json.Encoder()
+def plain_json(value: Any) -> Any:
+    """``enc_hook`` of pyconvex's JSON encoders: an :class:`Int64` is the JSON number it is
+    (msgspec refuses subclasses of ``int`` on its own)."""
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def dumps(value: Value) -> bytes:
-    """Convex JSON bytes for ``value``."""
-    return _json_encoder.encode(to_convex_json(value))
+_json_encoder = msgspec.json.Encoder(enc_hook=plain_json)
+
+
+def dumps(value: Value, *, wire: bool = True) -> bytes:
+    """Convex JSON bytes for ``value`` (see :func:`to_convex_json` for ``wire``)."""
+    return _json_encoder.encode(to_convex_json(value, wire=wire))
 
 
 def loads(data: bytes | str) -> Value:
@@ -305,6 +386,8 @@ def display_value(value: object) -> str:
         return "true"
     if value is False:
         return "false"
+    if value.__class__ is Int64:
+        return f"{int(value)}n"  # a bigint, as JavaScript prints it
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):

@@ -129,7 +129,7 @@ def _cell(value: Any) -> str:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(values.to_convex_json(value), indent=2, ensure_ascii=False))
+    print(json.dumps(values.to_convex_json(value, wire=False), indent=2, ensure_ascii=False))
 
 
 async def _run(ns: argparse.Namespace) -> int:
@@ -328,7 +328,7 @@ def _print_tables(tables: dict[str, int], format: str) -> int:
 def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int:
     if format == "json":
         for doc in docs:
-            print(values.dumps(doc).decode())
+            print(values.dumps(doc, wire=False).decode())
         return 0
     if not docs:
         _out.print(f'There are no documents in table "{table}".')
@@ -365,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConvexError as exc:
         _err.print(f"[red]✖ Uncaught ConvexError:[/] {escape(str(exc))}")
         if exc.data is not None:
-            _err.print(json.dumps(values.to_convex_json(exc.data), indent=2))
+            _err.print(json.dumps(values.to_convex_json(exc.data, wire=False), indent=2))
     except PyConvexError as exc:
         _err.print(f"[red]✖ {type(exc).__name__}:[/] {escape(str(exc))}")
     except (ValueError, RemoteError, snapshot.SnapshotError) as exc:

@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 from starlette.datastructures import MutableHeaders
 
+from ..values import plain_json
+
 __all__ = ["Response"]
 
 HeadersInit = Mapping[str, str] | Iterable[tuple[str, str]] | None
@@ -28,7 +30,7 @@ Body = str | bytes | AsyncIterable[bytes] | AsyncIterable[str] | None
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TEXT = (b"content-type", b"text/plain;charset=UTF-8")
 _JSON = (b"content-type", b"application/json")
-_encode_json = msgspec.json.Encoder().encode
+_encode_json = msgspec.json.Encoder(enc_hook=plain_json).encode
 
 
 def _raw(headers: HeadersInit) -> list[tuple[bytes, bytes]]:

@@ -193,7 +193,10 @@ class ApiApp:
         if isinstance(args, list) and len(args) == 1:
             args = args[0]  # Convex clients send [args]
         try:
-            args = values.from_convex_json(args)
+            # Convex's clients know float64 numbers and bigints ($integer): every JSON number
+            # they send is a float. Plain JSON (curl) means its integers.
+            numbers = "float" if format_name == "convex_encoded_json" else "int"
+            args = values.from_convex_json(args, numbers=numbers)
         except InvalidValueError as exc:
             raise BadRequestError(f"Invalid arguments: {exc}") from None
         if not isinstance(args, dict):
@@ -304,7 +307,8 @@ class ApiApp:
                 docs = await reader.query(table).order(order).take(int(limit))
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
-        await send_json(send, 200, {"documents": [values.to_convex_json(doc) for doc in docs]})
+        documents = [values.to_convex_json(doc, wire=False) for doc in docs]
+        await send_json(send, 200, {"documents": documents})
 
     # -- admin: webhook events ----------------------------------------------------------------
 

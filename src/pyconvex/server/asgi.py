@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from ..values import plain_json
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -15,7 +17,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 JSON_TYPE = (b"content-type", b"application/json")
 TEXT_TYPE = (b"content-type", b"text/plain;charset=UTF-8")
-encode_json = msgspec.json.Encoder().encode
+encode_json = msgspec.json.Encoder(enc_hook=plain_json).encode
 _NO_CONTENT = frozenset({204, 304})
 
 

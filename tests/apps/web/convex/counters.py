@@ -1,7 +1,7 @@
 import asyncio
 import logging
 
-from pyconvex import ConvexError, internal_query, mutation, query, v
+from pyconvex import ConvexError, Int64, internal_query, mutation, query, v
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,17 @@ async def fails(ctx, args):
 
 @query
 async def refuses(ctx, args):
-    raise ConvexError({"code": "NOPE", "n": 2**60})
+    raise ConvexError({"code": "NOPE", "n": Int64(2**60)})
+
+
+@query(args={"value": v.any()})
+async def types(ctx, args):
+    return {key: type(item).__name__ for key, item in args["value"].items()}
+
+
+@query
+async def huge(ctx, args):
+    return {"big": 2**60 + 1}  # a plain int: a float64 on the wire, which cannot hold it
 
 
 @query
