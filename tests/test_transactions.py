@@ -228,6 +228,21 @@ async def test_a_write_to_a_document_read_by_id_is_a_conflict(db: Database) -> N
         await db.committer.commit(txn)
 
 
+async def test_a_change_to_a_document_read_through_a_range_is_a_conflict(db: Database) -> None:
+    """Its index keys stay the same; what the range led to does not (write skew otherwise)."""
+    doc = await db.transact(lambda w: w.insert("items", {"name": "a", "status": "x", "n": 1}))
+    for query in (
+        lambda w: by_status(w, "x").collect(),  # a schema index whose key does not change
+        lambda w: w.query("items").collect(),  # the creation-time index
+    ):
+        txn, writer = open_txn(db)
+        assert len(await query(writer)) == 1
+        await writer.insert("items", {"name": "mine"})
+        await db.transact(lambda w: w.patch(doc, {"n": 2}))
+        with pytest.raises(ConflictError):
+            await db.committer.commit(txn)
+
+
 async def test_a_document_leaving_a_range_is_a_conflict_for_its_readers(db: Database) -> None:
     doc = await db.transact(lambda w: w.insert("items", {"name": "a", "status": "x"}))
     txn, writer = open_txn(db)

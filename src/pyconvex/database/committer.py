@@ -53,6 +53,7 @@ MAX_BATCH = 256  # bounds the time one batch holds the store's write lock
 # catching up, and reads at an earlier timestamp, never find it shorter than theirs.
 RETENTION_NS = 2 * WINDOW_NS
 PRUNE_EVERY_NS = 10_000_000_000
+COMMITS = "pyconvex_commits"  # notified with every commit (PostgreSQL: on commit)
 
 _log = logging.getLogger("pyconvex.database")
 _Pending = tuple[Transaction, "asyncio.Future[int]"]
@@ -81,6 +82,8 @@ class Committer:
         self._pruned = 0
         self._closed = False
         self._committing = False  # a store write transaction is open
+        self._listeners: list[Callable[[list[tuple[int, Writes]]], None]] = []
+        self._woken = asyncio.Event()
 
     @property
     def head(self) -> int | None:
@@ -93,6 +96,48 @@ class Committer:
         opened now sees exactly the commits up to it, unless another process committed
         since); None while one is, since a snapshot may or may not see it yet."""
         return None if self._committing else self.log.head
+
+    def on_commits(self, callback: Callable[[list[tuple[int, Writes]]], None]) -> None:
+        """Call ``callback(commits)`` with every commit this process learns of, in timestamp
+        order, its own (before their callers hear back) and other processes'."""
+        self._listeners.append(callback)
+
+    def _tell(self, commits: list[tuple[int, Writes]]) -> None:
+        for callback in self._listeners:
+            try:
+                callback(commits)
+            except Exception:
+                _log.exception("A commit listener failed")
+
+    async def refresh(self) -> None:
+        """Learn the commits other processes made since we last looked (the store's commit
+        log, read under this process's gate so that no commit of ours lands between)."""
+        async with self._gate:
+            snapshot = await self._persistence.begin_read()
+            try:
+                if self.log.head is None:
+                    self.log.start(await snapshot.head())
+                    return
+                found = await snapshot.commits(self.log.head)
+            finally:
+                await snapshot.close()
+            self._learn(found)
+
+    async def follow(self, poll_seconds: float) -> None:
+        """Learn other processes' commits as they happen, until cancelled: at once when the
+        store wakes us (PostgreSQL's NOTIFY), else every ``poll_seconds``."""
+        await self._persistence.listen(COMMITS, self._woken.set)
+        while True:
+            try:
+                async with asyncio.timeout(poll_seconds):
+                    await self._woken.wait()
+            except TimeoutError:
+                pass
+            self._woken.clear()
+            try:
+                await self.refresh()
+            except Exception:  # the store may be away for a moment: look again later
+                _log.warning("Could not read the commit log", exc_info=True)
 
     async def commit(self, txn: Transaction) -> int:
         """Commit ``txn`` with the next batch; its commit timestamp.
@@ -164,12 +209,14 @@ class Committer:
                 writes = Writes({REGISTRY}, everything=True)
                 ts = self._next_ts()
                 await store.write(WriteBatch([(ts, writes.encode(), None)]))
+                await store.notify(COMMITS)
                 await store.commit()
             except BaseException:
                 await store.close()
                 self._catalog.registry.invalidate()
                 raise
             self.log.extend([(ts, writes)])
+            self._tell([(ts, writes)])
             return result
 
     async def close(self) -> None:
@@ -189,10 +236,18 @@ class Committer:
         if self.log.head is None:
             self.log.start(await store.head())
             return
-        learned = [(ts, Writes.decode(data)) for ts, data in await store.commits(self.log.head)]
+        self._learn(await store.commits(self.log.head))
+
+    def _learn(self, found: list[tuple[int, bytes]]) -> None:
+        """Add other processes' commits (from the store's log) to ours, and tell listeners."""
+        if not found:
+            return
+        learned = [(ts, Writes.decode(data)) for ts, data in found]
         if any(writes.everything or REGISTRY in writes.docs for _, writes in learned):
             self._catalog.registry.invalidate()  # another process changed the indexes
+        head = self.log.head or 0
         self.log.extend(learned)
+        self._tell([(ts, writes) for ts, writes in learned if ts > head])
 
     async def _commit(self, batch: list[_Pending], store: WriteTransaction | None) -> None:
         """Commit what passes its checks in ``batch``; answer every future. Each transaction
@@ -230,7 +285,7 @@ class Committer:
                 await store.close()
                 return
             await store.write(batch_write)
-            for channel in sorted({c for txn, *_ in accepted for c in txn.channels}):
+            for channel in sorted({COMMITS, *(c for txn, *_ in accepted for c in txn.channels)}):
                 await store.notify(channel)
             if ts - self._pruned > PRUNE_EVERY_NS:
                 await store.prune_commits(ts - RETENTION_NS)
@@ -251,6 +306,7 @@ class Committer:
             self._committing = False
         # One log entry for the batch, at its last timestamp: no snapshot sees a part of it.
         self.log.extend([(ts - 1, written)])
+        self._tell([(ts - 1, written)])
         for txn, future, stamp in accepted:
             if not future.done():  # (a caller that stopped waiting: committed all the same)
                 future.set_result(stamp)
@@ -334,10 +390,14 @@ def _stage(
                 old_key = None
             elif fields or doc is None:
                 old_key = keys.fields_key(old, fields) + tail
-            else:
-                continue  # an update's creation-time index key: it cannot change
+            else:  # an update's creation-time index key: it cannot change
+                mine.add_key(index.id, tail)  # but what a reader of that range saw did
+                continue
             new_key = None if doc is None else keys.fields_key(doc, fields) + tail
             if new_key == old_key:
+                # The entry stays; the document it leads to changed under it, so a reader
+                # of a range holding that key read something this commit changes.
+                mine.add_key(index.id, new_key)  # type: ignore[arg-type]
                 continue
             if old_key is not None:
                 ready.index_deletes.append((index.id, old_key))
