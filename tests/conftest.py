@@ -115,12 +115,13 @@ class Served:
         max_upload: Any = None,
         storage_url: str | None = None,
         database_url: str | None = None,
+        ports: tuple[int, int] = (0, 0),
         **options: Any,
     ) -> None:
         from pyconvex.deployment import Deployment
         from pyconvex.server import Backend, BackendServer, bind
 
-        self.listeners = bind("127.0.0.1", 0, 0)
+        self.listeners = bind("127.0.0.1", *ports)  # (0, 0): free ports
         self.deployment = Deployment(
             app_dir,
             database_url=database_url or f"sqlite:///{tmp / 'data.sqlite3'}",

@@ -108,7 +108,7 @@ def test_an_int64_computes_like_an_int_and_prints_as_one():
 
 
 def test_wire_forms():
-    assert to_convex_json(1) == 1
+    assert to_convex_json(1) == 1 and type(to_convex_json(1)) is float  # "1.0" on the wire
     assert to_convex_json(1.5) == 1.5
     assert to_convex_json(Int64(2**60)) == {"$integer": "AAAAAAAAABA="}
     assert to_convex_json(2**60) == 2**60  # a float holds it exactly: a number
@@ -121,7 +121,8 @@ def test_wire_forms():
     assert to_convex_json(b"\x00\x01") == {"$bytes": "AAE="}
     assert to_convex_json(float("inf")) == {"$float": "AAAAAAAA8H8="}
     assert to_convex_json(-0.0) == {"$float": "AAAAAAAAAIA="}
-    assert dumps({"a": [1, 2.0, None, True]}) == b'{"a":[1,2.0,null,true]}'
+    assert dumps({"a": [1, 2.0, None, True]}) == b'{"a":[1.0,2.0,null,true]}'
+    assert dumps({"a": [1, 2.0, None, True]}, wire=False) == b'{"a":[1,2.0,null,true]}'
     assert same(loads(b'{"a": 1, "b": 1.0}'), {"a": 1, "b": 1.0})
 
 

@@ -11,6 +11,7 @@ By default the data lives in ``DIR/.pyconvex/data.sqlite3``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -84,6 +85,8 @@ class Deployment:
         self._executor: Executor | None = None
         #: Verifies bearer tokens against ``convex/auth_config.py``'s providers.
         self.authenticator = Authenticator([])
+        #: Called after a reload has switched to the new functions (cached query results).
+        self.on_reload: list[Callable[[], None]] = []
 
     @property
     def app(self) -> App:
@@ -210,6 +213,8 @@ class Deployment:
         self.authenticator = authenticator
         self._executor = self._new_executor(new)
         old.unload()
+        for hook in self.on_reload:
+            hook()
         return new
 
     async def close(self) -> None:

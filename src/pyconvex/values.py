@@ -8,7 +8,7 @@ Convex *number* and an Int64 is an :class:`Int64`, an ``int`` that computes like
 one. A value keeps its Python type through storage and back.
 
 >>> to_convex_json({"n": 1, "big": Int64(2**60), "raw": b"\\x00"})
-{'n': 1, 'big': {'$integer': 'AAAAAAAAABA='}, 'raw': {'$bytes': 'AA=='}}
+{'n': 1.0, 'big': {'$integer': 'AAAAAAAAABA='}, 'raw': {'$bytes': 'AA=='}}
 >>> type(from_convex_json({"$integer": "AAAAAAAAABA="})).__name__
 'Int64'
 """
@@ -245,13 +245,17 @@ def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
         return {"$integer": base64.b64encode(struct.pack("<q", value)).decode()}
     if cls is int:
         number: int = value  # type: ignore[assignment]
-        if wire and not -_JSON_SAFE_INT <= number <= _JSON_SAFE_INT and float(number) != number:
+        if not wire:
+            return number
+        if not -_JSON_SAFE_INT <= number <= _JSON_SAFE_INT and float(number) != number:
             where = f" at {path}" if path else ""
             raise InvalidValueError(
                 f"The number {number}{where} cannot be sent exactly: a plain int is a Convex "
                 "number (a float64). Use pyconvex.Int64 for it, and v.int64() in its validator."
             )
-        return number
+        # Written as the float it is on the wire (2.0, not 2): Convex's Python client
+        # refuses JSON integers where a float64 is meant.
+        return float(number)
     if cls is float:
         if math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0):  # type: ignore[arg-type]
             return value

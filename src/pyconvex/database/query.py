@@ -166,33 +166,68 @@ class Query:
     async def paginate(self, options: dict[str, Any]) -> dict[str, Any]:
         """One page: ``{"page": [...], "is_done": bool, "continue_cursor": str}``.
 
-        ``options`` holds ``num_items`` (or Convex's ``numItems``) and ``cursor``
-        (None for the first page, else the previous page's ``continue_cursor``).
-        A document present throughout is returned exactly once across pages.
+        ``options`` holds ``num_items`` and ``cursor`` (None for the first page, else the
+        previous page's ``continue_cursor``). A document present throughout is returned
+        exactly once across pages. In Convex's spelling (``{"numItems", "cursor",
+        "endCursor"}``, as ``usePaginatedQuery`` sends it) the answer is Convex's too:
+        ``{"page", "isDone", "continueCursor"}``.
+
+        A page read up to an end cursor (``endCursor``, or the end this query's previous run
+        reached, when it runs again for a subscription) holds every document up to it,
+        however many: pages grow and shrink instead of shifting.
         """
         if not isinstance(options, dict):
             raise InvalidQueryError('paginate() takes {"num_items": N, "cursor": None | str}')
-        num = options.get("num_items", options.get("numItems"))
+        convex = "numItems" in options and "num_items" not in options
+        num = options.get("numItems") if convex else options.get("num_items")
+        if isinstance(num, float) and num.is_integer():
+            num = int(num)  # Convex's clients send every number as a float
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise InvalidQueryError(
                 f"paginate(): num_items must be a positive integer, not {num!r}"
             )
-        cursor = options.get("cursor")
-        after = self._decode_cursor(cursor)
+        after = self._decode_cursor(options.get("cursor"))
+        explicit = options.get("endCursor" if convex else "end_cursor")
+        txn = self._txn
+        first = not txn.paginated
+        txn.paginated = True
+        if explicit is not None:
+            end = self._decode_cursor(explicit)
+        else:
+            end = self._decode_cursor(txn.journal) if first and txn.journal else None
+        page, last, done = await self._page(num, after, end)
+        cursor = self._encode_cursor(b"" if done else last)
+        if first:
+            txn.journal_out = cursor  # where this page ended: its next run reads as far
+        if convex:
+            return {"page": page, "isDone": done, "continueCursor": cursor}
+        return {"page": page, "is_done": done, "continue_cursor": cursor}
+
+    async def _page(
+        self, num: int, after: bytes | None, end: bytes | None
+    ) -> tuple[list[dict[str, Any]], bytes | None, bool]:
+        """(documents, the last one's key, whether the range is exhausted)."""
         if after == b"":
-            return {"page": [], "is_done": True, "continue_cursor": self._encode_cursor(b"")}
+            return [], after, True
         page: list[dict[str, Any]] = []
         last = after
+        if end == b"":  # to the end of the range, however many
+            async for key, doc in self._pages(None, after):
+                page.append(doc)
+                last = key
+            return page, last, True
+        if end is not None:  # up to and including the end cursor's document, however many
+            async for key, doc in self._pages(None, after):
+                if key < end if self._descending else key > end:
+                    break
+                page.append(doc)
+            return page, end, False
         async for key, doc in self._pages(num + 1, after):
             if len(page) == num:
-                return {
-                    "page": page,
-                    "is_done": False,
-                    "continue_cursor": self._encode_cursor(last),
-                }
+                return page, last, False
             page.append(doc)
             last = key
-        return {"page": page, "is_done": True, "continue_cursor": self._encode_cursor(b"")}
+        return page, last, True
 
     def _cursor_tag(self) -> bytes:
         return f"{self._table}.{self._index}.{'d' if self._descending else 'a'}".encode()

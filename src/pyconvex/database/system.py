@@ -17,6 +17,8 @@ UPLOAD_TOKENS = "_upload_tokens"
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 WEBHOOK_EVENTS = "_webhook_events"
 API_KEYS = "_api_keys"
+# A sync session's mutations that ran, so that one sent again after a reconnect runs once.
+SESSION_REQUESTS = "_session_requests"
 
 _STATE = v.object(
     {
@@ -93,4 +95,12 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
     )
     .index("by_hash", ["hash"])
     .index("by_owner", ["owner"]),
+    SESSION_REQUESTS: define_table(
+        {
+            "session_id": v.string(),
+            "request_id": v.int64(),
+            "result": v.any(),
+            "log_lines": v.array(v.string()),
+        }
+    ).index("by_request", ["session_id", "request_id"]),
 }

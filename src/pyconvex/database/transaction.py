@@ -57,6 +57,9 @@ class Transaction:
         "_undo",
         "channels",
         "hooks",
+        "journal",
+        "journal_out",
+        "paginated",
         "reads",
         "registry",
         "writes",
@@ -89,6 +92,11 @@ class Transaction:
         self.channels: set[str] = set()
         # Documents as they were at an earlier timestamp (reads at that timestamp)
         self._past: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        #: A query's journal: where its paginated read ended last time it ran (a cursor), so
+        #: that running it again reads as far; and where it ends this time.
+        self.journal: str | None = None
+        self.journal_out: str | None = None
+        self.paginated = False
 
     # -- the snapshot --------------------------------------------------------------------
 
@@ -147,6 +155,7 @@ class Transaction:
             return change.table, change.doc, change.before if change.old is not None else None
         past = self._past.get(doc_id)
         if past is not None:
+            self.reads.add_doc(doc_id)  # what was read in the past is read all the same
             return None if past[1] is None else (past[0], past[1], None)
         row = await (await self.snapshot()).get(doc_id)
         self.reads.add_doc(doc_id)

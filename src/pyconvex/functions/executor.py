@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import values
+from ..database.readset import ReadSet
+from ..database.system import SESSION_REQUESTS
 from ..errors import (
     ArgumentValidationError,
     FunctionNotFoundError,
@@ -46,6 +48,28 @@ if TYPE_CHECKING:
     from ..storage import FileStorage
 
 
+@dataclass(slots=True)
+class QueryRun:
+    """A query run for a subscription: its outcome, its log lines, what it read (so that
+    one can tell which commits change its result) and where its paginated read ended."""
+
+    value: Any
+    error: Exception | None
+    log_lines: list[str]
+    reads: ReadSet
+    journal: str | None
+
+
+@dataclass(slots=True)
+class MutationRun:
+    """A mutation run for a client session: its outcome, log lines and commit timestamp."""
+
+    value: Any
+    error: Exception | None
+    log_lines: list[str]
+    ts: int
+
+
 @dataclass(frozen=True)
 class TimeLimits:
     """Seconds of handler time per kind (Convex: 1 s for queries and mutations, 10 min for
@@ -58,6 +82,10 @@ class TimeLimits:
 
     def of(self, kind: Kind) -> float:
         return float(getattr(self, kind))
+
+
+def _lines(execution: Execution) -> list[str]:
+    return [str(line) for line in execution.lines]
 
 
 # Like FastAPI (anyio's default of 40 tokens): enough threads that a few slow
@@ -252,6 +280,99 @@ class Executor:
 
             return await self.database.transact(attempt)
         return await self._invoke(fn, ActionCtx(self, auth), checked)
+
+    async def run_query_at(
+        self,
+        ref: Any,
+        args: Any,
+        *,
+        auth: Auth,
+        ts: int,
+        journal: str | None = None,
+        public_only: bool = False,
+    ) -> QueryRun:
+        """Run a query at the commit ``ts`` and keep what it read (never raises for the
+        query's own failure: that is the run's ``error``)."""
+        execution = self.execution(ref if isinstance(ref, str) else None)
+        token = current_execution.set(execution)
+        reads, journal_out = ReadSet(), None
+        try:
+            try:
+                fn = self.resolve(ref, public_only=public_only)
+                self._check_kind(fn, ("query",))
+                checked = self._args(fn, args)
+                if self.env is not None and self.env.stale():
+                    await self.env.refresh()
+                async with self.database.read(ts=ts) as reader:
+                    txn = reader._txn
+                    txn.journal = journal
+                    try:
+                        value = await self._invoke(fn, QueryCtx(self, reader, auth), checked)
+                    finally:
+                        reads, journal_out = txn.reads, txn.journal_out
+            except Exception as exc:
+                return QueryRun(None, exc, _lines(execution), reads, journal_out)
+            return QueryRun(value, None, _lines(execution), reads, journal_out)
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+
+    async def run_mutation_once(
+        self,
+        ref: Any,
+        args: Any,
+        *,
+        auth: Auth,
+        request: tuple[str, int],
+        public_only: bool = False,
+    ) -> MutationRun:
+        """Run a mutation of a client session exactly once: ``request`` (session id,
+        request id) is recorded in the same transaction, and a request already recorded
+        (a client re-sending it after a reconnect) gets its first run's result again,
+        without running it. Never raises for the mutation's own failure."""
+        session_id, request_id = request
+        execution = self.execution(ref if isinstance(ref, str) else None)
+        token = current_execution.set(execution)
+        mark = 0
+        try:
+            fn = self.resolve(ref, public_only=public_only)
+            self._check_kind(fn, ("mutation",))
+            checked = self._args(fn, args)
+            if self.env is not None and self.env.stale():
+                await self.env.refresh()
+
+            async def attempt(writer: DatabaseWriter) -> tuple[Any, list[str] | None]:
+                execution.rewind(mark)
+                system = writer.system_writer()
+                done = await (
+                    system.query(SESSION_REQUESTS)
+                    .with_index(
+                        "by_request",
+                        lambda q: q.eq("session_id", session_id).eq("request_id", request_id),
+                    )
+                    .first()
+                )
+                if done is not None:
+                    return done["result"], list(done["log_lines"])
+                value = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+                await system.insert(
+                    SESSION_REQUESTS,
+                    {
+                        "session_id": session_id,
+                        "request_id": request_id,
+                        "result": value,
+                        "log_lines": _lines(execution)[:256],
+                    },
+                )
+                return value, None
+
+            (value, replayed), ts = await self.database.transact_at(attempt)
+        except Exception as exc:
+            return MutationRun(None, exc, _lines(execution), 0)
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+        return MutationRun(value, None, replayed if replayed is not None else _lines(execution), ts)
 
     async def run_nested(
         self,

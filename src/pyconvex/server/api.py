@@ -43,17 +43,15 @@ from ..auth import TokenAuth
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ConvexError,
-    FunctionNotFoundError,
-    FunctionTimeoutError,
     InvalidTimestampError,
     InvalidValueError,
     StoreUnavailableError,
-    ValidationError,
 )
 from ..functions.define import Kind
+from ..functions.failures import client_message, error_data
 from ..functions.logs import LogLine, current_execution
 from ..http.request import QueryParams, Request
+from ..sync.session import Session, sync_path
 from .admin_key import matches
 from .asgi import (
     Receive,
@@ -65,7 +63,6 @@ from .asgi import (
     send_text,
     send_unavailable,
 )
-from .errors import error_data, log_failure, uncaught_message
 from .files import serve_file, take_upload
 
 if TYPE_CHECKING:
@@ -97,6 +94,9 @@ class ApiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket" and sync_path(scope["path"]):
+                await Session(self.backend, scope, receive, send).run()
+                return
             await self.backend.handle_other(scope, receive, send)
             return
         path: str = scope["path"]
@@ -245,15 +245,8 @@ class ApiApp:
         await send_json(send, 200, {"ts": str(await self.backend.deployment.database.head())})
 
     def _error_message(self, exc: Exception, request_id: str) -> str:
-        if isinstance(exc, FunctionNotFoundError | FunctionTimeoutError):
-            return str(exc)
-        if isinstance(exc, ValidationError):
-            return f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ConvexError):
-            return uncaught_message(exc)
-        log_failure(self.backend.deployment, exc, request_id)
-        code = f"[Request ID: {request_id}] Server Error"
-        return code if self.backend.production else f"{code}\n{uncaught_message(exc)}"
+        backend = self.backend
+        return client_message(exc, request_id, backend.deployment, production=backend.production)
 
     async def _json_body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
         raw = await Request(scope, receive, max_body=self.backend.max_body).body()

@@ -21,6 +21,7 @@ from ..env import REFRESH_SECONDS
 from ..functions import Auth
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
+from ..sync.queries import Queries
 from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
@@ -57,6 +58,7 @@ class Backend:
         self._lock = asyncio.Lock()
         # Re-reads the env vars in the background while serving, so requests never wait on it.
         self.env_refresher: asyncio.Task[None] | None = None
+        self._sync_queries: Queries | None = None
         #: ``ctx.auth`` of requests that send no Authorization header (``t.with_identity``).
         self.identity: Auth | None = None
 
@@ -83,6 +85,8 @@ class Backend:
                 return
             refresher, self.env_refresher = self.env_refresher, None
             await cancel_and_wait(refresher)
+            if self._sync_queries is not None:
+                await self._sync_queries.stop()
             await self.deployment.scheduler.stop()
             if self._owns_deployment:
                 self._owns_deployment = False
@@ -101,6 +105,13 @@ class Backend:
                 logging.getLogger("pyconvex.server").warning(
                     "Could not refresh env vars", exc_info=True
                 )
+
+    def sync_queries(self) -> Queries:
+        """The query results shared by this deployment's sync sessions (made on first use)."""
+        if self._sync_queries is None:
+            self._sync_queries = Queries(self.deployment, production=self.production)
+            self.deployment.on_reload.append(self._sync_queries.clear)
+        return self._sync_queries
 
     async def handle_other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan events; anything else that is not HTTP is refused."""

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from ..errors import BadRequestError, StoreUnavailableError
 from ..functions import ActionCtx
+from ..functions.failures import error_data, log_failure, uncaught_message
 from ..functions.logs import Execution, current_execution
 from ..http.request import Request, payload_too_large
 from ..http.response import Response
@@ -37,7 +38,6 @@ from .asgi import (
     send_text,
     send_unavailable,
 )
-from .errors import error_data, log_failure, uncaught_message
 
 if TYPE_CHECKING:
     from .backend import Backend

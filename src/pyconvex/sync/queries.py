@@ -1,0 +1,233 @@
+"""Query results shared by every subscriber, kept until a commit changes what they read.
+
+    queries = Queries(deployment)
+    result = await queries.at(key, ts)      # a cached run valid at ts, or a new run at ts
+    queries.watch(key, session.wake)        # called when a commit invalidates it
+
+A result is computed at a commit timestamp and remembers what it read (its read set).
+Every commit this process learns of (its own, and other processes' through the store's
+commit log) is checked against the read sets of the results in the cache: a result stays
+valid until the first later commit that writes inside what it read, and only the
+subscribers of that result are woken. Identical subscriptions (the same function, the same
+arguments, the same identity, the same journal) of any number of sessions share one run
+and one cached result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..database.readset import Writes
+from ..errors import StoreUnavailableError
+from ..functions import Auth
+from ..functions.failures import client_message, error_data
+from ..tasks import cancel_and_wait
+from ..values import from_convex_json, to_convex_json
+
+if TYPE_CHECKING:
+    from ..database.readset import ReadSet
+    from ..deployment import Deployment
+
+#: How often another process's commits are looked for where the store cannot say (SQLite).
+POLL_SECONDS = 0.05
+_log = logging.getLogger("pyconvex.sync")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryKey:
+    """What makes two subscriptions the same query."""
+
+    path: str
+    args: bytes  # the arguments as canonical JSON
+    identity: str  # who asks (a query may read ctx.auth)
+    journal: str | None
+    admin: bool = False
+
+
+@dataclass(slots=True)
+class Result:
+    """One run of a query, as its subscribers are sent it."""
+
+    ts: int  # the commit it was read at
+    value: Any  # Convex JSON, when ``error`` is None
+    error: str | None
+    error_data: Any
+    log_lines: list[str]
+    journal: str | None
+    reads: ReadSet
+    digest: bytes  # of what a client is sent: an unchanged digest is not sent again
+    invalid_at: int | None = None  # the first later commit that wrote inside its reads
+
+    def valid_at(self, ts: int) -> bool:
+        return self.ts <= ts and (self.invalid_at is None or ts < self.invalid_at)
+
+
+@dataclass(slots=True)
+class _Entry:
+    result: Result | None = None
+    running: asyncio.Future[Result] | None = None
+    running_ts: int = -1
+    watchers: dict[int, Callable[[], None]] = field(default_factory=dict)
+
+
+class Queries:
+    """The query results of one deployment's sessions, and the commits that invalidate them."""
+
+    def __init__(self, deployment: Deployment, *, production: bool = False) -> None:
+        self._deployment = deployment
+        self._production = production
+        self._entries: dict[QueryKey, _Entry] = {}
+        #: The newest commit whose effect on every cached result is known.
+        self.head = 0
+        self._follower: asyncio.Task[None] | None = None
+        #: Runs of queries (the benchmark counts them: a run a write did not need is waste).
+        self.runs = 0
+        deployment.database.committer.on_commits(self._commits)
+
+    async def start(self) -> None:
+        """Learn the newest commit, and follow the other processes' from now on."""
+        committer = self._deployment.database.committer
+        if self._follower is None:
+            await committer.refresh()
+            self.head = max(self.head, committer.head or 0)
+            self._follower = asyncio.get_running_loop().create_task(committer.follow(POLL_SECONDS))
+
+    async def stop(self) -> None:
+        follower, self._follower = self._follower, None
+        await cancel_and_wait(follower)
+
+    def clear(self) -> None:
+        """Forget every result (the functions changed: a reload); their watchers are woken."""
+        entries = list(self._entries.values())
+        for entry in entries:
+            entry.result = None
+        for entry in entries:
+            for wake in list(entry.watchers.values()):
+                wake()
+
+    # -- subscribers ---------------------------------------------------------------------
+
+    def watch(self, key: QueryKey, token: int, wake: Callable[[], None]) -> None:
+        """Call ``wake()`` whenever ``key``'s result goes stale (``token`` names the watch)."""
+        self._entries.setdefault(key, _Entry()).watchers[token] = wake
+
+    def unwatch(self, key: QueryKey, token: int) -> None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        entry.watchers.pop(token, None)
+        if not entry.watchers and entry.running is None:
+            del self._entries[key]  # nobody's: its result is not kept
+
+    def watched(self) -> int:
+        """How many distinct queries have subscribers."""
+        return sum(1 for entry in self._entries.values() if entry.watchers)
+
+    def rekey(
+        self,
+        old: QueryKey,
+        journal: str | None,
+        token: int,
+        wake: Callable[[], None],
+        result: Result,
+    ) -> QueryKey:
+        """Move a watch to the same query with the journal its last run left (its next runs
+        read as far as that one did), keeping that run as the new key's result."""
+        new = dataclasses.replace(old, journal=journal)
+        entry = self._entries.setdefault(new, _Entry())
+        if entry.result is None:
+            entry.result = result
+        entry.watchers[token] = wake
+        return new
+
+    def cached(self, key: QueryKey, ts: int) -> Result | None:
+        entry = self._entries.get(key)
+        result = entry.result if entry is not None else None
+        return result if result is not None and result.valid_at(ts) else None
+
+    async def at(self, key: QueryKey, ts: int, auth: Auth) -> Result:
+        """``key``'s result at ``ts``: the cached one if still valid then, else a new run
+        (one run for every subscriber that asks at once)."""
+        entry = self._entries.setdefault(key, _Entry())
+        result = entry.result
+        if result is not None and result.valid_at(ts):
+            return result
+        if entry.running is None or entry.running_ts != ts:
+            future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+            entry.running, entry.running_ts = future, ts
+            try:
+                result = await self._run(key, ts, auth)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: the waiters get it, nobody else must
+                raise
+            finally:
+                if entry.running is future:
+                    entry.running = None
+            if entry.result is None or entry.result.ts <= result.ts:
+                entry.result = result
+            future.set_result(result)
+            if not entry.watchers and entry.running is None:
+                self._entries.pop(key, None)
+            return result
+        return await asyncio.shield(entry.running)
+
+    async def _run(self, key: QueryKey, ts: int, auth: Auth) -> Result:
+        self.runs += 1
+        run = await self._deployment.executor.run_query_at(
+            key.path,
+            from_convex_json(msgspec.json.decode(key.args), numbers="float"),
+            auth=auth,
+            ts=ts,
+            journal=key.journal,
+            public_only=not key.admin,
+        )
+        if isinstance(run.error, StoreUnavailableError):
+            raise run.error  # not the query's failure: nothing to keep, try again later
+        error, data, value = None, None, None
+        if run.error is None:
+            try:
+                value = to_convex_json(run.value)
+            except ValueError as exc:
+                run.error = exc
+        if run.error is not None:
+            error = client_message(
+                run.error, secrets.token_hex(8), self._deployment, production=self._production
+            )
+            data = error_data(run.error)
+        digest = hashlib.sha256(
+            msgspec.json.encode([value, error, data, run.log_lines, run.journal])
+        ).digest()
+        result = Result(ts, value, error, data, run.log_lines, run.journal, run.reads, digest)
+        # The commits since ``ts`` were checked before this result existed: check them now.
+        for commit_ts, writes in self._deployment.database.committer.log.after(ts):
+            if writes.overlaps(run.reads):
+                result.invalid_at = commit_ts
+        return result
+
+    # -- commits -------------------------------------------------------------------------
+
+    def _commits(self, commits: list[tuple[int, Writes]]) -> None:
+        woken: list[Callable[[], None]] = []
+        for ts, writes in commits:
+            if ts <= self.head:
+                continue
+            self.head = ts
+            for entry in self._entries.values():
+                result = entry.result
+                if result is None or result.invalid_at is not None or result.ts >= ts:
+                    continue
+                if writes.overlaps(result.reads):
+                    result.invalid_at = ts
+                    woken.extend(entry.watchers.values())
+        for wake in woken:
+            wake()

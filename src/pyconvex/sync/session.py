@@ -1,0 +1,411 @@
+"""One client's WebSocket: Convex's sync protocol, from ``Connect`` to the last ``Transition``.
+
+    await Session(backend, scope, receive, send).run()      # until the socket closes
+
+A session holds the client's query set (each query a subscription to a shared result,
+see :mod:`.queries`), its identity, and two versions: the one the client has asked for
+(query set and identity) and the one it was last sent. A *transition* moves every query of
+the session to one commit timestamp: the newest whose effect on every cached result is
+known. It is computed when the client changes its query set or identity, when a mutation
+or action of the session ends, and when a commit invalidates one of its results; a result
+that did not change is not sent again.
+
+Mutations run one at a time, in the order sent, each exactly once per (session, request):
+its ``MutationResponse`` carries the commit timestamp, and the transition that follows it
+is at that timestamp or later, which is when the client resolves its promise. Actions run
+side by side. A slow client never holds up others: at most two transitions wait in its
+outbox, and while they do, invalidations only mark the session for its next transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import secrets
+import time
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..errors import AuthenticationError
+from ..functions import Auth
+from ..functions.failures import client_message, error_data
+from ..functions.logs import current_execution
+from ..tasks import cancel_and_wait
+from ..values import from_convex_json, to_convex_json
+from . import protocol
+from .protocol import INITIAL, ProtocolError, Version
+from .queries import QueryKey, Result
+
+if TYPE_CHECKING:
+    from ..server.backend import Backend
+
+PING_SECONDS = 15.0  # a Ping after this long without sending anything (Convex's interval)
+RETRY_SECONDS = 0.5  # a transition that failed (the store away) is tried again after this
+MAX_QUEUED_TRANSITIONS = 2  # Convex's SYNC_MAX_SEND_TRANSITION_COUNT
+MAX_QUEUED_REQUESTS = 1000  # mutations waiting, actions running (then the client is cut off)
+# npm clients at this version and later put chunked transitions back together.
+_CHUNKS_FROM = (1, 28, 0)
+_VERSION = re.compile(r"^/api/(\d+)\.(\d+)\.(\d+)[^/]*/sync$")
+_log = logging.getLogger("pyconvex.sync")
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+def sync_path(path: str) -> bool:
+    """Whether ``path`` is the sync endpoint: ``/api/sync`` (Convex's Rust and Python
+    clients) or ``/api/<client version>/sync`` (npm ``convex``)."""
+    return path == "/api/sync" or _VERSION.match(path) is not None
+
+
+@dataclass(slots=True)
+class _Subscription:
+    key: QueryKey
+    args: Any  # as the client sent them (Convex JSON)
+    digest: bytes = b""  # of the result the client last got
+
+
+class Session:
+    """One WebSocket of one client."""
+
+    def __init__(
+        self, backend: Backend, scope: MutableMapping[str, Any], receive: Any, send: Any
+    ) -> None:
+        self._backend = backend
+        self._deployment = backend.deployment
+        self._queries = backend.sync_queries()
+        self._receive = receive
+        self._send = send
+        found = _VERSION.match(scope.get("path", ""))
+        version = tuple(int(part) for part in found.groups()) if found else None
+        self._chunked = version is not None and version >= _CHUNKS_FROM
+        self._session_id = "socket-" + secrets.token_hex(8)  # until Connect says
+        self._skew: int | None = None
+        self._query_set = 0  # the query set version received
+        self._identity = 0  # the identity version received
+        self._sent = INITIAL  # the version of the last transition sent
+        self._subscriptions: dict[int, _Subscription] = {}
+        self._removed: list[int] = []
+        self._auth = Auth()
+        self._admin = False
+        self._identity_key = "anonymous"
+        self._token = id(self)  # names this session's watches
+        self._dirty = asyncio.Event()
+        self._outbox: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self._queued_transitions = 0
+        self._drained = asyncio.Event()
+        self._last_sent = time.monotonic()
+        self._mutations: asyncio.Queue[tuple[dict[str, Any], Auth, bool]] = asyncio.Queue()
+        self._actions: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- the socket ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the socket until it closes."""
+        if (await self._receive())["type"] != "websocket.connect":
+            return
+        await self._send({"type": "websocket.accept"})
+        await self._queries.start()
+        tasks = [
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._update()),
+            asyncio.create_task(self._run_mutations()),
+            asyncio.create_task(self._ping()),
+        ]
+        try:
+            await self._read()
+        finally:
+            self._closed = True
+            for key in {sub.key for sub in self._subscriptions.values()}:
+                self._queries.unwatch(key, self._token)
+            await cancel_and_wait(*tasks, *self._actions)
+
+    async def _read(self) -> None:
+        while True:
+            event = await self._receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            if event["type"] != "websocket.receive":
+                continue
+            frame = event.get("text") if event.get("text") is not None else event.get("bytes")
+            try:
+                await self._handle(protocol.parse(frame or b""))
+            except ProtocolError as exc:
+                await self._fatal(str(exc))
+                return
+            except _Closed:
+                return
+
+    async def _fatal(self, error: str) -> None:
+        """Tell the client it broke the protocol, and close (it does not reconnect)."""
+        with contextlib.suppress(Exception):
+            await self._send({"type": "websocket.send", "text": protocol.encode(
+                {"type": "FatalError", "error": error}
+            )})  # fmt: skip
+            await self._send({"type": "websocket.close", "code": 1000})
+
+    def _post(self, message: dict[str, Any] | str, *, transition: bool = False) -> None:
+        text = message if isinstance(message, str) else protocol.encode(message)
+        if transition and self._chunked and len(text) > protocol.MAX_MESSAGE:
+            parts = protocol.chunks(text, str(len(text)))
+            for number, part in enumerate(parts):  # contiguous: no await between the puts
+                self._outbox.put_nowait((protocol.encode(part), number == len(parts) - 1))
+        else:
+            self._outbox.put_nowait((text, transition))
+        if transition:
+            self._queued_transitions += 1
+
+    async def _write(self) -> None:
+        while True:
+            text, transition = await self._outbox.get()
+            if transition:  # taken from the queue: room for the next one
+                self._queued_transitions -= 1
+                self._drained.set()
+            await self._send({"type": "websocket.send", "text": text})
+            self._last_sent = time.monotonic()
+
+    async def _ping(self) -> None:
+        while True:
+            idle = time.monotonic() - self._last_sent
+            if idle >= PING_SECONDS:
+                self._post(protocol.PING)
+                idle = 0.0
+            await asyncio.sleep(PING_SECONDS - idle)
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "Connect":
+            self._session_id = message["sessionId"]
+            client_ts = message.get("clientTs")
+            if isinstance(client_ts, int | float) and client_ts > 0:
+                self._skew = int(client_ts - time.time() * 1000)
+        elif kind == "ModifyQuerySet":
+            self._modify(message)
+        elif kind == "Authenticate":
+            await self._authenticate(message)
+        elif kind == "Mutation":
+            if self._mutations.qsize() >= MAX_QUEUED_REQUESTS:
+                raise ProtocolError("TooManyConcurrentMutations: over 1000 mutations queued")
+            self._mutations.put_nowait((message, self._auth, self._admin))
+        elif kind == "Action":
+            if len(self._actions) >= MAX_QUEUED_REQUESTS:
+                raise ProtocolError("TooManyInflightActionsForSingleClient: over 1000 actions")
+            task = asyncio.create_task(self._run_action(message, self._auth, self._admin))
+            self._actions.add(task)
+            task.add_done_callback(self._actions.discard)
+
+    def _key(self, path: str, args: Any, journal: str | None) -> QueryKey:
+        return QueryKey(path, _canonical.encode(args), self._identity_key, journal, self._admin)
+
+    def _modify(self, message: dict[str, Any]) -> None:
+        base, new = message["baseVersion"], message["newVersion"]
+        if base != self._query_set:
+            raise ProtocolError(
+                f"Base version {base} passed up doesn't match the current version {self._query_set}"
+            )
+        if new <= base:
+            raise ProtocolError(f"New query set version {new} is not after {base}")
+        for change in message["modifications"]:
+            query_id = change["queryId"]
+            if change["type"] == "Add":
+                if query_id in self._subscriptions:
+                    raise ProtocolError(f"Query {query_id} was added twice")
+                key = self._key(change["udfPath"], change["args"], change.get("journal"))
+                self._subscriptions[query_id] = _Subscription(key, change["args"])
+                self._queries.watch(key, self._token, self._dirty.set)
+            else:
+                sub = self._subscriptions.pop(query_id, None)
+                if sub is None:
+                    raise ProtocolError(f"Query {query_id} was removed but never added")
+                self._release(sub.key)
+                self._removed.append(query_id)
+        self._query_set = new
+        self._dirty.set()
+
+    def _release(self, key: QueryKey) -> None:
+        if not any(sub.key == key for sub in self._subscriptions.values()):
+            self._queries.unwatch(key, self._token)
+
+    async def _authenticate(self, message: dict[str, Any]) -> None:
+        if message["baseVersion"] != self._identity:
+            raise ProtocolError(
+                f"Authenticate base version {message['baseVersion']} doesn't match the "
+                f"current identity version {self._identity}"
+            )
+        kind, value = message["tokenType"], message.get("value")
+        auth, admin, identity = Auth(), False, "anonymous"
+        if kind == "Admin":
+            from ..server.admin_key import matches
+
+            if not matches(self._backend.admin_key, str(value).encode()):
+                await self._auth_error("The provided admin key was invalid for this deployment")
+            admin, identity = True, "admin"
+        elif kind == "User":
+            auth = self._deployment.authenticator.auth_for(f"Bearer {value}")
+            try:
+                await auth.get_user_identity()
+            except AuthenticationError as exc:
+                await self._auth_error(f"Could not verify token claim: {exc}")
+            identity = "user:" + hashlib.sha256(str(value).encode()).hexdigest()
+        self._auth, self._admin, self._identity_key = auth, admin, identity
+        self._identity += 1
+        # Every query runs again for the new identity (it may read ctx.auth).
+        for query_id, sub in list(self._subscriptions.items()):
+            key = self._key(sub.key.path, sub.args, sub.key.journal)
+            self._subscriptions[query_id] = _Subscription(key, sub.args)
+            self._release(sub.key)
+            self._queries.watch(key, self._token, self._dirty.set)
+        self._dirty.set()
+
+    async def _auth_error(self, error: str) -> None:
+        """Refuse an identity: ``AuthError`` (the client fetches a new token and
+        reconnects), then close."""
+        message = {
+            "type": "AuthError",
+            "error": error,
+            "baseVersion": self._sent.identity,
+            "authUpdateAttempted": True,
+        }
+        with contextlib.suppress(Exception):
+            await self._send({"type": "websocket.send", "text": protocol.encode(message)})
+            await self._send({"type": "websocket.close", "code": 1000})
+        raise _Closed
+
+    # -- transitions -----------------------------------------------------------------------
+
+    async def _update(self) -> None:
+        while True:
+            await self._dirty.wait()
+            while self._queued_transitions >= MAX_QUEUED_TRANSITIONS:
+                self._drained.clear()
+                await self._drained.wait()  # newer state will replace what waits meanwhile
+            self._dirty.clear()
+            try:
+                await self._transition()
+            except Exception:  # the store may be away for a moment: try again shortly
+                _log.warning("A transition could not be computed; retrying", exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._dirty.set()
+
+    async def _transition(self) -> None:
+        ts = max(self._queries.head, self._sent.ts)
+        target = Version(self._query_set, self._identity, ts)
+        removed, self._removed = self._removed, []
+        subscriptions = sorted(self._subscriptions.items())
+        auth = self._auth
+        results = await asyncio.gather(*(self._result(sub, ts, auth) for _, sub in subscriptions))
+        changes: list[dict[str, Any]] = [
+            {"type": "QueryRemoved", "queryId": query_id} for query_id in removed
+        ]
+        for (query_id, sub), result in zip(subscriptions, results, strict=True):
+            if result.journal != sub.key.journal and self._subscriptions.get(query_id) is sub:
+                # Its next runs read as far as this one did (a page keeps its boundaries).
+                old = sub.key
+                sub.key = self._queries.rekey(
+                    old, result.journal, self._token, self._dirty.set, result
+                )
+                self._release(old)
+            if result.digest == sub.digest:
+                continue
+            sub.digest = result.digest
+            changes.append(_modification(query_id, result))
+        # Sent even when nothing changed, as Convex does: the Rust client resolves a
+        # mutation that failed with a ConvexError only on the next transition.
+        changes.sort(key=lambda change: change["queryId"])
+        self._post(protocol.transition(self._sent, target, changes, self._skew), transition=True)
+        self._sent = target
+
+    async def _result(self, sub: _Subscription, ts: int, auth: Auth) -> Result:
+        return self._queries.cached(sub.key, ts) or await self._queries.at(sub.key, ts, auth)
+
+    # -- mutations and actions ------------------------------------------------------------
+
+    async def _run_mutations(self) -> None:
+        while True:
+            message, auth, admin = await self._mutations.get()
+            run = await self._deployment.executor.run_mutation_once(
+                message["udfPath"],
+                from_convex_json(message["args"], numbers="float"),
+                auth=auth,
+                request=(self._session_id, message["requestId"]),
+                public_only=not admin,
+            )
+            response = self._outcome("MutationResponse", message, run.value, run.error)
+            response["logLines"] = run.log_lines
+            if response["success"]:
+                response["ts"] = protocol.encode_ts(run.ts)
+            self._post(response)
+            self._dirty.set()  # the next transition shows the write (at its ts or later)
+
+    async def _run_action(self, message: dict[str, Any], auth: Auth, admin: bool) -> None:
+        executor = self._deployment.executor
+        execution = executor.execution(message["udfPath"])
+        token = current_execution.set(execution)
+        value, error = None, None
+        try:
+            value = await executor.run(
+                message["udfPath"],
+                from_convex_json(message["args"], numbers="float"),  # type: ignore[arg-type]
+                kind="action",
+                public_only=not admin,
+                auth=auth,
+            )
+        except Exception as exc:
+            error = exc
+        finally:
+            current_execution.reset(token)
+            execution.finish()
+        response = self._outcome("ActionResponse", message, value, error)
+        response["logLines"] = [str(line) for line in execution.lines]
+        self._post(response)
+        self._dirty.set()
+
+    def _outcome(
+        self, kind: str, message: dict[str, Any], value: Any, error: Exception | None
+    ) -> dict[str, Any]:
+        if error is None:
+            try:
+                value = to_convex_json(value)
+            except ValueError as exc:
+                error = exc
+        if error is None:
+            return protocol.outcome(kind, message["requestId"], value=value, log_lines=[])
+        request_id = secrets.token_hex(8)
+        text = client_message(
+            error, request_id, self._deployment, production=self._backend.production
+        )
+        return protocol.outcome(
+            kind, message["requestId"], error=text, error_data=error_data(error), log_lines=[]
+        )
+
+
+class _Closed(Exception):
+    """The session ended itself (an identity refused)."""
+
+
+def _modification(query_id: int, result: Result) -> dict[str, Any]:
+    if result.error is None:
+        return {
+            "type": "QueryUpdated",
+            "queryId": query_id,
+            "value": result.value,
+            "logLines": result.log_lines,
+            "journal": result.journal,
+        }
+    failed = {
+        "type": "QueryFailed",
+        "queryId": query_id,
+        "errorMessage": result.error,
+        "logLines": result.log_lines,
+        "journal": result.journal,
+    }
+    if result.error_data is not None:
+        failed["errorData"] = result.error_data
+    return failed
