@@ -19,8 +19,9 @@ from pyconvex.validators import v
 
 APPS = Path(__file__).parent / "apps"
 
-# Test apps are loaded by pyconvex, not imported by pytest.
-collect_ignore = ["apps"]
+# Test apps are loaded by pyconvex, and the clients' scripts run by node or by PyPI
+# convex's own interpreter: pytest imports neither.
+collect_ignore = ["apps", "clients"]
 
 
 def api_call(

@@ -98,9 +98,9 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
     SESSION_REQUESTS: define_table(
         {
             "session_id": v.string(),
-            "request_id": v.int64(),
-            "result": v.any(),
-            "log_lines": v.array(v.string()),
+            "request_id": v.float64(),
+            # the result and log lines as sent (JSON); None if too large to keep
+            "outcome": v.union(v.bytes(), v.null()),
         }
     ).index("by_request", ["session_id", "request_id"]),
 }

@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .. import values
 from ..database.readset import ReadSet
 from ..database.system import SESSION_REQUESTS
@@ -86,6 +88,20 @@ class TimeLimits:
 
 def _lines(execution: Execution) -> list[str]:
     return [str(line) for line in execution.lines]
+
+
+# A session request's result is kept for a resend up to this size (a document's limit is
+# 1 MiB); a larger one is resent as null, with a log line saying why.
+MAX_KEPT_OUTCOME = 512 * 1024
+_json = msgspec.json.Encoder()
+
+
+def _recalled(outcome: bytes | None) -> tuple[Any, list[str]]:
+    """A recorded mutation's value and log lines, for the same request sent again."""
+    if outcome is None:
+        return None, ["[WARN] The result of this mutation was too large to keep for a resend"]
+    value, lines = msgspec.json.decode(outcome)
+    return value, lines
 
 
 # Like FastAPI (anyio's default of 40 tokens): enough threads that a few slow
@@ -329,7 +345,8 @@ class Executor:
         """Run a mutation of a client session exactly once: ``request`` (session id,
         request id) is recorded in the same transaction, and a request already recorded
         (a client re-sending it after a reconnect) gets its first run's result again,
-        without running it. Never raises for the mutation's own failure."""
+        without running it. The run's value is Convex JSON. Never raises for the
+        mutation's own failure."""
         session_id, request_id = request
         execution = self.execution(ref if isinstance(ref, str) else None)
         token = current_execution.set(execution)
@@ -353,15 +370,16 @@ class Executor:
                     .first()
                 )
                 if done is not None:
-                    return done["result"], list(done["log_lines"])
-                value = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+                    return _recalled(done["outcome"])
+                result = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+                value = values.to_convex_json(result)  # not a value: fails, writes undone
+                outcome = _json.encode([value, _lines(execution)])
                 await system.insert(
                     SESSION_REQUESTS,
                     {
                         "session_id": session_id,
                         "request_id": request_id,
-                        "result": value,
-                        "log_lines": _lines(execution)[:256],
+                        "outcome": outcome if len(outcome) <= MAX_KEPT_OUTCOME else None,
                     },
                 )
                 return value, None

@@ -22,6 +22,7 @@ from ..functions import Auth
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
 from ..sync.queries import Queries
+from ..sync.session import Session
 from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
@@ -59,6 +60,8 @@ class Backend:
         # Re-reads the env vars in the background while serving, so requests never wait on it.
         self.env_refresher: asyncio.Task[None] | None = None
         self._sync_queries: Queries | None = None
+        #: The sync protocol's open sockets.
+        self.sync_sessions: set[Session] = set()
         #: ``ctx.auth`` of requests that send no Authorization header (``t.with_identity``).
         self.identity: Auth | None = None
 

@@ -26,15 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..database.readset import Writes
+from ..database.readset import ReadSet, Writes
 from ..errors import StoreUnavailableError
 from ..functions import Auth
+from ..functions.executor import QueryRun
 from ..functions.failures import client_message, error_data
 from ..tasks import cancel_and_wait
 from ..values import from_convex_json, to_convex_json
+from .requests import forget_requests
 
 if TYPE_CHECKING:
-    from ..database.readset import ReadSet
     from ..deployment import Deployment
 
 #: How often another process's commits are looked for where the store cannot say (SQLite).
@@ -74,8 +75,10 @@ class Result:
 @dataclass(slots=True)
 class _Entry:
     result: Result | None = None
-    running: asyncio.Future[Result] | None = None
+    # A run in a task of its own: the sessions waiting for it may go away mid-run.
+    running: asyncio.Task[Result] | None = None
     running_ts: int = -1
+    running_generation: int = -1
     watchers: dict[int, Callable[[], None]] = field(default_factory=dict)
 
 
@@ -88,25 +91,49 @@ class Queries:
         self._entries: dict[QueryKey, _Entry] = {}
         #: The newest commit whose effect on every cached result is known.
         self.head = 0
-        self._follower: asyncio.Task[None] | None = None
+        # Bumped when the functions change: runs of older code are not kept.
+        self._generation = 0
+        self._starting: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._runs: set[asyncio.Task[Result]] = set()
         #: Runs of queries (the benchmark counts them: a run a write did not need is waste).
         self.runs = 0
         deployment.database.committer.on_commits(self._commits)
 
     async def start(self) -> None:
-        """Learn the newest commit, and follow the other processes' from now on."""
-        committer = self._deployment.database.committer
-        if self._follower is None:
-            await committer.refresh()
-            self.head = max(self.head, committer.head or 0)
-            self._follower = asyncio.get_running_loop().create_task(committer.follow(POLL_SECONDS))
+        """Learn the newest commit, and follow the other processes' from now on (once, however
+        many sessions ask at once)."""
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
+        database = self._deployment.database
+        try:
+            await database.committer.refresh()
+        except BaseException:
+            self._starting = None  # the next session tries again
+            raise
+        self.head = max(self.head, database.committer.head or 0)
+        loop = asyncio.get_running_loop()
+        self._background = [
+            loop.create_task(database.committer.follow(POLL_SECONDS)),
+            loop.create_task(forget_requests(database)),
+        ]
 
     async def stop(self) -> None:
-        follower, self._follower = self._follower, None
-        await cancel_and_wait(follower)
+        starting, self._starting = self._starting, None
+        background, self._background = self._background, []
+        await cancel_and_wait(starting, *background, *self._runs)
+
+    async def catch_up(self, ts: int) -> None:
+        """Learn the commits up to ``ts`` at least (made by another process, say)."""
+        if ts > self.head:
+            await self._deployment.database.committer.refresh()
 
     def clear(self) -> None:
         """Forget every result (the functions changed: a reload); their watchers are woken."""
+        self._generation += 1
         entries = list(self._entries.values())
         for entry in entries:
             entry.result = None
@@ -122,11 +149,14 @@ class Queries:
 
     def unwatch(self, key: QueryKey, token: int) -> None:
         entry = self._entries.get(key)
-        if entry is None:
-            return
-        entry.watchers.pop(token, None)
-        if not entry.watchers and entry.running is None:
-            del self._entries[key]  # nobody's: its result is not kept
+        if entry is not None:
+            entry.watchers.pop(token, None)
+            self._forget_unwatched(key, entry)
+
+    def _forget_unwatched(self, key: QueryKey, entry: _Entry) -> None:
+        """Drop ``entry`` if nobody watches it and no run fills it: its result is not kept."""
+        if not entry.watchers and entry.running is None and self._entries.get(key) is entry:
+            del self._entries[key]
 
     def watched(self) -> int:
         """How many distinct queries have subscribers."""
@@ -145,7 +175,8 @@ class Queries:
         new = dataclasses.replace(old, journal=journal)
         entry = self._entries.setdefault(new, _Entry())
         if entry.result is None:
-            entry.result = result
+            # A copy: an invalidation marks each entry's result, and wakes its own watchers.
+            entry.result = dataclasses.replace(result)
         entry.watchers[token] = wake
         return new
 
@@ -161,36 +192,50 @@ class Queries:
         result = entry.result
         if result is not None and result.valid_at(ts):
             return result
-        if entry.running is None or entry.running_ts != ts:
-            future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-            entry.running, entry.running_ts = future, ts
-            try:
+        task = entry.running
+        if task is None or entry.running_ts != ts or entry.running_generation != self._generation:
+            task = asyncio.get_running_loop().create_task(self._fill(key, entry, ts, auth))
+            self._runs.add(task)
+            task.add_done_callback(self._ran)
+            entry.running, entry.running_ts = task, ts
+            entry.running_generation = self._generation
+        return await asyncio.shield(task)
+
+    def _ran(self, task: asyncio.Task[Result]) -> None:
+        self._runs.discard(task)
+        if not task.cancelled():
+            task.exception()  # seen: every waiter gets it, or none is left to
+
+    async def _fill(self, key: QueryKey, entry: _Entry, ts: int, auth: Auth) -> Result:
+        try:
+            while True:
+                generation = self._generation
                 result = await self._run(key, ts, auth)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: the waiters get it, nobody else must
-                raise
-            finally:
-                if entry.running is future:
-                    entry.running = None
+                if generation == self._generation:
+                    break  # else the functions changed while it ran: run the new ones
             if entry.result is None or entry.result.ts <= result.ts:
                 entry.result = result
-            future.set_result(result)
-            if not entry.watchers and entry.running is None:
-                self._entries.pop(key, None)
             return result
-        return await asyncio.shield(entry.running)
+        finally:
+            if entry.running is asyncio.current_task():
+                entry.running = None
+            self._forget_unwatched(key, entry)
 
     async def _run(self, key: QueryKey, ts: int, auth: Auth) -> Result:
         self.runs += 1
-        run = await self._deployment.executor.run_query_at(
-            key.path,
-            from_convex_json(msgspec.json.decode(key.args), numbers="float"),
-            auth=auth,
-            ts=ts,
-            journal=key.journal,
-            public_only=not key.admin,
-        )
+        try:
+            args = from_convex_json(msgspec.json.decode(key.args), numbers="float")
+        except ValueError as exc:  # not a Convex value: the query fails, as a call would
+            run = QueryRun(None, exc, [], ReadSet(), None)
+        else:
+            run = await self._deployment.executor.run_query_at(
+                key.path,
+                args,
+                auth=auth,
+                ts=ts,
+                journal=key.journal,
+                public_only=not key.admin,
+            )
         if isinstance(run.error, StoreUnavailableError):
             raise run.error  # not the query's failure: nothing to keep, try again later
         error, data, value = None, None, None

@@ -30,9 +30,10 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import jwt
 import msgspec
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, StoreUnavailableError
 from ..functions import Auth
 from ..functions.failures import client_message, error_data
 from ..functions.logs import current_execution
@@ -51,7 +52,8 @@ MAX_QUEUED_TRANSITIONS = 2  # Convex's SYNC_MAX_SEND_TRANSITION_COUNT
 MAX_QUEUED_REQUESTS = 1000  # mutations waiting, actions running (then the client is cut off)
 # npm clients at this version and later put chunked transitions back together.
 _CHUNKS_FROM = (1, 28, 0)
-_VERSION = re.compile(r"^/api/(\d+)\.(\d+)\.(\d+)[^/]*/sync$")
+# A deployment URL given with a trailing slash makes the clients ask for ``//api/...``.
+_VERSION = re.compile(r"^/+api/(\d+)\.(\d+)\.(\d+)[^/]*/sync$")
 _log = logging.getLogger("pyconvex.sync")
 _canonical = msgspec.json.Encoder(order="sorted")
 
@@ -59,7 +61,7 @@ _canonical = msgspec.json.Encoder(order="sorted")
 def sync_path(path: str) -> bool:
     """Whether ``path`` is the sync endpoint: ``/api/sync`` (Convex's Rust and Python
     clients) or ``/api/<client version>/sync`` (npm ``convex``)."""
-    return path == "/api/sync" or _VERSION.match(path) is not None
+    return path.lstrip("/") == "api/sync" or _VERSION.match(path) is not None
 
 
 @dataclass(slots=True)
@@ -91,17 +93,19 @@ class Session:
         self._subscriptions: dict[int, _Subscription] = {}
         self._removed: list[int] = []
         self._auth = Auth()
+        self._expires: float | None = None  # when the user's token runs out
+        self._auth_changed = asyncio.Event()
         self._admin = False
         self._identity_key = "anonymous"
         self._token = id(self)  # names this session's watches
         self._dirty = asyncio.Event()
         self._outbox: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
         self._queued_transitions = 0
+        self._chunked_transitions = 0
         self._drained = asyncio.Event()
         self._last_sent = time.monotonic()
         self._mutations: asyncio.Queue[tuple[dict[str, Any], Auth, bool]] = asyncio.Queue()
         self._actions: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     # -- the socket ---------------------------------------------------------------------
 
@@ -110,20 +114,47 @@ class Session:
         if (await self._receive())["type"] != "websocket.connect":
             return
         await self._send({"type": "websocket.accept"})
-        await self._queries.start()
+        try:
+            await self._queries.start()
+        except Exception:  # the store is away: the client will try again shortly
+            _log.warning("A sync session could not start", exc_info=True)
+            await self._send({"type": "websocket.close", "code": 1011,
+                              "reason": "InternalServerError"})  # fmt: skip
+            return
         tasks = [
+            asyncio.create_task(self._read()),
             asyncio.create_task(self._write()),
             asyncio.create_task(self._update()),
             asyncio.create_task(self._run_mutations()),
             asyncio.create_task(self._ping()),
+            asyncio.create_task(self._expire()),
         ]
+        self._backend.sync_sessions.add(self)
         try:
-            await self._read()
+            # Every task runs until the socket closes: one that ends first ends the session.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._end(next(iter(done)))
         finally:
-            self._closed = True
+            self._backend.sync_sessions.discard(self)
             for key in {sub.key for sub in self._subscriptions.values()}:
                 self._queries.unwatch(key, self._token)
             await cancel_and_wait(*tasks, *self._actions)
+
+    async def _end(self, task: asyncio.Task[None]) -> None:
+        """Close the socket as ``task``'s end says: a ``_Close`` its code and reason; any
+        other failure is the server's (1011: the client reconnects after a pause)."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            return  # the client went away
+        if not isinstance(error, _Close):
+            _log.error("A sync session failed", exc_info=error)
+            error = _Close(1011, "InternalServerError")
+        with contextlib.suppress(Exception):
+            await self._send(
+                {"type": "websocket.close", "code": error.code, "reason": error.reason}
+            )
 
     async def _read(self) -> None:
         while True:
@@ -136,29 +167,30 @@ class Session:
             try:
                 await self._handle(protocol.parse(frame or b""))
             except ProtocolError as exc:
-                await self._fatal(str(exc))
-                return
-            except _Closed:
-                return
+                await self._say({"type": "FatalError", "error": str(exc)})  # no reconnecting
+                raise _Close(1000, "") from None
 
-    async def _fatal(self, error: str) -> None:
-        """Tell the client it broke the protocol, and close (it does not reconnect)."""
+    async def _say(self, message: dict[str, Any]) -> None:
+        """Send ``message`` now, ahead of anything waiting (the session is about to end)."""
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.send", "text": protocol.encode(
-                {"type": "FatalError", "error": error}
-            )})  # fmt: skip
-            await self._send({"type": "websocket.close", "code": 1000})
+            await self._send({"type": "websocket.send", "text": protocol.encode(message)})
 
     def _post(self, message: dict[str, Any] | str, *, transition: bool = False) -> None:
         text = message if isinstance(message, str) else protocol.encode(message)
         if transition and self._chunked and len(text) > protocol.MAX_MESSAGE:
-            parts = protocol.chunks(text, str(len(text)))
+            self._chunked_transitions += 1
+            parts = protocol.chunks(text, str(self._chunked_transitions), protocol.MAX_MESSAGE)
             for number, part in enumerate(parts):  # contiguous: no await between the puts
                 self._outbox.put_nowait((protocol.encode(part), number == len(parts) - 1))
         else:
             self._outbox.put_nowait((text, transition))
         if transition:
             self._queued_transitions += 1
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Messages waiting to be sent, and how many of them are transitions."""
+        return self._outbox.qsize(), self._queued_transitions
 
     async def _write(self) -> None:
         while True:
@@ -186,17 +218,20 @@ class Session:
             client_ts = message.get("clientTs")
             if isinstance(client_ts, int | float) and client_ts > 0:
                 self._skew = int(client_ts - time.time() * 1000)
+            # It saw a commit through another process: show it nothing older.
+            await self._queries.catch_up(message.get("maxObservedTimestamp") or 0)
         elif kind == "ModifyQuerySet":
             self._modify(message)
         elif kind == "Authenticate":
             await self._authenticate(message)
         elif kind == "Mutation":
             if self._mutations.qsize() >= MAX_QUEUED_REQUESTS:
-                raise ProtocolError("TooManyConcurrentMutations: over 1000 mutations queued")
+                # Convex's answer: try again later (the client reconnects and sends again).
+                raise _Close(1013, "TooManyConcurrentMutations")
             self._mutations.put_nowait((message, self._auth, self._admin))
         elif kind == "Action":
             if len(self._actions) >= MAX_QUEUED_REQUESTS:
-                raise ProtocolError("TooManyInflightActionsForSingleClient: over 1000 actions")
+                raise _Close(1013, "TooManyInflightActionsForSingleClient")
             task = asyncio.create_task(self._run_action(message, self._auth, self._admin))
             self._actions.add(task)
             task.add_done_callback(self._actions.discard)
@@ -254,6 +289,8 @@ class Session:
             except AuthenticationError as exc:
                 await self._auth_error(f"Could not verify token claim: {exc}")
             identity = "user:" + hashlib.sha256(str(value).encode()).hexdigest()
+        self._expires = _expires(value) if kind == "User" else None
+        self._auth_changed.set()
         self._auth, self._admin, self._identity_key = auth, admin, identity
         self._identity += 1
         # Every query runs again for the new identity (it may read ctx.auth).
@@ -264,19 +301,30 @@ class Session:
             self._queries.watch(key, self._token, self._dirty.set)
         self._dirty.set()
 
-    async def _auth_error(self, error: str) -> None:
+    async def _auth_error(self, error: str, *, attempted: bool = True) -> None:
         """Refuse an identity: ``AuthError`` (the client fetches a new token and
         reconnects), then close."""
-        message = {
+        await self._say({
             "type": "AuthError",
             "error": error,
             "baseVersion": self._sent.identity,
-            "authUpdateAttempted": True,
-        }
-        with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.send", "text": protocol.encode(message)})
-            await self._send({"type": "websocket.close", "code": 1000})
-        raise _Closed
+            "authUpdateAttempted": attempted,
+        })  # fmt: skip
+        raise _Close(1000, "")
+
+    async def _expire(self) -> None:
+        """When the user's token runs out, end the session as Convex does: ``AuthError``
+        (the client fetches a fresh token and connects again)."""
+        while True:
+            self._auth_changed.clear()
+            if self._expires is None:
+                await self._auth_changed.wait()
+                continue
+            try:
+                async with asyncio.timeout(max(0.0, self._expires - time.time())):
+                    await self._auth_changed.wait()
+            except TimeoutError:
+                await self._auth_error("Token expired", attempted=False)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -300,7 +348,13 @@ class Session:
         removed, self._removed = self._removed, []
         subscriptions = sorted(self._subscriptions.items())
         auth = self._auth
-        results = await asyncio.gather(*(self._result(sub, ts, auth) for _, sub in subscriptions))
+        try:
+            results = await asyncio.gather(
+                *(self._result(sub, ts, auth) for _, sub in subscriptions)
+            )
+        except BaseException:
+            self._removed[:0] = removed  # the next transition says they are gone
+            raise
         changes: list[dict[str, Any]] = [
             {"type": "QueryRemoved", "queryId": query_id} for query_id in removed
         ]
@@ -330,17 +384,32 @@ class Session:
     async def _run_mutations(self) -> None:
         while True:
             message, auth, admin = await self._mutations.get()
+            try:
+                args = from_convex_json(message["args"], numbers="float")
+            except ValueError as exc:  # not a Convex value: it fails, as a call would
+                self._post(self._outcome("MutationResponse", message, None, exc))
+                self._dirty.set()
+                continue
             run = await self._deployment.executor.run_mutation_once(
                 message["udfPath"],
-                from_convex_json(message["args"], numbers="float"),
+                args,
                 auth=auth,
                 request=(self._session_id, message["requestId"]),
                 public_only=not admin,
             )
-            response = self._outcome("MutationResponse", message, run.value, run.error)
+            if isinstance(run.error, StoreUnavailableError):
+                # It may have committed: the client sends it again once reconnected, and
+                # the record of the request makes that run it at most once.
+                raise _Close(1011, "InternalServerError: the database is unavailable")
+            response = self._outcome(
+                "MutationResponse", message, run.value, run.error, encoded=True
+            )
             response["logLines"] = run.log_lines
             if response["success"]:
                 response["ts"] = protocol.encode_ts(run.ts)
+                # Another process's commit (a request sent again): learn of it first, so
+                # that the next transition is at its timestamp or later.
+                await self._queries.catch_up(run.ts)
             self._post(response)
             self._dirty.set()  # the next transition shows the write (at its ts or later)
 
@@ -368,9 +437,16 @@ class Session:
         self._dirty.set()
 
     def _outcome(
-        self, kind: str, message: dict[str, Any], value: Any, error: Exception | None
+        self,
+        kind: str,
+        message: dict[str, Any],
+        value: Any,
+        error: Exception | None,
+        *,
+        encoded: bool = False,
     ) -> dict[str, Any]:
-        if error is None:
+        """A response; ``encoded``: ``value`` is Convex JSON already."""
+        if error is None and not encoded:
             try:
                 value = to_convex_json(value)
             except ValueError as exc:
@@ -386,8 +462,24 @@ class Session:
         )
 
 
-class _Closed(Exception):
-    """The session ended itself (an identity refused)."""
+class _Close(Exception):
+    """The session ends: the socket closes with ``code`` and ``reason`` (1000: done, the
+    client reconnects only when it has a reason to; 1011 and 1013: it reconnects after a
+    pause and sends again what it has not been answered)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _expires(token: Any) -> float | None:
+    """When a (verified) JWT runs out: its ``exp``."""
+    try:
+        claims = jwt.decode(str(token), options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    expires = claims.get("exp")
+    return float(expires) if isinstance(expires, int | float) else None
 
 
 def _modification(query_id: int, result: Result) -> dict[str, Any]:

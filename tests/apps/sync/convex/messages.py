@@ -17,6 +17,17 @@ async def list(ctx, args):
 
 
 @query(args={"channel": v.string()})
+async def latest(ctx, args):
+    found = await (
+        ctx.db.query("messages")
+        .with_index("by_channel", lambda q: q.eq("channel", args["channel"]))
+        .order("desc")
+        .first()
+    )
+    return None if found is None else found["body"]
+
+
+@query(args={"channel": v.string()})
 async def count(ctx, args):
     print("counting", args["channel"])
     return len(await list.handler(ctx, args))
@@ -28,6 +39,16 @@ async def page(ctx, args):
     return await (
         ctx.db.query("messages")
         .with_index("by_channel", lambda q: q.eq("channel", args["channel"]))
+        .paginate(args["paginationOpts"])
+    )
+
+
+@query(args={"channel": v.string(), "paginationOpts": v.any()})
+async def page_by_body(ctx, args):
+    """Paginated in body order: a new message may fall inside a page already shown."""
+    return await (
+        ctx.db.query("messages")
+        .with_index("by_body", lambda q: q.eq("channel", args["channel"]))
         .paginate(args["paginationOpts"])
     )
 

@@ -1,5 +1,7 @@
 """Every kind of Convex value, both ways, and errors with data."""
 
+import asyncio
+
 from pyconvex import ConvexError, Int64, action, internal_query, mutation, query, v
 
 
@@ -72,3 +74,21 @@ async def explodes(ctx, args):
 async def whoami(ctx, args):
     identity = await ctx.auth.get_user_identity()
     return None if identity is None else identity.subject
+
+
+@query(args={"delay": v.number(), "tag": v.string()})
+async def slow(ctx, args):
+    """Takes ``delay`` seconds (sessions that ask at once share the run)."""
+    await asyncio.sleep(args["delay"])
+    return args["tag"]
+
+
+@query(args={"size": v.number()})
+async def large(ctx, args):
+    return "x" * int(args["size"])
+
+
+@mutation(args={"size": v.number()})
+async def large_result(ctx, args):
+    await ctx.db.insert("messages", {"channel": "large", "body": str(int(args["size"]))})
+    return "y" * int(args["size"])
