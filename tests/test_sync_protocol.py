@@ -140,17 +140,20 @@ def test_first_transition_starts_at_zero_and_versions_chain(client: Client, serv
     assert removed["endVersion"]["querySet"] == 2
 
 
-def test_a_mutation_response_comes_before_the_transition_showing_its_write(
+def test_a_mutation_response_comes_after_the_transition_showing_its_write(
     client: Client,
 ) -> None:
     client.add(0, "messages:list", {"channel": "m"})
     assert client.value(0) == []
     request = client.mutation("messages:send", {"channel": "m", "body": "hi"})
-    response = client.response(request)
+    shown = client.transition()
+    assert shown["modifications"][0]["value"] == ["hi"]
+    response = client.recv()
+    assert response["type"] == "MutationResponse" and response["requestId"] == request
     assert response["success"] is True and isinstance(response["result"], str)
-    after = client.transition()
-    assert decode_ts(after["endVersion"]["ts"]) >= decode_ts(response["ts"])
-    assert after["modifications"][0]["value"] == ["hi"]
+    assert decode_ts(shown["endVersion"]["ts"]) >= decode_ts(response["ts"])
+    # And one more: Convex's clients resolve on a transition after the response.
+    assert client.transition()["modifications"] == []
 
 
 def test_a_transition_follows_every_response_even_with_nothing_changed(client: Client) -> None:
@@ -202,17 +205,18 @@ def test_a_large_result_is_still_answered_once(client: Client, served: Served) -
     again.close()
 
 
-def test_mutations_run_in_order_and_actions_alongside(client: Client) -> None:
+def test_mutations_and_actions_run_one_at_a_time_in_the_order_sent(client: Client) -> None:
     slow = client.mutation("messages:send_slowly", {"channel": "o", "body": "1", "delay": 0.3})
-    fast = client.mutation("messages:send_slowly", {"channel": "o", "body": "2", "delay": 0.0})
     client.send({"type": "Action", "requestId": 99, "udfPath": "values:shout",
                  "args": [{"text": "quick"}]})  # fmt: skip
-    order = []
-    while len(order) < 3:
+    fast = client.mutation("messages:send_slowly", {"channel": "o", "body": "2", "delay": 0.0})
+    responses = []
+    while len(responses) < 3:
         message = client.recv()
         if message["type"] in ("MutationResponse", "ActionResponse"):
-            order.append(message["requestId"])
-    assert order == [99, slow, fast]  # the action did not wait behind the mutations
+            responses.append(message)
+    assert [response["requestId"] for response in responses] == [slow, 99, fast]
+    assert [response["result"] for response in responses] == [0.0, "QUICK", 1.0]
 
 
 # -- subscriptions ------------------------------------------------------------------------

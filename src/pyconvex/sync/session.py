@@ -10,11 +10,12 @@ known. It is computed when the client changes its query set or identity, when a 
 or action of the session ends, and when a commit invalidates one of its results; a result
 that did not change is not sent again.
 
-Mutations run one at a time, in the order sent, each exactly once per (session, request):
-its ``MutationResponse`` carries the commit timestamp, and the transition that follows it
-is at that timestamp or later, which is when the client resolves its promise. Actions run
-side by side. A slow client never holds up others: at most two transitions wait in its
-outbox, and while they do, invalidations only mark the session for its next transition.
+Mutations and actions run one at a time, in the order sent (as the contract says; Convex
+runs a session's actions side by side), each mutation exactly once per (session, request).
+A ``MutationResponse`` carries the commit timestamp and is sent after the transition that
+shows its write; another transition follows every response, which is when Convex's clients
+resolve their promises. A slow client never holds up others: at most two transitions wait
+in its outbox, and while they do, invalidations only mark the session for its next one.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ class Session:
         self._chunked_transitions = 0
         self._drained = asyncio.Event()
         self._last_sent = time.monotonic()
-        self._mutations: asyncio.Queue[tuple[dict[str, Any], Auth, bool]] = asyncio.Queue()
-        self._actions: set[asyncio.Task[None]] = set()
+        # Mutations and actions, each with the identity it was sent under.
+        self._requests: asyncio.Queue[tuple[dict[str, Any], Auth, bool]] = asyncio.Queue()
+        self._transitioned = asyncio.Event()  # set when a transition is posted
 
     # -- the socket ---------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class Session:
             asyncio.create_task(self._read()),
             asyncio.create_task(self._write()),
             asyncio.create_task(self._update()),
-            asyncio.create_task(self._run_mutations()),
+            asyncio.create_task(self._run_requests()),
             asyncio.create_task(self._ping()),
             asyncio.create_task(self._expire()),
         ]
@@ -138,7 +140,7 @@ class Session:
             self._backend.sync_sessions.discard(self)
             for key in {sub.key for sub in self._subscriptions.values()}:
                 self._queries.unwatch(key, self._token)
-            await cancel_and_wait(*tasks, *self._actions)
+            await cancel_and_wait(*tasks)
 
     async def _end(self, task: asyncio.Task[None]) -> None:
         """Close the socket as ``task``'s end says: a ``_Close`` its code and reason; any
@@ -224,17 +226,12 @@ class Session:
             self._modify(message)
         elif kind == "Authenticate":
             await self._authenticate(message)
-        elif kind == "Mutation":
-            if self._mutations.qsize() >= MAX_QUEUED_REQUESTS:
+        elif kind in ("Mutation", "Action"):
+            if self._requests.qsize() >= MAX_QUEUED_REQUESTS:
                 # Convex's answer: try again later (the client reconnects and sends again).
-                raise _Close(1013, "TooManyConcurrentMutations")
-            self._mutations.put_nowait((message, self._auth, self._admin))
-        elif kind == "Action":
-            if len(self._actions) >= MAX_QUEUED_REQUESTS:
-                raise _Close(1013, "TooManyInflightActionsForSingleClient")
-            task = asyncio.create_task(self._run_action(message, self._auth, self._admin))
-            self._actions.add(task)
-            task.add_done_callback(self._actions.discard)
+                raise _Close(1013, "TooManyConcurrentMutations" if kind == "Mutation"
+                             else "TooManyInflightActionsForSingleClient")  # fmt: skip
+            self._requests.put_nowait((message, self._auth, self._admin))
 
     def _key(self, path: str, args: Any, journal: str | None) -> QueryKey:
         return QueryKey(path, _canonical.encode(args), self._identity_key, journal, self._admin)
@@ -375,45 +372,56 @@ class Session:
         changes.sort(key=lambda change: change["queryId"])
         self._post(protocol.transition(self._sent, target, changes, self._skew), transition=True)
         self._sent = target
+        self._transitioned.set()
 
     async def _result(self, sub: _Subscription, ts: int, auth: Auth) -> Result:
         return self._queries.cached(sub.key, ts) or await self._queries.at(sub.key, ts, auth)
 
     # -- mutations and actions ------------------------------------------------------------
 
-    async def _run_mutations(self) -> None:
+    async def _run_requests(self) -> None:
         while True:
-            message, auth, admin = await self._mutations.get()
-            try:
-                args = from_convex_json(message["args"], numbers="float")
-            except ValueError as exc:  # not a Convex value: it fails, as a call would
-                self._post(self._outcome("MutationResponse", message, None, exc))
-                self._dirty.set()
-                continue
-            run = await self._deployment.executor.run_mutation_once(
+            message, auth, admin = await self._requests.get()
+            if message["type"] == "Mutation":
+                await self._mutate(message, auth, admin)
+            else:
+                await self._act(message, auth, admin)
+            self._dirty.set()  # a transition after every response: then clients resolve
+
+    async def _mutate(self, message: dict[str, Any], auth: Auth, admin: bool) -> None:
+        try:
+            args = from_convex_json(message["args"], numbers="float")
+        except ValueError as exc:  # not a Convex value: it fails, as a call would
+            self._post(self._outcome("MutationResponse", message, None, exc))
+            return
+        run = await self._deployment.executor.run_mutation_once(
                 message["udfPath"],
                 args,
                 auth=auth,
                 request=(self._session_id, message["requestId"]),
-                public_only=not admin,
-            )
-            if isinstance(run.error, StoreUnavailableError):
-                # It may have committed: the client sends it again once reconnected, and
-                # the record of the request makes that run it at most once.
-                raise _Close(1011, "InternalServerError: the database is unavailable")
-            response = self._outcome(
-                "MutationResponse", message, run.value, run.error, encoded=True
-            )
-            response["logLines"] = run.log_lines
-            if response["success"]:
-                response["ts"] = protocol.encode_ts(run.ts)
-                # Another process's commit (a request sent again): learn of it first, so
-                # that the next transition is at its timestamp or later.
-                await self._queries.catch_up(run.ts)
-            self._post(response)
-            self._dirty.set()  # the next transition shows the write (at its ts or later)
+            public_only=not admin,
+        )
+        if isinstance(run.error, StoreUnavailableError):
+            # It may have committed: the client sends it again once reconnected, and the
+            # record of the request makes that run it at most once.
+            raise _Close(1011, "InternalServerError: the database is unavailable")
+        response = self._outcome("MutationResponse", message, run.value, run.error, encoded=True)
+        response["logLines"] = run.log_lines
+        if response["success"]:
+            response["ts"] = protocol.encode_ts(run.ts)
+            await self._shown(run.ts)
+        self._post(response)
 
-    async def _run_action(self, message: dict[str, Any], auth: Auth, admin: bool) -> None:
+    async def _shown(self, ts: int) -> None:
+        """Until a transition at ``ts`` or later is on its way to the client."""
+        # Another process's commit (a request sent again): learn of it first.
+        await self._queries.catch_up(ts)
+        while self._sent.ts < ts:
+            self._transitioned.clear()
+            self._dirty.set()
+            await self._transitioned.wait()
+
+    async def _act(self, message: dict[str, Any], auth: Auth, admin: bool) -> None:
         executor = self._deployment.executor
         execution = executor.execution(message["udfPath"])
         token = current_execution.set(execution)
@@ -434,7 +442,6 @@ class Session:
         response = self._outcome("ActionResponse", message, value, error)
         response["logLines"] = [str(line) for line in execution.lines]
         self._post(response)
-        self._dirty.set()
 
     def _outcome(
         self,
