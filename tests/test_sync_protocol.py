@@ -146,12 +146,12 @@ def test_a_mutation_response_comes_after_the_transition_showing_its_write(
     client.add(0, "messages:list", {"channel": "m"})
     assert client.value(0) == []
     request = client.mutation("messages:send", {"channel": "m", "body": "hi"})
-    shown = client.transition()
-    assert shown["modifications"][0]["value"] == ["hi"]
-    response = client.recv()
-    assert response["type"] == "MutationResponse" and response["requestId"] == request
+    response = client.response(request)
     assert response["success"] is True and isinstance(response["result"], str)
+    before = [m for m in client.received if m["type"] == "Transition"]
+    shown = before[-1]
     assert decode_ts(shown["endVersion"]["ts"]) >= decode_ts(response["ts"])
+    assert [change["value"] for t in before[1:] for change in t["modifications"]] == [["hi"]]
     # And one more: Convex's clients resolve on a transition after the response.
     assert client.transition()["modifications"] == []
 
@@ -497,3 +497,13 @@ async def test_the_record_of_session_requests_is_forgotten_after_a_while(tmp_pat
             "counters:increment", {"name": "r"}, auth=Auth(), request=("s", 0)
         )
         assert again.value == {"$integer": "BAAAAAAAAAA="}  # forgotten: it ran again
+
+
+def test_sync_stats_for_the_admin(client: Client, served: Served) -> None:
+    client.add(0, "messages:list", {"channel": "stats"})
+    client.add(1, "messages:list", {"channel": "stats"})
+    client.transition()
+    assert httpx.get(f"{served.api}/api/sync_stats").status_code == 403
+    stats = httpx.get(f"{served.api}/api/sync_stats", headers=served.admin).json()
+    assert stats["sessions"] == 1 and stats["subscriptions"] == 2 and stats["queries"] == 1
+    assert stats["query_runs"] >= 1 and stats["unchanged_runs"] == 0

@@ -154,6 +154,8 @@ class ApiApp:
             return self._env_change
         if path == "/api/logs" and method == "GET":
             return self._logs
+        if path == "/api/sync_stats" and method == "GET":
+            return self._sync_stats
         if (path == "/api/data" or path.startswith("/api/data/")) and method == "GET":
             return self._data
         if path.startswith("/api/webhooks") and method in ("GET", "POST"):
@@ -280,6 +282,21 @@ class ApiApp:
         except ValueError as exc:
             raise BadRequestError(str(exc)) from None
         await send_json(send, 200, {"name": name})
+
+    # -- admin: live queries ----------------------------------------------------------------
+
+    async def _sync_stats(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        sessions = self.backend.sync_sessions
+        queries = self.backend.sync_queries()
+        await send_json(send, 200, {
+            "sessions": len(sessions),
+            "subscriptions": sum(session.subscriptions for session in sessions),
+            "queries": queries.watched(),
+            "query_runs": queries.runs,
+            "unchanged_runs": queries.unchanged_runs,
+        })  # fmt: skip
 
     # -- admin: data ------------------------------------------------------------------------
 

@@ -190,6 +190,10 @@ class Session:
             self._queued_transitions += 1
 
     @property
+    def subscriptions(self) -> int:
+        return len(self._subscriptions)
+
+    @property
     def queued(self) -> tuple[int, int]:
         """Messages waiting to be sent, and how many of them are transitions."""
         return self._outbox.qsize(), self._queued_transitions
@@ -345,10 +349,22 @@ class Session:
         removed, self._removed = self._removed, []
         subscriptions = sorted(self._subscriptions.items())
         auth = self._auth
+        # Most results are cached (a commit touches few queries): only the others run.
+        results: list[Result | None] = [
+            self._queries.cached(sub.key, ts) for _, sub in subscriptions
+        ]
+        missing = [i for i, found in enumerate(results) if found is None]
         try:
-            results = await asyncio.gather(
-                *(self._result(sub, ts, auth) for _, sub in subscriptions)
-            )
+            if len(missing) == 1:
+                results[missing[0]] = await self._queries.at(
+                    subscriptions[missing[0]][1].key, ts, auth
+                )
+            elif missing:
+                ran = await asyncio.gather(
+                    *(self._queries.at(subscriptions[i][1].key, ts, auth) for i in missing)
+                )
+                for i, fetched in zip(missing, ran, strict=True):
+                    results[i] = fetched
         except BaseException:
             self._removed[:0] = removed  # the next transition says they are gone
             raise
@@ -356,6 +372,7 @@ class Session:
             {"type": "QueryRemoved", "queryId": query_id} for query_id in removed
         ]
         for (query_id, sub), result in zip(subscriptions, results, strict=True):
+            assert result is not None  # every one filled above
             if result.journal != sub.key.journal and self._subscriptions.get(query_id) is sub:
                 # Its next runs read as far as this one did (a page keeps its boundaries).
                 old = sub.key
@@ -373,9 +390,6 @@ class Session:
         self._post(protocol.transition(self._sent, target, changes, self._skew), transition=True)
         self._sent = target
         self._transitioned.set()
-
-    async def _result(self, sub: _Subscription, ts: int, auth: Auth) -> Result:
-        return self._queries.cached(sub.key, ts) or await self._queries.at(sub.key, ts, auth)
 
     # -- mutations and actions ------------------------------------------------------------
 
@@ -395,10 +409,10 @@ class Session:
             self._post(self._outcome("MutationResponse", message, None, exc))
             return
         run = await self._deployment.executor.run_mutation_once(
-                message["udfPath"],
-                args,
-                auth=auth,
-                request=(self._session_id, message["requestId"]),
+            message["udfPath"],
+            args,
+            auth=auth,
+            request=(self._session_id, message["requestId"]),
             public_only=not admin,
         )
         if isinstance(run.error, StoreUnavailableError):
