@@ -158,14 +158,16 @@ def encode(message: dict[str, Any]) -> str:
 def transition(
     start: Version, end: Version, modifications: list[dict[str, Any]], skew: int | None
 ) -> dict[str, Any]:
-    return {
+    message = {
         "type": "Transition",
         "startVersion": start.to_json(),
         "endVersion": end.to_json(),
         "modifications": modifications,
-        "clientClockSkew": skew,
-        "serverTs": time.time_ns(),
+        "serverTs": time.time_ns(),  # nanoseconds, as the JS client reads it
     }
+    if skew is not None:  # left out, not null, when the client sent no clock
+        message["clientClockSkew"] = skew
+    return message
 
 
 def chunks(text: str, transition_id: str, size: int = MAX_MESSAGE) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -43,9 +43,9 @@ POLL_SECONDS = 0.05
 _log = logging.getLogger("pyconvex.sync")
 
 
-@dataclass(frozen=True, slots=True)
-class QueryKey:
-    """What makes two subscriptions the same query."""
+class QueryKey(NamedTuple):
+    """What makes two subscriptions the same query (a tuple: hashed in C, as every
+    transition looks up each of its queries)."""
 
     path: str
     args: bytes  # the arguments as canonical JSON
@@ -72,7 +72,7 @@ class Result:
         return self.ts <= ts and (self.invalid_at is None or ts < self.invalid_at)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: kept in the read indexes' sets
 class _Entry:
     result: Result | None = None
     # A run in a task of its own: the sessions waiting for it may go away mid-run.
@@ -89,6 +89,10 @@ class Queries:
         self._deployment = deployment
         self._production = production
         self._entries: dict[QueryKey, _Entry] = {}
+        # The entries whose valid result read each index, and each document by id: a
+        # commit is checked against the results that read something it wrote, not all.
+        self._by_index: dict[int, set[_Entry]] = {}
+        self._by_doc: dict[str, set[_Entry]] = {}
         #: The newest commit whose effect on every cached result is known.
         self.head = 0
         # Bumped when the functions change: runs of older code are not kept.
@@ -138,7 +142,7 @@ class Queries:
         self._generation += 1
         entries = list(self._entries.values())
         for entry in entries:
-            entry.result = None
+            self._set(entry, None)
         for entry in entries:
             for wake in list(entry.watchers.values()):
                 wake()
@@ -159,6 +163,7 @@ class Queries:
         """Drop ``entry`` if nobody watches it and no run fills it: its result is not kept."""
         if not entry.watchers and entry.running is None and self._entries.get(key) is entry:
             del self._entries[key]
+            self._set(entry, None)
 
     def watched(self) -> int:
         """How many distinct queries have subscribers."""
@@ -174,11 +179,11 @@ class Queries:
     ) -> QueryKey:
         """Move a watch to the same query with the journal its last run left (its next runs
         read as far as that one did), keeping that run as the new key's result."""
-        new = dataclasses.replace(old, journal=journal)
+        new = old._replace(journal=journal)
         entry = self._entries.setdefault(new, _Entry())
         if entry.result is None:
             # A copy: an invalidation marks each entry's result, and wakes its own watchers.
-            entry.result = dataclasses.replace(result)
+            self._set(entry, dataclasses.replace(result))
         entry.watchers[token] = wake
         return new
 
@@ -218,7 +223,7 @@ class Queries:
             if entry.result is None or entry.result.ts <= result.ts:
                 if entry.result is not None and entry.result.digest == result.digest:
                     self.unchanged_runs += 1
-                entry.result = result
+                self._set(entry, result)
             return result
         finally:
             if entry.running is asyncio.current_task():
@@ -265,18 +270,53 @@ class Queries:
 
     # -- commits -------------------------------------------------------------------------
 
+    def _set(self, entry: _Entry, result: Result | None) -> None:
+        """Make ``result`` ``entry``'s, keeping the read indexes in line."""
+        old = entry.result
+        if old is not None and old.invalid_at is None:
+            self._unindex(entry, old)
+        entry.result = result
+        if result is not None and result.invalid_at is None:
+            for index_id in result.reads.ranges:
+                self._by_index.setdefault(index_id, set()).add(entry)
+            for doc_id in result.reads.docs:
+                self._by_doc.setdefault(doc_id, set()).add(entry)
+
+    def _unindex(self, entry: _Entry, result: Result) -> None:
+        for index_id in result.reads.ranges:
+            _discard(self._by_index, index_id, entry)
+        for doc_id in result.reads.docs:
+            _discard(self._by_doc, doc_id, entry)
+
     def _commits(self, commits: list[tuple[int, Writes]]) -> None:
         woken: list[Callable[[], None]] = []
         for ts, writes in commits:
             if ts <= self.head:
                 continue
             self.head = ts
-            for entry in self._entries.values():
+            if writes.everything:
+                candidates = set(self._entries.values())
+            else:
+                candidates = set()
+                for index_id in writes.keys:
+                    candidates.update(self._by_index.get(index_id, ()))
+                for doc_id in writes.docs:
+                    candidates.update(self._by_doc.get(doc_id, ()))
+            for entry in candidates:
                 result = entry.result
                 if result is None or result.invalid_at is not None or result.ts >= ts:
                     continue
                 if writes.overlaps(result.reads):
                     result.invalid_at = ts
+                    self._unindex(entry, result)  # invalid from now on: nothing to check
                     woken.extend(entry.watchers.values())
         for wake in woken:
             wake()
+
+
+def _discard(index: dict[Any, set[_Entry]], key: Any, entry: _Entry) -> None:
+    found = index.get(key)
+    if found is not None:
+        found.discard(entry)
+        if not found:
+            del index[key]
