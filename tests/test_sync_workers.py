@@ -1,5 +1,7 @@
-"""Live queries across processes: two ``pyconvex serve`` processes on one PostgreSQL, a
-write through one updating the subscribers of the other (Convex's npm client on each)."""
+"""Live queries across processes: two ``pyconvex serve`` processes on one database, a
+write through one updating the subscribers of the other (Convex's npm client on each).
+PostgreSQL wakes the other process with NOTIFY; on SQLite it finds the commit by polling
+the commit log."""
 
 from __future__ import annotations
 
@@ -15,11 +17,17 @@ from test_cli_serving import Process
 SYNC_APP = Path(__file__).parent / "apps" / "sync"
 
 
-@pytest.fixture
-def two_servers(tmp_path: Path, postgres_url: str) -> Iterator[tuple[Process, Process]]:
+@pytest.fixture(params=["postgres", "sqlite"])
+def two_servers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Process, Process]]:
     app = tmp_path / "app"
     shutil.copytree(SYNC_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
-    options = ["--database-url", postgres_url, "--storage-url", (tmp_path / "files").as_uri()]
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    options = ["--database-url", url, "--storage-url", (tmp_path / "files").as_uri()]
     first = Process("serve", str(app), *options)
     second = Process("serve", str(app), *options)
     yield first, second
