@@ -298,6 +298,41 @@ class Issuer:
         )
 
 
+def static_server(files: dict[str, tuple[bytes, str]]) -> Any:
+    """A ThreadingHTTPServer on a free loopback port (an origin of its own) serving
+    ``files``: path -> (body, content type); 404 for anything else."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in files:
+                self.send_error(404)
+                return
+            body, kind = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def serve_issued(
+    serve_app: Callable[..., Served], issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Served]:
+    """``serve_app`` for apps whose auth_config.py trusts the test issuer (it reads where
+    the issuer is from PYCONVEX_TEST_ISSUER)."""
+    monkeypatch.setenv("PYCONVEX_TEST_ISSUER", issuer.url)
+    return serve_app
+
+
 @pytest.fixture
 def issuer() -> Iterator[Issuer]:
     server = Issuer()

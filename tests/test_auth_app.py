@@ -17,11 +17,8 @@ AUTH_APP = APPS / "auth"
 
 
 @pytest.fixture
-def served(
-    serve_app: Callable[..., Served], issuer: Issuer, monkeypatch: pytest.MonkeyPatch
-) -> Served:
-    monkeypatch.setenv("PYCONVEX_TEST_ISSUER", issuer.url)
-    return serve_app(AUTH_APP)
+def served(serve_issued: Callable[..., Served]) -> Served:
+    return serve_issued(AUTH_APP)
 
 
 def bearer(token: str) -> dict[str, str]:

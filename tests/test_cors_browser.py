@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from conftest import Served
+from conftest import Served, static_server
 
 CORS_APP = Path(__file__).parent / "apps" / "cors"
 
@@ -28,21 +27,9 @@ fetch("%(site)s/api/data?filter=recent", {
 
 def page_server(site: str, extra_header: str = "") -> ThreadingHTTPServer:
     extra = f', "{extra_header}": "1"' if extra_header else ""
-    body = (PAGE % {"site": site, "extra": extra}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server: ThreadingHTTPServer = static_server(
+        {"/": ((PAGE % {"site": site, "extra": extra}).encode(), "text/html")}
+    )
     return server
 
 

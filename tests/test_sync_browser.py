@@ -4,16 +4,14 @@ another client writes."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import APPS, Served
+from conftest import APPS, Served, static_server
 from convex_clients import browser_bundle
 from test_cors_browser import browser  # noqa: F401  (the fixture)
 
@@ -22,24 +20,11 @@ PAGE = Path(__file__).parent / "clients" / "page.html"
 
 @pytest.fixture
 def page_url() -> Iterator[str]:
-    """A static server for the page and the bundle, on an origin of its own."""
-    files = {"/": (PAGE, "text/html"), "/convex.js": (browser_bundle(), "text/javascript")}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path, kind = files[self.path]
-            body = path.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """The page and the bundle, served from an origin of their own."""
+    server = static_server({
+        "/": (PAGE.read_bytes(), "text/html"),
+        "/convex.js": (browser_bundle().read_bytes(), "text/javascript"),
+    })  # fmt: skip
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()

@@ -33,11 +33,15 @@ def node(modules: Path) -> Iterator[Node]:
 
 
 @pytest.fixture
-def served(
-    serve_app: Callable[..., Served], issuer: Issuer, monkeypatch: pytest.MonkeyPatch
-) -> Served:
-    monkeypatch.setenv("PYCONVEX_TEST_ISSUER", issuer.url)
-    return serve_app(SYNC_APP)
+def served(serve_issued: Callable[..., Served]) -> Served:
+    return serve_issued(SYNC_APP)
+
+
+def restart(serve_app: Callable[..., Served], first: Served) -> Served:
+    """Stop ``first``, then serve its app again on the same ports and database."""
+    ports = (first.listeners.api_port, first.listeners.site_port)
+    first.__exit__()
+    return serve_app(SYNC_APP, ports=ports, database_url=first.deployment.database_url)
 
 
 # -- ConvexHttpClient ------------------------------------------------------------------
@@ -273,13 +277,10 @@ def test_client_reconnects_after_the_server_restarts(
     node: Node, serve_app: Callable[..., Served], tmp_path: Path
 ) -> None:
     first = serve_app(SYNC_APP)
-    ports = (first.listeners.api_port, first.listeners.site_port)
     client = node.client(first.api)
     sub = node.subscribe(client, "messages:list", {"channel": "restart"})
     assert node.update(sub) == []
-    database_url = first.deployment.database_url
-    first.__exit__()
-    second = serve_app(SYNC_APP, ports=ports, database_url=database_url)
+    second = restart(serve_app, first)
     writer = node.client(second.api, http=True)
     node.call(writer, "mutation", "messages:send", {"channel": "restart", "body": "back"})
     assert node.update(sub, lambda value: value == ["back"]) == ["back"]
@@ -292,7 +293,6 @@ def test_a_mutation_in_flight_when_the_server_stops_is_applied_once(
     node: Node, serve_app: Callable[..., Served], tmp_path: Path
 ) -> None:
     first = serve_app(SYNC_APP)
-    ports = (first.listeners.api_port, first.listeners.site_port)
     client = node.client(first.api)
     sub = node.subscribe(client, "messages:list", {"channel": "once"})
     assert node.update(sub) == []
@@ -301,8 +301,6 @@ def test_a_mutation_in_flight_when_the_server_stops_is_applied_once(
                            {"channel": "once", "body": "x", "delay": 0.9,
                             "mark": str(started)})  # fmt: skip
     wait_until(started.exists)  # it runs: the server stops in the middle of it
-    database_url = first.deployment.database_url
-    first.__exit__()
-    serve_app(SYNC_APP, ports=ports, database_url=database_url)
+    restart(serve_app, first)
     assert node.outcome(call)["event"] == "result", node.outcome(call)  # sent again
     assert node.call(client, "query", "messages:list", {"channel": "once"}) == ["x"]

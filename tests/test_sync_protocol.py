@@ -100,11 +100,8 @@ class Client:
 
 
 @pytest.fixture
-def served(
-    serve_app: Callable[..., Served], issuer: Issuer, monkeypatch: pytest.MonkeyPatch
-) -> Served:
-    monkeypatch.setenv("PYCONVEX_TEST_ISSUER", issuer.url)
-    return serve_app(SYNC_APP)
+def served(serve_issued: Callable[..., Served]) -> Served:
+    return serve_issued(SYNC_APP)
 
 
 @pytest.fixture

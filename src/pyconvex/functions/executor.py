@@ -15,9 +15,10 @@ actions by default). A plain ``def`` handler runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -262,19 +263,34 @@ class Executor:
     ) -> Any:
         """Run a function as a top-level call (its own transaction) and return its value;
         a query at the commit timestamp ``ts`` if given (else at the newest)."""
+        fn, checked = await self._prepare(ref, args, kind, public_only)
+        auth = auth or Auth()
+        if current_execution.get() is not None:
+            return await self._run_top(fn, checked, auth, ts)
+        with self.executing(fn.path):
+            return await self._run_top(fn, checked, auth, ts)
+
+    async def _prepare(
+        self, ref: Any, args: Any, kind: Kind | None, public_only: bool
+    ) -> tuple[FunctionDefinition, dict[str, Any]]:
+        """The function ``ref`` names (of ``kind``, if given), its checked arguments, and
+        the env vars fresh enough for it."""
         fn = self.resolve(ref, public_only=public_only)
         if kind is not None:
             self._check_kind(fn, (kind,))
         checked = self._args(fn, args)
-        auth = auth or Auth()
         if self.env is not None and self.env.stale():
             await self.env.refresh()
-        if current_execution.get() is not None:
-            return await self._run_top(fn, checked, auth, ts)
-        execution = self.execution(fn.path)
+        return fn, checked
+
+    @contextlib.contextmanager
+    def executing(self, ref: Any) -> Iterator[Execution]:
+        """A new execution of ``ref`` (its log lines), the current one while the block
+        runs, finished (its lines sent to the log sink) after."""
+        execution = self.execution(ref if isinstance(ref, str) else None)
         token = current_execution.set(execution)
         try:
-            return await self._run_top(fn, checked, auth, ts)
+            yield execution
         finally:
             current_execution.reset(token)
             execution.finish()
@@ -309,16 +325,10 @@ class Executor:
     ) -> QueryRun:
         """Run a query at the commit ``ts`` and keep what it read (never raises for the
         query's own failure: that is the run's ``error``)."""
-        execution = self.execution(ref if isinstance(ref, str) else None)
-        token = current_execution.set(execution)
         reads, journal_out = ReadSet(), None
-        try:
+        with self.executing(ref) as execution:
             try:
-                fn = self.resolve(ref, public_only=public_only)
-                self._check_kind(fn, ("query",))
-                checked = self._args(fn, args)
-                if self.env is not None and self.env.stale():
-                    await self.env.refresh()
+                fn, checked = await self._prepare(ref, args, "query", public_only)
                 async with self.database.read(ts=ts) as reader:
                     txn = reader._txn
                     txn.journal = journal
@@ -329,9 +339,6 @@ class Executor:
             except Exception as exc:
                 return QueryRun(None, exc, _lines(execution), reads, journal_out)
             return QueryRun(value, None, _lines(execution), reads, journal_out)
-        finally:
-            current_execution.reset(token)
-            execution.finish()
 
     async def run_mutation_once(
         self,
@@ -348,49 +355,41 @@ class Executor:
         without running it. The run's value is Convex JSON. Never raises for the
         mutation's own failure."""
         session_id, request_id = request
-        execution = self.execution(ref if isinstance(ref, str) else None)
-        token = current_execution.set(execution)
-        mark = 0
-        try:
-            fn = self.resolve(ref, public_only=public_only)
-            self._check_kind(fn, ("mutation",))
-            checked = self._args(fn, args)
-            if self.env is not None and self.env.stale():
-                await self.env.refresh()
+        with self.executing(ref) as execution:
+            try:
+                fn, checked = await self._prepare(ref, args, "mutation", public_only)
 
-            async def attempt(writer: DatabaseWriter) -> tuple[Any, list[str] | None]:
-                execution.rewind(mark)
-                system = writer.system_writer()
-                done = await (
-                    system.query(SESSION_REQUESTS)
-                    .with_index(
-                        "by_request",
-                        lambda q: q.eq("session_id", session_id).eq("request_id", request_id),
+                async def attempt(writer: DatabaseWriter) -> tuple[Any, list[str] | None]:
+                    execution.rewind(0)  # a conflict retry keeps only the last attempt's logs
+                    system = writer.system_writer()
+                    done = await (
+                        system.query(SESSION_REQUESTS)
+                        .with_index(
+                            "by_request",
+                            lambda q: q.eq("session_id", session_id).eq("request_id", request_id),
+                        )
+                        .first()
                     )
-                    .first()
-                )
-                if done is not None:
-                    return _recalled(done["outcome"])
-                result = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
-                value = values.to_convex_json(result)  # not a value: fails, writes undone
-                outcome = _json.encode([value, _lines(execution)])
-                await system.insert(
-                    SESSION_REQUESTS,
-                    {
-                        "session_id": session_id,
-                        "request_id": request_id,
-                        "outcome": outcome if len(outcome) <= MAX_KEPT_OUTCOME else None,
-                    },
-                )
-                return value, None
+                    if done is not None:
+                        return _recalled(done["outcome"])
+                    result = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+                    value = values.to_convex_json(result)  # not a value: fails, writes undone
+                    outcome = _json.encode([value, _lines(execution)])
+                    await system.insert(
+                        SESSION_REQUESTS,
+                        {
+                            "session_id": session_id,
+                            "request_id": request_id,
+                            "outcome": outcome if len(outcome) <= MAX_KEPT_OUTCOME else None,
+                        },
+                    )
+                    return value, None
 
-            (value, replayed), ts = await self.database.transact_at(attempt)
-        except Exception as exc:
-            return MutationRun(None, exc, _lines(execution), 0)
-        finally:
-            current_execution.reset(token)
-            execution.finish()
-        return MutationRun(value, None, replayed if replayed is not None else _lines(execution), ts)
+                (value, replayed), ts = await self.database.transact_at(attempt)
+            except Exception as exc:
+                return MutationRun(None, exc, _lines(execution), 0)
+            lines = replayed if replayed is not None else _lines(execution)
+            return MutationRun(value, None, lines, ts)
 
     async def run_nested(
         self,

@@ -37,7 +37,6 @@ import msgspec
 from ..errors import AuthenticationError, StoreUnavailableError
 from ..functions import Auth
 from ..functions.failures import client_message, error_data
-from ..functions.logs import current_execution
 from ..tasks import cancel_and_wait
 from ..values import from_convex_json, to_convex_json
 from . import protocol
@@ -437,22 +436,18 @@ class Session:
 
     async def _act(self, message: dict[str, Any], auth: Auth, admin: bool) -> None:
         executor = self._deployment.executor
-        execution = executor.execution(message["udfPath"])
-        token = current_execution.set(execution)
         value, error = None, None
-        try:
-            value = await executor.run(
-                message["udfPath"],
-                from_convex_json(message["args"], numbers="float"),  # type: ignore[arg-type]
-                kind="action",
-                public_only=not admin,
-                auth=auth,
-            )
-        except Exception as exc:
-            error = exc
-        finally:
-            current_execution.reset(token)
-            execution.finish()
+        with executor.executing(message["udfPath"]) as execution:
+            try:
+                value = await executor.run(
+                    message["udfPath"],
+                    from_convex_json(message["args"], numbers="float"),  # type: ignore[arg-type]
+                    kind="action",
+                    public_only=not admin,
+                    auth=auth,
+                )
+            except Exception as exc:
+                error = exc
         response = self._outcome("ActionResponse", message, value, error)
         response["logLines"] = [str(line) for line in execution.lines]
         self._post(response)
