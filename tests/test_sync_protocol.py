@@ -246,11 +246,15 @@ def test_identical_subscriptions_of_many_sessions_share_one_run(served: Served) 
 
 def test_a_session_going_away_mid_run_does_not_stall_one_sharing_the_run(served: Served) -> None:
     leaving, staying = Client(served.api), Client(served.api)
-    leaving.add(0, "values:slow", {"delay": 0.5, "tag": "shared"})
-    staying.add(0, "values:slow", {"delay": 0.5, "tag": "shared"})
-    wait_until(lambda: served.backend.sync_queries().runs == 1)  # one run, both waiting
+    leaving.add(0, "values:slow", {"delay": 1.0, "tag": "shared"})
+    staying.add(0, "values:slow", {"delay": 1.0, "tag": "shared"})
+    sessions = served.backend.sync_sessions
+    # Both subscribed while the one run (a second long) goes on: both wait for it.
+    wait_until(lambda: sum(s.subscriptions for s in sessions) == 2)
+    assert served.backend.sync_queries().runs == 1
     leaving.close()
     assert staying.value(0) == "shared"
+    assert served.backend.sync_queries().runs == 1  # the run it shared, not one of its own
     assert staying.response(staying.mutation("messages:send", {"channel": "z", "body": "x"}))
     staying.transition()  # and the session goes on
     staying.close()
@@ -287,14 +291,76 @@ def test_a_bad_admin_key_is_an_auth_error(client: Client) -> None:
 
 
 def test_an_expiring_token_ends_the_session_with_an_auth_error(
-    client: Client, issuer: Issuer
+    client: Client, served: Served, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # No leeway past exp here (30 s by default, both to verify a token and to end a session).
+    monkeypatch.setattr(served.deployment.authenticator, "leeway", 0)
     token = issuer.token(exp=int(time.time()) + 2)
     client.send({"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": token})
     client.transition()
     error = client.until(lambda m: m["type"] == "AuthError", timeout=15)
     assert error == {"type": "AuthError", "error": "Token expired", "baseVersion": 1,
                      "authUpdateAttempted": False}  # fmt: skip
+
+
+def test_a_write_during_a_run_is_shown_too(client: Client, served: Served) -> None:
+    """A commit that lands while a subscribed query runs makes the result old before it is
+    sent: the session runs it again, though no invalidation will come for it."""
+    client.add(0, "messages:list_slowly", {"channel": "during", "delay": 0.3})
+    assert client.value(0) == []
+    queries = served.backend.sync_queries()
+    runs = queries.runs
+    mutate(served, "messages:send", {"channel": "during", "body": "a"})
+    wait_until(lambda: queries.runs > runs)  # the re-run for "a" has begun (it reads first)
+    mutate(served, "messages:send", {"channel": "during", "body": "b"})
+    seen = [client.value(0)]
+    while seen[-1] != ["a", "b"]:
+        seen.append(client.value(0))
+    assert seen[0] in (["a"], ["a", "b"])
+
+
+async def test_a_page_moved_to_its_journal_replaces_an_old_result_left_there(
+    tmp_path: Path,
+) -> None:
+    """A subscription moves to the key of its page's end (its journal). A stalled session
+    may have left that key's result invalid: the moved one's fresh result replaces it, so
+    commits keep waking its subscribers."""
+    from pyconvex.deployment import Deployment
+    from pyconvex.functions import Auth
+    from pyconvex.sync.queries import Queries, QueryKey
+
+    url = f"sqlite:///{tmp_path / 'data.sqlite3'}"
+    async with Deployment(SYNC_APP, database_url=url, storage_url=tmp_path.as_uri()) as d:
+        queries = Queries(d)
+        await queries.start()
+        args = {"channel": "x", "paginationOpts": {"numItems": 100.0, "cursor": None}}
+        first = QueryKey("messages:page", json.dumps(args).encode(), "anonymous", None)
+        send = {"channel": "x", "body": "m"}
+        woken: list[str] = []
+
+        def subscribe(name: str) -> QueryKey:
+            queries.watch(first, hash(name), lambda: woken.append(name))
+            return first
+
+        async def move(name: str) -> QueryKey:
+            result = await queries.at(first, queries.head, Auth())
+            moved = queries.rekey(
+                first, result.journal, hash(name), lambda: woken.append(name), result
+            )
+            queries.unwatch(first, hash(name))
+            return moved
+
+        subscribe("stalled")
+        journal_key = await move("stalled")
+        await d.executor.run("messages:send", send)
+        assert woken == ["stalled"]  # and it never runs again: its result there stays old
+
+        subscribe("fresh")
+        assert await move("fresh") == journal_key
+        woken.clear()
+        await d.executor.run("messages:send", send)
+        assert "fresh" in woken
+        await queries.stop()
 
 
 def test_a_paginated_subscription_keeps_its_page_boundaries(client: Client, served: Served) -> None:

@@ -181,8 +181,9 @@ class Queries:
         read as far as that one did), keeping that run as the new key's result."""
         new = old._replace(journal=journal)
         entry = self._entries.setdefault(new, _Entry())
-        if entry.result is None:
+        if entry.result is None or entry.result.ts <= result.ts:
             # A copy: an invalidation marks each entry's result, and wakes its own watchers.
+            # It replaces an older one (maybe invalid, and then checked by no commit).
             self._set(entry, dataclasses.replace(result))
         entry.watchers[token] = wake
         return new
@@ -220,7 +221,8 @@ class Queries:
                 result = await self._run(key, ts, auth)
                 if generation == self._generation:
                     break  # else the functions changed while it ran: run the new ones
-            if entry.result is None or entry.result.ts <= result.ts:
+            current = self._entries.get(key) is entry  # else dropped meanwhile: keep nothing
+            if current and (entry.result is None or entry.result.ts <= result.ts):
                 if entry.result is not None and entry.result.digest == result.digest:
                     self.unchanged_runs += 1
                 self._set(entry, result)
@@ -258,8 +260,11 @@ class Queries:
                 run.error, secrets.token_hex(8), self._deployment, production=self._production
             )
             data = error_data(run.error)
+        # Of what the run came to: a failure's message names a new request id each time, and
+        # the same failure again is no change.
+        failure = None if run.error is None else [type(run.error).__name__, str(run.error)]
         digest = hashlib.sha256(
-            msgspec.json.encode([value, error, data, run.log_lines, run.journal])
+            msgspec.json.encode([value, failure, data, run.log_lines, run.journal])
         ).digest()
         result = Result(ts, value, error, data, run.log_lines, run.journal, run.reads, digest)
         # The commits since ``ts`` were checked before this result existed: check them now.

@@ -137,9 +137,9 @@ class Session:
             await self._end(next(iter(done)))
         finally:
             self._backend.sync_sessions.discard(self)
+            await cancel_and_wait(*tasks)  # first: none of them may watch anything after
             for key in {sub.key for sub in self._subscriptions.values()}:
                 self._queries.unwatch(key, self._token)
-            await cancel_and_wait(*tasks)
 
     async def _end(self, task: asyncio.Task[None]) -> None:
         """Close the socket as ``task``'s end says: a ``_Close`` its code and reason; any
@@ -289,7 +289,10 @@ class Session:
             except AuthenticationError as exc:
                 await self._auth_error(f"Could not verify token claim: {exc}")
             identity = "user:" + hashlib.sha256(str(value).encode()).hexdigest()
-        self._expires = _expires(value) if kind == "User" else None
+        expires = _expires(value) if kind == "User" else None
+        # As long as verification would still accept it (its leeway past ``exp``).
+        leeway = self._deployment.authenticator.leeway
+        self._expires = None if expires is None else expires + leeway
         self._auth_changed.set()
         self._auth, self._admin, self._identity_key = auth, admin, identity
         self._identity += 1
@@ -389,6 +392,10 @@ class Session:
         self._post(protocol.transition(self._sent, target, changes, self._skew), transition=True)
         self._sent = target
         self._transitioned.set()
+        if any(result.invalid_at is not None for result in results if result is not None):
+            # A commit landed while a query ran: what was just sent is already old, and no
+            # invalidation will come for it. The next transition runs it again.
+            self._dirty.set()
 
     # -- mutations and actions ------------------------------------------------------------
 

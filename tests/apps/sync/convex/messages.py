@@ -16,6 +16,14 @@ async def list(ctx, args):
     return [doc["body"] for doc in docs]
 
 
+@query(args={"channel": v.string(), "delay": v.number()})
+async def list_slowly(ctx, args):
+    """Reads the channel, then takes ``delay`` seconds: a write may land meanwhile."""
+    found = await list.handler(ctx, {"channel": args["channel"]})
+    await asyncio.sleep(args["delay"])
+    return found
+
+
 @query(args={"channel": v.string()})
 async def latest(ctx, args):
     found = await (
