@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from .. import values
 from ..errors import ConflictError, InvalidTimestampError
-from ..persistence import Persistence, WriteTransaction
+from ..persistence import Persistence, WriteBatch, WriteTransaction
 from ..schema import SchemaDefinition
 from .catalog import Catalog
 from .commit_log import WINDOW_NS
@@ -118,11 +118,8 @@ class Database:
 
     async def head(self) -> int:
         """The timestamp of the newest commit, in any process (0 before the first)."""
-        snapshot = await self.persistence.begin_read()
-        try:
+        async with self.persistence.reading() as snapshot:
             return await snapshot.head()
-        finally:
-            await snapshot.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -198,11 +195,8 @@ class Database:
         when nothing changes, nothing is committed.
         """
         wanted = self._wanted(system_only)
-        snapshot = await self.persistence.begin_read()
-        try:
+        async with self.persistence.reading() as snapshot:
             stored = await self.registry.all(snapshot)
-        finally:
-            await snapshot.close()
         drop, missing = _changes(stored, wanted, system_only)
         if not drop and not missing:
             return
@@ -228,27 +222,22 @@ class Database:
         while True:
             rows = await store.scan(natural.id, start, None, reverse=False, limit=_BUILD_CHUNK)
             if rows:
-                await store.put_index_entries(
-                    [
-                        (index.id, index.key(values.decode(raw)), doc_id)
-                        for _, doc_id, _, raw in rows
-                    ]
-                )
+                entries = [
+                    (index.id, index.key(values.decode(raw)), doc_id) for _, doc_id, _, raw in rows
+                ]
+                await store.write(WriteBatch(index_puts=entries))
             if len(rows) < _BUILD_CHUNK:
                 return
             start = rows[-1][0] + b"\x00"
 
     async def tables(self) -> dict[str, int]:
         """Every table that has ever held a document, with its current document count."""
-        snapshot = await self.persistence.begin_read()
-        try:
+        async with self.persistence.reading() as snapshot:
             counts: dict[str, int] = {}
             for info in await self.registry.all(snapshot):
                 if info.name == CREATION_INDEX:
                     counts[info.table] = await snapshot.count(info.id)
             return dict(sorted(counts.items()))
-        finally:
-            await snapshot.close()
 
     async def close(self) -> None:
         await self.committer.close()

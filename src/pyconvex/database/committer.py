@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import ConflictError, StoreUnavailableError
-from ..persistence import Persistence, WriteBatch, WriteTransaction
+from ..persistence import Persistence, ReadTransaction, WriteBatch, WriteTransaction
 from . import keys
 from .catalog import Catalog
 from .commit_log import WINDOW_NS, CommitLog
@@ -112,16 +112,8 @@ class Committer:
     async def refresh(self) -> None:
         """Learn the commits other processes made since we last looked (the store's commit
         log, read under this process's gate so that no commit of ours lands between)."""
-        async with self._gate:
-            snapshot = await self._persistence.begin_read()
-            try:
-                if self.log.head is None:
-                    self.log.start(await snapshot.head())
-                    return
-                found = await snapshot.commits(self.log.head)
-            finally:
-                await snapshot.close()
-            self._learn(found)
+        async with self._gate, self._persistence.reading() as snapshot:
+            await self._catch_up(snapshot)
 
     async def follow(self, poll_seconds: float) -> None:
         """Learn other processes' commits as they happen, until cancelled: at once when the
@@ -215,8 +207,7 @@ class Committer:
                 await store.close()
                 self._catalog.registry.invalidate()
                 raise
-            self.log.extend([(ts, writes)])
-            self._tell([(ts, writes)])
+            self._made(ts, writes)
             return result
 
     async def close(self) -> None:
@@ -231,12 +222,18 @@ class Committer:
     def _next_ts(self) -> int:
         return max((self.log.head or 0) + 1, time.time_ns())
 
-    async def _catch_up(self, store: WriteTransaction) -> None:
-        """Add the commits other processes made since we last looked to the log."""
+    async def _catch_up(self, store: ReadTransaction) -> None:
+        """Add the commits other processes made since we last looked to the log (and tell
+        the listeners of them)."""
         if self.log.head is None:
             self.log.start(await store.head())
             return
         self._learn(await store.commits(self.log.head))
+
+    def _made(self, ts: int, writes: Writes) -> None:
+        """A commit of this process: into the log, and to the listeners."""
+        self.log.extend([(ts, writes)])
+        self._tell([(ts, writes)])
 
     def _learn(self, found: list[tuple[int, bytes]]) -> None:
         """Add other processes' commits (from the store's log) to ours, and tell listeners."""
@@ -305,8 +302,7 @@ class Committer:
         finally:
             self._committing = False
         # One log entry for the batch, at its last timestamp: no snapshot sees a part of it.
-        self.log.extend([(ts - 1, written)])
-        self._tell([(ts - 1, written)])
+        self._made(ts - 1, written)
         for txn, future, stamp in accepted:
             if not future.done():  # (a caller that stopped waiting: committed all the same)
                 future.set_result(stamp)

@@ -29,7 +29,8 @@ the event loop), PostgreSQL over the network without blocking the loop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 # (key, document id, table, encoded document) for each entry of a scan, in key order.
@@ -129,10 +130,6 @@ class WriteTransaction(ReadTransaction):
         """Remove every entry of one index."""
 
     @abstractmethod
-    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
-        """Add index entries (an index being built)."""
-
-    @abstractmethod
     async def set_global(self, name: str, value: bytes) -> None: ...
 
     @abstractmethod
@@ -152,6 +149,15 @@ class Persistence(ABC):
 
     @abstractmethod
     async def begin_read(self) -> ReadTransaction: ...
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[ReadTransaction]:
+        """A read snapshot for the duration of the block (closed after it)."""
+        snapshot = await self.begin_read()
+        try:
+            yield snapshot
+        finally:
+            await snapshot.close()
 
     @abstractmethod
     async def begin_write(self) -> WriteTransaction:

@@ -321,15 +321,6 @@ class _PgWrite(_PgRead, WriteTransaction):
         params = [index_ids, keys, put_ids, put_keys, put_docs, doc_ids, tables, encoded]
         await self._send(_WRITE, [*params, batch.deleted, stamps, writes, undo])
 
-    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
-        ids, keys, doc_ids = zip(*entries, strict=True)
-        await self._send(
-            "INSERT INTO index_entries (index_id, key, doc_id) "
-            "SELECT * FROM unnest(%b::integer[], %b::bytea[], %b::text[]) "
-            "ON CONFLICT (index_id, key) DO UPDATE SET doc_id = excluded.doc_id",
-            (list(ids), list(keys), list(doc_ids)),
-        )
-
     async def drop_index(self, index_id: int) -> None:
         await self._send("DELETE FROM index_entries WHERE index_id = %s", (index_id,))
 

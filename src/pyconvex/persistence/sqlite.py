@@ -167,11 +167,6 @@ class _SqliteWrite(_SqliteRead, WriteTransaction):
             "INSERT INTO commit_log (ts, writes, undo) VALUES (?, ?, ?)", batch.commits
         )
 
-    async def put_index_entries(self, entries: list[tuple[int, bytes, str]]) -> None:
-        self._c().executemany(
-            "INSERT OR REPLACE INTO index_entries (index_id, key, doc_id) VALUES (?, ?, ?)", entries
-        )
-
     async def drop_index(self, index_id: int) -> None:
         self._c().execute("DELETE FROM index_entries WHERE index_id = ?", (index_id,))
 
