@@ -91,6 +91,15 @@ def test_the_wire_is_exact_for_convex_clients(value):
     assert same(back, _as_float(value))
 
 
+def test_an_int_no_float_holds_is_refused_with_where_it_is():
+    value = {"a": [1, {"b": 2**53 + 1}], "ok": 2**53}
+    with pytest.raises(InvalidValueError, match=r"The number 9007199254740993 at \.a\[1\]\.b "):
+        to_convex_json(value)
+    with pytest.raises(InvalidValueError, match=r"The number 9007199254740993 cannot"):
+        to_convex_json(2**53 + 1)
+    assert to_convex_json(value, wire=False)["a"][1]["b"] == 2**53 + 1
+
+
 @given(convex_values)
 def test_storage_round_trip_keeps_types(value):
     assert same(values.decode(values.encode(value)), value)

@@ -229,7 +229,7 @@ def decode(data: bytes) -> Any:
 # -- Convex JSON ----------------------------------------------------------------
 
 
-def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
+def to_convex_json(value: Value, *, wire: bool = True) -> Any:
     """A JSON-ready form of ``value`` in Convex's encoding, exact both ways: an
     :class:`Int64` as ``{"$integer": ...}``, bytes as ``{"$bytes": ...}``, NaN, the
     infinities and -0.0 as ``{"$float": ...}``, other numbers as JSON numbers.
@@ -238,6 +238,31 @@ def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
     one a float cannot hold exactly is an :class:`InvalidValueError` naming its path. Off it
     (``pyconvex export``) such an int is written as the JSON integer it is.
     """
+    try:
+        return _convex_json(value, wire)
+    except _Inexact as exc:
+        where = f" at {exc.path}" if exc.path else ""
+        raise InvalidValueError(
+            f"The number {exc.number}{where} cannot be sent exactly: a plain int is a Convex "
+            "number (a float64). Use pyconvex.Int64 for it, and v.int64() in its validator."
+        ) from None
+
+
+class _Inexact(Exception):
+    """An int no float64 holds, on its way up to :func:`to_convex_json`, which names where
+    it is: the path is worked out only then, not for every value encoded."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.within: object = number  # the value, then each container around it
+        self.path = ""
+
+    def inside(self, container: object, segment: str) -> None:
+        self.path = segment + self.path
+        self.within = container
+
+
+def _convex_json(value: Value, wire: bool) -> Any:
     cls = value.__class__
     if value is None or cls is bool or cls is str:
         return value
@@ -248,11 +273,7 @@ def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
         if not wire:
             return number
         if not -_JSON_SAFE_INT <= number <= _JSON_SAFE_INT and float(number) != number:
-            where = f" at {path}" if path else ""
-            raise InvalidValueError(
-                f"The number {number}{where} cannot be sent exactly: a plain int is a Convex "
-                "number (a float64). Use pyconvex.Int64 for it, and v.int64() in its validator."
-            )
+            raise _Inexact(number)
         # Written as the float it is on the wire (2.0, not 2): Convex's Python client
         # refuses JSON integers where a float64 is meant.
         return float(number)
@@ -263,15 +284,19 @@ def to_convex_json(value: Value, *, wire: bool = True, path: str = "") -> Any:
     if cls is bytes:
         return {"$bytes": base64.b64encode(value).decode()}  # type: ignore[arg-type]
     if cls is list:
-        return [
-            to_convex_json(item, wire=wire, path=f"{path}[{i}]")
-            for i, item in enumerate(value)  # type: ignore[arg-type]
-        ]
+        try:
+            return [_convex_json(item, wire) for item in value]  # type: ignore[union-attr]
+        except _Inexact as exc:
+            at = next(i for i, item in enumerate(value) if item is exc.within)  # type: ignore[arg-type]
+            exc.inside(value, f"[{at}]")
+            raise
     if cls is dict:
-        return {
-            k: to_convex_json(item, wire=wire, path=f"{path}.{k}")
-            for k, item in value.items()  # type: ignore[union-attr]
-        }
+        try:
+            return {k: _convex_json(item, wire) for k, item in value.items()}  # type: ignore[union-attr]
+        except _Inexact as exc:
+            key = next(k for k, item in value.items() if item is exc.within)  # type: ignore[union-attr]
+            exc.inside(value, f".{key}")
+            raise
     raise InvalidValueError(f"{type(value).__name__} is not a Convex value")
 
 
