@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from ..deployment import Deployment
 from ..env import REFRESH_SECONDS
@@ -26,10 +30,21 @@ from ..sync.session import Session
 from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
-from .asgi import Receive, Scope, Send
+from .asgi import Message, Receive, Scope, Send
 from .site import SiteApp
 
 RECENT_LOG_LINES = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """One HTTP request, as a request observer sees it once its response has gone."""
+
+    port: Literal["api", "site"]
+    method: str
+    path: str
+    status: int
+    seconds: float
 
 
 class Backend:
@@ -43,6 +58,7 @@ class Backend:
         max_body: int = DEFAULT_MAX_BODY,
         site_port: int | None = None,
         key: str | None = None,
+        dashboard: bool = True,
     ) -> None:
         self.deployment = deployment
         self.production = production
@@ -64,6 +80,11 @@ class Backend:
         self.sync_sessions: set[Session] = set()
         #: ``ctx.auth`` of requests that send no Authorization header (``t.with_identity``).
         self.identity: Auth | None = None
+        #: Whether ``/dashboard/`` is served on the API port (``serve --no-dashboard``).
+        self.dashboard = dashboard
+        #: Told of every HTTP request served through ``Backend`` (the dev console's access
+        #: lines, the Health metrics). An observer must be quick and must not raise.
+        self.request_observers: list[Callable[[Handled], None]] = []
 
     def _keep_logs(self, lines: list[LogLine]) -> None:
         self.recent_logs.extend(lines)
@@ -139,9 +160,40 @@ class Backend:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             server = scope.get("server")
-            if server is not None and server[1] == self.site_port:
-                await self.site(scope, receive, send)
+            on_site = server is not None and server[1] == self.site_port
+            app: SiteApp | ApiApp = self.site if on_site else self.api
+            if self.request_observers:
+                await self._observed(app, "site" if on_site else "api", scope, receive, send)
             else:
-                await self.api(scope, receive, send)
+                await app(scope, receive, send)
             return
         await self.handle_other(scope, receive, send)
+
+    async def _observed(
+        self,
+        app: SiteApp | ApiApp,
+        port: Literal["api", "site"],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        started = time.perf_counter()
+        status = 500  # what the server answers if the app raises before responding
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, observed_send)
+        finally:
+            handled = Handled(
+                port, scope["method"], scope["path"], status, time.perf_counter() - started
+            )
+            for observe in self.request_observers:
+                try:
+                    observe(handled)
+                except Exception:  # an observer's bug must not fail the request
+                    logging.getLogger("pyconvex.server").exception("A request observer failed")
