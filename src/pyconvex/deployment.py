@@ -20,6 +20,7 @@ from .database import Database
 from .env import EnvStore, forget_process_default, set_process_default
 from .errors import AppLoadError
 from .functions import App, Executor, TimeLimits, load_app
+from .functions.executor import CallObserver
 from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
 from .scheduler import Scheduler
@@ -87,6 +88,8 @@ class Deployment:
         self.authenticator = Authenticator([])
         #: Called after a reload has switched to the new functions (cached query results).
         self.on_reload: list[Callable[[], None]] = []
+        #: Told of every function call its executors run (the Health metrics).
+        self.call_observers: list[CallObserver] = []
 
     @property
     def app(self) -> App:
@@ -185,6 +188,7 @@ class Deployment:
             log_sink=self.emit_logs,
             files=self._files,
             scheduler=self.scheduler,
+            call_observers=self.call_observers,
         )
 
     async def reload(self) -> App:

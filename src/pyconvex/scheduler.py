@@ -85,6 +85,9 @@ class Scheduler:
         self.worker_id = "w" + uuid.uuid4().hex[:16]
         self._leased = False
         self._queue_tasks: dict[int, asyncio.Task[None]] = {}
+        #: Told how late each due job starts (seconds past its scheduled time: the Health
+        #: metrics' scheduler lag). Must be quick, must not raise.
+        self.lag_observers: list[Callable[[float], None]] = []
 
     @property
     def database(self) -> Database:
@@ -374,11 +377,17 @@ class Scheduler:
         free = concurrency - len(self._running)
         if free <= 0:
             return
-        for job in await self.due(self.clock(), free + len(self._running)):
+        now = self.clock()
+        for job in await self.due(now, free + len(self._running)):
             if job["_id"] in self._running:
                 continue
             if len(self._running) >= concurrency:
                 break
+            for observe in self.lag_observers:
+                try:
+                    observe(now - job["scheduled_time"])
+                except Exception:  # an observer's bug must not stop the worker
+                    _log.exception("A lag observer failed")
             task = asyncio.create_task(self._guarded(job))
             self._running[job["_id"]] = task
 

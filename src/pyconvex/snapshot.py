@@ -31,7 +31,7 @@ import msgspec
 
 from . import values
 from .database import Database, DatabaseWriter
-from .database.system import STORAGE, UPLOAD_TOKENS
+from .database.system import METRICS, STORAGE, UPLOAD_TOKENS
 from .storage import BlobStore
 from .storage.base import CHUNK
 from .values import plain_json
@@ -39,7 +39,9 @@ from .values import plain_json
 FORMAT = 1
 META = "_pyconvex.json"
 BATCH = 500
-SKIPPED = frozenset({UPLOAD_TOKENS})
+# Not the deployment's data: short-lived tokens, and the server's own metrics (a snapshot
+# moved elsewhere would show another deployment's traffic, and make it "not empty").
+SKIPPED = frozenset({UPLOAD_TOKENS, METRICS})
 _encode = msgspec.json.Encoder(enc_hook=plain_json).encode
 
 # progress(kind, amount): kind is "documents" or "bytes"

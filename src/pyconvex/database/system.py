@@ -19,6 +19,8 @@ WEBHOOK_EVENTS = "_webhook_events"
 API_KEYS = "_api_keys"
 # A sync session's mutations that ran, so that one sent again after a reconnect runs once.
 SESSION_REQUESTS = "_session_requests"
+# The Health page's counters: one document per process and 10-second bucket (metrics.py).
+METRICS = "_metrics"
 
 _STATE = v.object(
     {
@@ -103,4 +105,28 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "outcome": v.union(v.bytes(), v.null()),
         }
     ).index("by_request", ["session_id", "request_id"]),
+    METRICS: define_table(
+        {
+            "process": v.string(),
+            "start": v.float64(),
+            "requests": v.object({"api": v.float64(), "site": v.float64()}),
+            "functions": v.array(
+                v.object(
+                    {
+                        "name": v.string(),
+                        "kind": v.string(),
+                        "calls": v.float64(),
+                        "errors": v.float64(),
+                        # [bucket number, count] pairs of metrics.py's latency buckets
+                        "histogram": v.array(v.array(v.float64())),
+                    }
+                )
+            ),
+            "scheduler_lag": v.float64(),
+            "scheduler_backlog": v.float64(),
+            "webhook_backlog": v.float64(),
+        }
+    )
+    .index("by_start", ["start"])
+    .index("by_process", ["process", "start"]),
 }

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,6 +89,12 @@ class TimeLimits:
         return float(getattr(self, kind))
 
 
+#: Told of each function call that ran: its definition, its seconds (transaction and commit
+#: included), and the exception it ended with (None if it succeeded). Must be quick, must not
+#: raise. Calls whose arguments were refused before they ran are not told.
+CallObserver = Callable[[FunctionDefinition, float, Exception | None], None]
+
+
 def _lines(execution: Execution) -> list[str]:
     return [str(line) for line in execution.lines]
 
@@ -123,6 +131,7 @@ class Executor:
         log_sink: Sink | None = None,
         files: FileStorage | None = None,
         scheduler: Scheduler | None = None,
+        call_observers: list[CallObserver] | None = None,
     ) -> None:
         self.app = app
         self.database = database
@@ -135,6 +144,8 @@ class Executor:
         self.anonymous_action_ctx = ActionCtx(self, Auth())
         #: The time limits of the calls in flight (HTTP actions' too).
         self.deadlines = Deadlines()
+        # The deployment's list, shared by the executors of its reloads (the Health metrics).
+        self.call_observers = call_observers if call_observers is not None else []
 
     @property
     def files(self) -> FileStorage:
@@ -247,6 +258,14 @@ class Executor:
             current_function.reset(token)
         return self._returns(fn, result)
 
+    def _called(self, fn: FunctionDefinition, started: float, error: Exception | None) -> None:
+        seconds = time.perf_counter() - started
+        for observe in self.call_observers:
+            try:
+                observe(fn, seconds, error)
+            except Exception:  # an observer's bug must not fail the call
+                logging.getLogger("pyconvex.functions").exception("A call observer failed")
+
     def execution(self, name: str | None, *, request_id: str | None = None) -> Execution:
         """A new top-level execution whose logs go to this deployment's sinks."""
         return Execution(name, self.log_sink, self.env, request_id)
@@ -298,20 +317,28 @@ class Executor:
     async def _run_top(
         self, fn: FunctionDefinition, checked: dict[str, Any], auth: Auth, ts: int | None
     ) -> Any:
-        if fn.kind == "query":
-            async with self.database.read(ts=ts) as reader:
-                return await self._invoke(fn, QueryCtx(self, reader, auth), checked)
-        if fn.kind == "mutation":
-            execution = current_execution.get()
-            mark = len(execution.lines) if execution is not None else 0
+        started = time.perf_counter()
+        try:
+            if fn.kind == "query":
+                async with self.database.read(ts=ts) as reader:
+                    result = await self._invoke(fn, QueryCtx(self, reader, auth), checked)
+            elif fn.kind == "mutation":
+                execution = current_execution.get()
+                mark = len(execution.lines) if execution is not None else 0
 
-            async def attempt(writer: DatabaseWriter) -> Any:
-                if execution is not None:  # a conflict retry: keep only the last attempt's logs
-                    execution.rewind(mark)
-                return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+                async def attempt(writer: DatabaseWriter) -> Any:
+                    if execution is not None:  # a conflict retry: keep the last attempt's logs
+                        execution.rewind(mark)
+                    return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
 
-            return await self.database.transact(attempt)
-        return await self._invoke(fn, ActionCtx(self, auth), checked)
+                result = await self.database.transact(attempt)
+            else:
+                result = await self._invoke(fn, ActionCtx(self, auth), checked)
+        except Exception as exc:
+            self._called(fn, started, exc)
+            raise
+        self._called(fn, started, None)
+        return result
 
     async def run_query_at(
         self,
@@ -326,9 +353,11 @@ class Executor:
         """Run a query at the commit ``ts`` and keep what it read (never raises for the
         query's own failure: that is the run's ``error``)."""
         reads, journal_out = ReadSet(), None
+        fn: FunctionDefinition | None = None
         with self.executing(ref) as execution:
             try:
                 fn, checked = await self._prepare(ref, args, "query", public_only)
+                started = time.perf_counter()
                 async with self.database.read(ts=ts) as reader:
                     txn = reader._txn
                     txn.journal = journal
@@ -337,7 +366,10 @@ class Executor:
                     finally:
                         reads, journal_out = txn.reads, txn.journal_out
             except Exception as exc:
+                if fn is not None:
+                    self._called(fn, started, exc)
                 return QueryRun(None, exc, _lines(execution), reads, journal_out)
+            self._called(fn, started, None)
             return QueryRun(value, None, _lines(execution), reads, journal_out)
 
     async def run_mutation_once(
@@ -355,9 +387,11 @@ class Executor:
         without running it. The run's value is Convex JSON. Never raises for the
         mutation's own failure."""
         session_id, request_id = request
+        fn: FunctionDefinition | None = None
         with self.executing(ref) as execution:
             try:
                 fn, checked = await self._prepare(ref, args, "mutation", public_only)
+                started = time.perf_counter()
 
                 async def attempt(writer: DatabaseWriter) -> tuple[Any, list[str] | None]:
                     execution.rewind(0)  # a conflict retry keeps only the last attempt's logs
@@ -387,7 +421,10 @@ class Executor:
 
                 (value, replayed), ts = await self.database.transact_at(attempt)
             except Exception as exc:
+                if fn is not None:
+                    self._called(fn, started, exc)
                 return MutationRun(None, exc, _lines(execution), 0)
+            self._called(fn, started, None)
             lines = replayed if replayed is not None else _lines(execution)
             return MutationRun(value, None, lines, ts)
 
@@ -404,11 +441,19 @@ class Executor:
         fn = self.resolve(ref)
         self._check_kind(fn, kinds)
         checked = self._args(fn, args)
-        if fn.kind == "query":
-            return await self._invoke(fn, QueryCtx(self, db, auth), checked)
-        writer: DatabaseWriter = db  # type: ignore[assignment]
-        async with writer.savepoint():
-            return await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+        started = time.perf_counter()
+        try:
+            if fn.kind == "query":
+                result = await self._invoke(fn, QueryCtx(self, db, auth), checked)
+            else:
+                writer: DatabaseWriter = db  # type: ignore[assignment]
+                async with writer.savepoint():
+                    result = await self._invoke(fn, MutationCtx(self, writer, auth), checked)
+        except Exception as exc:
+            self._called(fn, started, exc)
+            raise
+        self._called(fn, started, None)
+        return result
 
     async def run_in_mutation(self, fn: Any, *, auth: Auth | None = None) -> Any:
         """Run ``fn(ctx)`` with a mutation ``ctx`` in one transaction (tests and admin tools)."""

@@ -96,8 +96,9 @@ class ReadTransaction(ABC):
         """Entries of one index with ``start <= key < end`` (no upper bound for None)."""
 
     @abstractmethod
-    async def count(self, index_id: int) -> int:
-        """How many entries one index has (a table's size, through its natural index)."""
+    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
+        """How many entries one index has with ``start <= key < end`` (by default all: a
+        table's size, through its natural index), counted without reading the documents."""
 
     @abstractmethod
     async def get_global(self, name: str) -> bytes | None: ...

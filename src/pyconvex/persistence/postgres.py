@@ -184,10 +184,12 @@ class _PgRead(ReadTransaction):
         rows = await self._rows(sql, params)
         return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
 
-    async def count(self, index_id: int) -> int:
-        rows = await self._rows(
-            "SELECT COUNT(*) FROM index_entries WHERE index_id = %s", (index_id,)
-        )
+    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM index_entries WHERE index_id = %s AND key >= %s"
+        params: tuple[object, ...] = (index_id, start)
+        if end is not None:
+            sql, params = sql + " AND key < %s", (index_id, start, end)
+        rows = await self._rows(sql, params)
         return int(rows[0][0])
 
     async def get_global(self, name: str) -> bytes | None:

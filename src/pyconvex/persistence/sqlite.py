@@ -98,13 +98,12 @@ class _SqliteRead(ReadTransaction):
         sql, params = _SCAN(index_id, start, end, reverse=reverse, limit=limit)
         return self._c().execute(sql, params).fetchall()
 
-    async def count(self, index_id: int) -> int:
-        row = (
-            self._c()
-            .execute("SELECT COUNT(*) FROM index_entries WHERE index_id = ?", (index_id,))
-            .fetchone()
-        )
-        return int(row[0])
+    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM index_entries WHERE index_id = ? AND key >= ?"
+        params: tuple[object, ...] = (index_id, start)
+        if end is not None:
+            sql, params = sql + " AND key < ?", (index_id, start, end)
+        return int(self._c().execute(sql, params).fetchone()[0])
 
     async def get_global(self, name: str) -> bytes | None:
         row = self._c().execute("SELECT value FROM globals WHERE name = ?", (name,)).fetchone()

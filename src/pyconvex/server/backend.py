@@ -25,6 +25,7 @@ from ..env import REFRESH_SECONDS
 from ..functions import Auth
 from ..functions.logs import LogLine, install_capture
 from ..http.request import DEFAULT_MAX_BODY
+from ..metrics import Metrics
 from ..sync.queries import Queries
 from ..sync.session import Session
 from ..tasks import cancel_and_wait
@@ -85,6 +86,11 @@ class Backend:
         #: Told of every HTTP request served through ``Backend`` (the dev console's access
         #: lines, the Health metrics). An observer must be quick and must not raise.
         self.request_observers: list[Callable[[Handled], None]] = []
+        #: This process's Health metrics, written to the database while serving.
+        self.metrics = Metrics()
+        self.request_observers.append(self.metrics.request)
+        deployment.call_observers.append(self.metrics.call)
+        deployment.scheduler.lag_observers.append(self.metrics.lag)
 
     def _keep_logs(self, lines: list[LogLine]) -> None:
         self.recent_logs.extend(lines)
@@ -100,6 +106,7 @@ class Backend:
             if self._users == 0:
                 self.env_refresher = asyncio.create_task(self._refresh_env())
                 self.deployment.scheduler.start()
+                self.metrics.start(self.deployment.database)
             self._users += 1
 
     async def shutdown(self) -> None:
@@ -111,6 +118,7 @@ class Backend:
             await cancel_and_wait(refresher)
             if self._sync_queries is not None:
                 await self._sync_queries.stop()
+            await self.metrics.stop()
             await self.deployment.scheduler.stop()
             if self._owns_deployment:
                 self._owns_deployment = False
