@@ -63,7 +63,7 @@ def test_readable_errors(app: Path, tmp_path: Path):
     assert missing.returncode == 1 and "Could not find function for 'tasks:nope'" in missing.stderr
 
     no_app = pyconvex("run", "tasks:list", "--app", str(tmp_path / "nowhere"))
-    assert no_app.returncode == 1 and "No functions folder" in no_app.stderr
+    assert no_app.returncode == 1 and "is not a pyconvex app" in no_app.stderr
 
     (app / "convex" / "broken.py").write_text("def oops(:\n")
     broken = pyconvex("run", "tasks:list", "--app", str(app))

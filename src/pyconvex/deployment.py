@@ -10,14 +10,15 @@ By default the data lives in ``DIR/.pyconvex/data.sqlite3``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from .auth import Authenticator, ProviderConfigError, parse_providers
 from .database import Database
-from .env import EnvStore, forget_process_default, set_process_default
+from .env import EnvStore, forget_process_default, process_default, set_process_default
 from .errors import AppLoadError
 from .functions import App, Executor, TimeLimits, load_app
 from .functions.executor import CallObserver
@@ -48,6 +49,19 @@ def storage_url_for(app_dir: str | os.PathLike[str], given: str | None = None) -
         given
         or os.environ.get("PYCONVEX_STORAGE_URL")
         or (Path(app_dir).resolve() / STATE_DIR / "storage").as_uri()
+    )
+
+
+def not_an_app(
+    app_dir: str | os.PathLike[str], functions_dir: str = DEFAULT_FUNCTIONS_DIR
+) -> str | None:
+    """Why ``app_dir`` is not an app (it has no functions folder), or None if it is one."""
+    root = Path(app_dir).resolve()
+    if (root / functions_dir).is_dir():
+        return None
+    return (
+        f"{root} is not a pyconvex app: there is no {functions_dir}/ folder "
+        "(create one with pyconvex init DIR)"
     )
 
 
@@ -125,12 +139,17 @@ class Deployment:
             raise RuntimeError("The deployment has not been started: await deployment.start()")
         return self._env
 
-    def _load(self) -> App:
-        if not self.functions_dir.is_dir():
-            raise AppLoadError(
-                f"No functions folder at {self.functions_dir}: is {self.app_dir} a pyconvex app?"
-            )
-        return load_app(self.functions_dir)
+    def _check_folder(self) -> None:
+        problem = not_an_app(self.app_dir, self.functions_dir.name)
+        if problem is not None:
+            raise AppLoadError(problem)
+
+    def _load(self, env: EnvStore) -> App:
+        """Import the functions folder with the deployment's variables in ``os.environ``, so
+        module-level code sees them as handlers do."""
+        self._check_folder()
+        with _environ(env.visible()), process_default(env):
+            return load_app(self.functions_dir)
 
     def emit_logs(self, lines: list[LogLine]) -> None:
         """Hand finished log lines to every sink."""
@@ -147,18 +166,22 @@ class Deployment:
         return Authenticator(providers)
 
     async def start(self) -> Deployment:
-        """Load the app, open the database, bring its indexes in line with the schema."""
-        app = self._load()
+        """Open the database, load the app (its module-level code sees the stored env
+        vars), bring the indexes in line with the schema."""
+        self._check_folder()  # before the database is opened: a wrong folder gets no files
+        database = Database(open_persistence(self.database_url))
         try:
-            authenticator = self._authenticator_for(app)
-            database = Database(open_persistence(self.database_url), app.schema)
+            await database.setup(system_only=True)
+            env = EnvStore(
+                database,
+                {"CONVEX_SITE_URL": self.site_url, "CONVEX_CLOUD_URL": self.cloud_url},
+            )
+            await env.refresh(force=True)
+            app = self._load(env)
             try:
+                authenticator = self._authenticator_for(app)
+                database.schema = app.schema
                 await database.setup()
-                env = EnvStore(
-                    database,
-                    {"CONVEX_SITE_URL": self.site_url, "CONVEX_CLOUD_URL": self.cloud_url},
-                )
-                await env.refresh(force=True)
                 files = FileStorage(
                     database,
                     open_blob_store(self.storage_url),
@@ -166,10 +189,10 @@ class Deployment:
                     **({"max_upload": self.max_upload} if self.max_upload else {}),
                 )
             except BaseException:
-                await database.close()
+                app.unload()
                 raise
         except BaseException:
-            app.unload()
+            await database.close()
             raise
         self._app, self._database, self._env, self._files = app, database, env, files
         self.authenticator = authenticator
@@ -199,7 +222,8 @@ class Deployment:
         stays in place, untouched.
         """
         old = self.app
-        new = self._load()
+        await self.env.refresh(force=True)
+        new = self._load(self.env)
         try:
             authenticator = self._authenticator_for(new)
             database = self.database
@@ -243,3 +267,24 @@ class Deployment:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+@contextlib.contextmanager
+def _environ(variables: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``variables`` set, for the block; then as it was.
+
+    A deployment's variables win over the process's own: in Convex they are all that code
+    sees, and a stored value is the one the developer set for this deployment. Only for the
+    import (synchronous, so no other request runs meanwhile): leaving them in the process
+    would leak one deployment's secrets into every other one it serves or tests.
+    """
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -8,6 +8,8 @@ deployment's database (the ``_env_vars`` system table), so every process of a
 deployment sees the same ones. A name the deployment does not define falls
 back to the process environment. ``CONVEX_SITE_URL`` (where HTTP actions are
 served) and ``CONVEX_CLOUD_URL`` (the function API) are always defined.
+Module-level code of the app sees the same values: while the functions folder
+is imported they are in ``os.environ`` (over the process's own).
 
 Each process keeps a copy, re-read at most every quarter second when a
 function or HTTP action starts, so a change made by another process is seen
@@ -16,6 +18,7 @@ within that time; a change made through this process is seen at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -118,6 +121,11 @@ class EnvStore:
         await self.refresh(force=True)
         return removed
 
+    def visible(self) -> dict[str, str]:
+        """Every variable code of this deployment sees (the stored ones and the built-in URLs),
+        as last read: no database read."""
+        return {**self._values, **self.builtins}
+
     def lookup(self, name: str) -> str | None:
         found = self.builtins.get(name)
         if found is None:
@@ -190,6 +198,18 @@ def forget_process_default(store: EnvStore) -> None:
     global _last_started
     if _last_started is store:
         _last_started = None
+
+
+@contextlib.contextmanager
+def process_default(store: EnvStore) -> Iterator[None]:
+    """``store`` as the process default for the block (an app's import: its module-level
+    ``env[...]`` reads this deployment, not the one that started last), then the previous."""
+    global _last_started
+    previous, _last_started = _last_started, store
+    try:
+        yield
+    finally:
+        _last_started = previous
 
 
 env = Env()

@@ -20,6 +20,7 @@ import contextvars
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from .context import ActionCtx, Auth, MutationCtx, QueryCtx
 from .deadlines import Deadlines
 from .define import FunctionDefinition, Kind
 from .facade import SyncFacade
-from .logs import Execution, Sink, current_execution, current_function
+from .logs import Execution, LogLine, Sink, current_execution, current_function, new_request_id
 from .refs import function_path
 from .registry import App
 
@@ -112,6 +113,9 @@ def _recalled(outcome: bytes | None) -> tuple[Any, list[str]]:
     value, lines = msgspec.json.decode(outcome)
     return value, lines
 
+
+# Validation errors logged already (an action's ctx.run_mutation, then the action itself).
+_logged: weakref.WeakSet[BaseException] = weakref.WeakSet()
 
 # Like FastAPI (anyio's default of 40 tokens): enough threads that a few slow
 # blocking actions do not starve quick ``def`` queries.
@@ -282,12 +286,29 @@ class Executor:
     ) -> Any:
         """Run a function as a top-level call (its own transaction) and return its value;
         a query at the commit timestamp ``ts`` if given (else at the newest)."""
-        fn, checked = await self._prepare(ref, args, kind, public_only)
-        auth = auth or Auth()
-        if current_execution.get() is not None:
-            return await self._run_top(fn, checked, auth, ts)
-        with self.executing(fn.path):
-            return await self._run_top(fn, checked, auth, ts)
+        try:
+            fn, checked = await self._prepare(ref, args, kind, public_only)
+            auth = auth or Auth()
+            if current_execution.get() is not None:
+                return await self._run_top(fn, checked, auth, ts)
+            with self.executing(fn.path):
+                return await self._run_top(fn, checked, auth, ts)
+        except ValidationError as exc:
+            self._log_refused(exc, ref)
+            raise
+
+    def _log_refused(self, exc: Exception, ref: Any) -> None:
+        """Arguments, a return value or a write that a validator refused reach the caller only
+        as an error value: log them too, as ERROR with the request id, once however many
+        calls the error passes through."""
+        if not isinstance(exc, ValidationError) or exc in _logged or self.log_sink is None:
+            return
+        _logged.add(exc)
+        execution = current_execution.get()
+        request_id = execution.request_id if execution is not None else new_request_id()
+        name = ref if isinstance(ref, str) else getattr(ref, "path", None)
+        message = f"{type(exc).__name__}: {exc}"
+        self.log_sink([LogLine(time.time(), "ERROR", message, name, request_id)])
 
     async def _prepare(
         self, ref: Any, args: Any, kind: Kind | None, public_only: bool
@@ -368,6 +389,7 @@ class Executor:
             except Exception as exc:
                 if fn is not None:
                     self._called(fn, started, exc)
+                self._log_refused(exc, ref)
                 return QueryRun(None, exc, _lines(execution), reads, journal_out)
             self._called(fn, started, None)
             return QueryRun(value, None, _lines(execution), reads, journal_out)
@@ -423,6 +445,7 @@ class Executor:
             except Exception as exc:
                 if fn is not None:
                     self._called(fn, started, exc)
+                self._log_refused(exc, ref)
                 return MutationRun(None, exc, _lines(execution), 0)
             self._called(fn, started, None)
             lines = replayed if replayed is not None else _lines(execution)

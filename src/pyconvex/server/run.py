@@ -10,12 +10,14 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
-from .asgi import ASGIApp
+from .api import ApiApp
+from .asgi import ASGIApp, Receive, Scope, Send
 from .backend import Backend
+from .site import SiteApp
 
 
 @dataclass
@@ -108,6 +110,22 @@ def make_server(
     return uvicorn.Server(config) if signals else _QuietServer(config)
 
 
+def _observable(backend: Backend, port: Literal["api", "site"]) -> ASGIApp:
+    """The app of one socket, telling the backend's request observers of each HTTP request.
+
+    Checked per request, not once here: observers may be added after the server is made.
+    """
+    app: SiteApp | ApiApp = backend.site if port == "site" else backend.api
+
+    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+        if backend.request_observers and scope["type"] == "http":
+            await backend._observed(app, port, scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return serve
+
+
 class BackendServer:
     """The site app and the API app, each on its own socket, in one event loop.
 
@@ -130,8 +148,8 @@ class BackendServer:
             "forwarded_allow_ips": forwarded_allow_ips,
             "log_level": log_level,
         }
-        self.site = make_server(backend.site, **options)
-        self.api = make_server(backend.api, signals=False, **options)
+        self.site = make_server(_observable(backend, "site"), **options)
+        self.api = make_server(_observable(backend, "api"), signals=False, **options)
 
     async def serve(self) -> None:
         """Serve until a signal or :meth:`stop`."""

@@ -22,12 +22,14 @@ together share one commit, each still answered only after it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..database.system import WEBHOOK_EVENTS
 from ..env import env
 from ..functions.define import HttpAction
+from ..functions.logs import current_execution
 from ..functions.refs import function_path
 from ..http.response import Response
 from .core import WebhookVerificationError, mac
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
     from ..database import DatabaseWriter
 
 DEFAULT_MAX_ATTEMPTS = 8
+# Verification failures that are the deployment's fault, not the sender's.
+_MISCONFIGURED = ("no_secret", "malformed_secret")
 _ALWAYS_REDACTED = ("authorization", "cookie", "proxy-authorization")
 REDACTED = "[redacted]"
 
@@ -102,6 +106,8 @@ class WebhookReceiver:
                 url=self.url or request.url,
             )
         except WebhookVerificationError as exc:
+            if exc.reason in _MISCONFIGURED:
+                self._log_misconfigured(exc, request)
             return Response.json({"error": exc.reason}, status=400)
         handshake = _handshake(self.scheme, event.payload, secrets)
         if handshake is not None:
@@ -115,6 +121,27 @@ class WebhookReceiver:
         return Response.json(
             {"received": True} if recorded else {"received": True, "duplicate": True}
         )
+
+    def _log_misconfigured(self, exc: WebhookVerificationError, request: Any) -> None:
+        """The sender did nothing wrong: this deployment cannot verify anything until its
+        secret is set. The 400 tells the sender no more than the reason; the log says what
+        to fix."""
+        where = f"POST {request.path} ({self.scheme.name} webhooks)"
+        if exc.reason == "no_secret":
+            problem = f"the environment variable {self.secret_env} is not set"
+        else:
+            problem = (
+                f"the secret in {self.secret_env} is not in {self.scheme.name}'s format ({exc})"
+            )
+        message = (
+            f"Server misconfiguration: {where} refuses every delivery: {problem}. "
+            f"Set it with `pyconvex env set {self.secret_env} <secret>`."
+        )
+        execution = current_execution.get()
+        if execution is not None:
+            execution.add("ERROR", message)
+        else:
+            logging.getLogger("pyconvex.webhooks").error(message)
 
     async def _record(
         self, executor: Any, writer: DatabaseWriter, event: Any, request: Any
