@@ -26,15 +26,9 @@ async def test_the_tutorial_works_as_written(tmp_path: Path) -> None:
         out.write("\n\n" + author_route + "\n\n" + greeting)
 
     namespace: dict[str, Any] = {}
-    exec(
-        compile(
-            test_code.replace('ConvexTest("notes")', f"ConvexTest({str(app)!r})"),
-            "tutorial",
-            "exec",
-        ),
-        namespace,
-    )
-    await namespace["test_post_and_read_back"]()
+    exec(compile(test_code, "tutorial", "exec"), namespace)
+    async with ConvexTest(app) as fixture:  # the t of the conftest.py that init wrote
+        await namespace["test_post_and_read_back"](fixture)
 
     async with ConvexTest(app) as t:
         await t.fetch("/messages", method="POST", json={"author": "ada", "body": "x"})

@@ -6,6 +6,7 @@ pyconvex run items:create '{"name": "x"}' --app myapp
 pyconvex env set STRIPE_WEBHOOK_SECRET whsec_...
 pyconvex logs --follow
 pyconvex data items --limit 20
+pyconvex functions --app myapp                       # what the app defines
 pyconvex export backup.zip --app myapp               # and: pyconvex import backup.zip
 """
 
@@ -13,38 +14,51 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
+import os
 import sys
+import traceback
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .. import snapshot, values
 from ..database import Database
-from ..deployment import STATE_DIR, Deployment, database_url_for
+from ..database.system import SYSTEM_TABLES
+from ..deployment import STATE_DIR, Deployment, database_url_for, not_an_app
 from ..env import EnvStore
 from ..errors import AppLoadError, ConvexError, PyConvexError
-from ..functions.logs import install_capture
+from ..functions.failures import uncaught_message
+from ..functions.logs import LogLine, install_capture
 from ..persistence import open_persistence
 from ..server import logfile
-from . import serving, snapshots, workers
+from . import listing, output, serving, snapshots, workers
 from .remote import Remote, RemoteError
 from .scaffold import scaffold
 
-# soft_wrap: never break a message (or a file:line) at the terminal width.
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
-_out = Console(highlight=False)
+_err = output.console(stderr=True)
+_out = output.console()
+
+# The commands that act on the app in a folder (unless --url names a running deployment).
+_APP_COMMANDS = ("run", "env", "logs", "data", "webhooks", "export", "import", "functions")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("pyconvex")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "(not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyconvex", description="Convex's backend model, in Python."
     )
+    parser.add_argument("--version", action="version", version=f"pyconvex {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def app_command(name: str, help: str, *, remote: bool = False) -> argparse.ArgumentParser:
@@ -115,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--order", choices=("asc", "desc"), default="desc")
     data.add_argument("--format", choices=("table", "json"), default="table")
 
+    functions = app_command(
+        "functions", "List the app's functions and HTTP routes, with their validators."
+    )
+    functions.add_argument("--format", choices=("table", "json"), default="table")
+
     snapshots.add_arguments(
         app_command("export", "Save every table and file of the deployment to a ZIP snapshot.")
     )
@@ -126,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cell(value: Any) -> str:
     return value if isinstance(value, str) else values.display_value(value)
+
+
+def _not_an_app(ns: argparse.Namespace) -> str | None:
+    """Why the command cannot run on the folder it was given, or None."""
+    if ns.command in ("dev", "serve"):
+        return not_an_app(ns.dir)
+    if ns.command in _APP_COMMANDS and not getattr(ns, "url", None):
+        return not_an_app(ns.app)
+    return None
 
 
 def _print_json(value: Any) -> None:
@@ -153,10 +181,45 @@ async def _run(ns: argparse.Namespace) -> int:
             _err.print(json.dumps(result["errorData"], indent=2))
         return 1
     async with Deployment(ns.app, database_url=ns.database_url) as deployment:
-        deployment.log_sinks.append(serving.console_sink(_err, color=True))
+        lines: list[LogLine] = []
+        deployment.log_sinks.append(lines.extend)
         install_capture()
-        _print_json(await deployment.executor.run(ns.function, args))
+        try:
+            result = await deployment.executor.run(ns.function, args)
+        except Exception as exc:
+            _show_log_lines(lines, failure=exc)
+            _show_failure(exc, deployment.functions_dir)
+            return 1
+        _show_log_lines(lines)
+    _print_json(result)
     return 0
+
+
+def _show_log_lines(lines: list[LogLine], *, failure: Exception | None = None) -> None:
+    # The executor logs a refused argument or value as an ERROR line; here it is the error.
+    repeated = None if failure is None else f"{type(failure).__name__}: {failure}"
+    show = serving.console_sink(_err, color=True)
+    show([line for line in lines if line.message != repeated])
+
+
+def _show_failure(exc: Exception, functions_dir: Path) -> None:
+    """``✖`` and what went wrong, then the frames of the app's own files (pyconvex's are no
+    help to whoever wrote the function)."""
+    if isinstance(exc, PyConvexError) and not isinstance(exc, ConvexError):
+        headline = f"{type(exc).__name__}: {exc}"  # a validator's words, with its Path: line
+    else:
+        headline = uncaught_message(exc)
+    _err.print(f"[red]✖ {escape(headline)}[/]")
+    if isinstance(exc, ConvexError) and exc.data is not None:
+        _err.print(json.dumps(values.to_convex_json(exc.data, wire=False), indent=2), markup=False)
+    root = functions_dir.resolve()
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if Path(frame.filename).resolve().is_relative_to(root)
+    ]
+    if frames:  # none when the call itself was refused (its arguments, say)
+        _err.print("".join(traceback.format_list(frames)).rstrip("\n"), markup=False)
 
 
 @asynccontextmanager
@@ -213,14 +276,18 @@ def _removed(name: str, removed: bool) -> int:
 
 
 def _logs(ns: argparse.Namespace) -> int:
-    show = serving.console_sink(_out, color=True)
+    show = serving.console_sink(_out, color=True, every_request_id=True, dates=True)
     if ns.url:
         remote = Remote(ns.url, ns.app, ns.admin_key)
         for line in remote.logs(follow=ns.follow):
             show([line])
         return 0
     state = Path(ns.app).resolve() / STATE_DIR
-    show(logfile.tail(state, ns.lines))
+    past = logfile.tail(state, ns.lines)
+    if not past:
+        where = state / logfile.FILE_NAME
+        _err.print(f"[dim]No log lines yet: pyconvex dev and serve write them to {where}[/]")
+    show(past)
     if ns.follow:
         for line in logfile.follow(state):
             show([line])
@@ -265,17 +332,14 @@ def _print_events(found: list[dict[str, Any]], format: str) -> int:
         print(json.dumps(found, indent=2, ensure_ascii=False))
         return 0
     if not found:
-        _out.print("No webhook events yet.")
+        _err.print("No webhook events yet.")
         return 0
-    grid = Table(
-        "id", "provider", "event id", "type", "status", "attempts", "received", "last error"
-    )
-    for e in found:
-        grid.add_row(
-            e["id"], e["provider"], e["event_id"], e["type"] or "", e["status"],
-            str(e["attempts"]), e["received_at"] or "", (e["last_error"] or "")[:60],
-        )  # fmt: skip
-    _out.print(grid)
+    fields = ["id", "provider", "event_id", "type", "status", "attempts", "received_at"]
+    rows = [
+        ["" if e[f] is None else str(e[f]) for f in fields] + [e["last_error"] or ""] for e in found
+    ]
+    headers = ["id", "provider", "event id", "type", "status", "attempts", "received", "last error"]
+    output.print_table(_out, headers, rows, widest={"last error": 60})
     return 0
 
 
@@ -287,9 +351,12 @@ def _init(ns: argparse.Namespace) -> int:
         _err.print(f"[red]✖ {escape(str(exc))}[/]")
         return 1
     for path in written:
-        _out.print(f"[green]created[/] {path}")
+        _out.print(f"[green]created[/] {escape(str(path))}")
+    where = escape(str(target))
     _out.print(
-        f"\nNext: [bold]pyconvex dev {target}[/], then [bold]curl http://127.0.0.1:3211/health[/]"
+        f"\nNext: [bold]pyconvex dev {where}[/], then [bold]curl http://127.0.0.1:3211/health[/];"
+        f" the tests: [bold]cd {where} && python -m pytest[/]"
+        " (with pytest and pytest-asyncio installed)"
     )
     return 0
 
@@ -297,18 +364,33 @@ def _init(ns: argparse.Namespace) -> int:
 async def _data(ns: argparse.Namespace) -> int:
     if ns.url:
         remote = Remote(ns.url, ns.app, ns.admin_key)
+        tables = remote.tables()
         if ns.table is None:
-            return _print_tables(remote.tables(), ns.format)
+            return _print_tables(tables, ns.format)
+        # The API knows the tables that hold documents, not the schema's empty ones.
+        if ns.table not in tables and ns.table not in SYSTEM_TABLES:
+            return _no_table(ns.table, tables, " with documents")
         return _print_documents(
             ns.table, remote.documents(ns.table, max(ns.limit, 0), ns.order), ns.format
         )
     async with Deployment(ns.app, database_url=ns.database_url) as deployment:
         database = deployment.database
+        tables = await database.tables()
         if ns.table is None:
-            return _print_tables(await database.tables(), ns.format)
+            return _print_tables(tables, ns.format)
+        schema = deployment.app.schema
+        defined = set(tables) | set(SYSTEM_TABLES) | set(schema.tables if schema else ())
+        if ns.table not in defined:
+            return _no_table(ns.table, tables, "")
         async with database.read(system=ns.table.startswith("_")) as reader:
             docs = await reader.query(ns.table).order(ns.order).take(max(ns.limit, 0))
     return _print_documents(ns.table, docs, ns.format)
+
+
+def _no_table(name: str, tables: dict[str, int], qualifier: str) -> int:
+    known = ", ".join(t for t in tables if not t.startswith("_")) or "none yet"
+    _err.print(f'[red]✖ There is no table "{escape(name)}"{qualifier}[/] (the tables: {known})')
+    return 1
 
 
 def _print_tables(tables: dict[str, int], format: str) -> int:
@@ -316,12 +398,9 @@ def _print_tables(tables: dict[str, int], format: str) -> int:
         print(json.dumps(tables, indent=2))
         return 0
     if not tables:
-        _out.print("There are no tables yet.")
+        _err.print("There are no tables yet.")
         return 0
-    grid = Table("table", "documents")
-    for name, count in tables.items():
-        grid.add_row(name, str(count))
-    _out.print(grid)
+    output.print_table(_out, ["table", "documents"], [[n, str(c)] for n, c in tables.items()])
     return 0
 
 
@@ -331,20 +410,55 @@ def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int
             print(values.dumps(doc, wire=False).decode())
         return 0
     if not docs:
-        _out.print(f'There are no documents in table "{table}".')
+        _err.print(f'There are no documents in table "{escape(table)}".')
         return 0
     columns: list[str] = []
     for doc in docs:
         columns.extend(k for k in doc if k not in columns)
-    grid = Table(*columns)
-    for doc in docs:
-        grid.add_row(*(_cell(doc[c]) if c in doc else "" for c in columns))
-    _out.print(grid)
+    rows = [[_cell(doc[c]) if c in doc else "" for c in columns] for doc in docs]
+    output.print_table(_out, columns, rows)
+    return 0
+
+
+async def _functions(ns: argparse.Namespace) -> int:
+    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+        found = listing.describe(deployment.app)
+    if ns.format == "json":
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+    if not found["functions"]:
+        _err.print("The app defines no functions.")
+    else:
+        output.print_table(
+            _out,
+            ["function", "kind", "visibility", "args", "returns"],
+            [
+                [f["path"], f["kind"], f["visibility"], f["args"] or "", f["returns"] or ""]
+                for f in found["functions"]
+            ],
+        )
+    if not found["routes"]:
+        _err.print("The app has no HTTP routes (convex/http.py defines none).")
+        return 0
+    if found["functions"]:
+        _out.file.write("\n")
+    output.print_table(
+        _out,
+        ["method", "route", "handler"],
+        [
+            [r["method"], r["path"] if "path" in r else r["path_prefix"] + "*", r["handler"]]
+            for r in found["routes"]
+        ],
+    )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    problem = _not_an_app(ns)
+    if problem is not None:
+        _err.print(f"[red]✖ {escape(problem)}[/]")
+        return 1
     try:
         if ns.command == "init":
             return _init(ns)
@@ -358,7 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _asyncio_run(snapshots.export(ns, _err))
         if ns.command == "import":
             return _asyncio_run(snapshots.import_(ns, _err))
-        command = {"run": _run, "data": _data, "env": _env, "webhooks": _webhooks}[ns.command]
+        command = {
+            "run": _run, "data": _data, "env": _env, "webhooks": _webhooks,
+            "functions": _functions,
+        }[ns.command]  # fmt: skip
         return _asyncio_run(command(ns))
     except AppLoadError as exc:
         _err.print(f"[red]✖ Could not load the app:[/] {escape(str(exc))}")
@@ -372,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err.print(f"[red]✖ {escape(str(exc))}[/]")
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (| head): no more output, and no traceback about it at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 1
 
 

@@ -1,4 +1,5 @@
-"""``pyconvex init DIR``: a small working app to start from."""
+"""``pyconvex init DIR``: a small working app to start from, with its first tests (run with
+``python -m pytest`` in DIR)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,50 @@ async def get_messages(ctx, request: Request) -> Response:
     if not limit.isdigit():
         return Response.json({"error": "limit must be a number"}, status=400)
     return Response.json(await ctx.run_query(api.messages.list, {"limit": int(limit)}))
+""",
+    "pytest.ini": """\
+# python -m pytest, from this folder. The app's functions are async; pytest-asyncio runs
+# async tests and fixtures as they are (asyncio_mode = auto), one event loop per test.
+[pytest]
+testpaths = tests
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+required_plugins = pytest-asyncio
+""",
+    "tests/conftest.py": '''\
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pyconvex.testing import ConvexTest
+
+APP = Path(__file__).resolve().parent.parent  # the app folder, holding convex/
+
+
+@pytest.fixture
+async def t() -> AsyncIterator[ConvexTest]:
+    """The app with a fresh, empty database, for one test."""
+    async with ConvexTest(APP) as backend:
+        yield backend
+''',
+    "tests/test_messages.py": """\
+from pyconvex import api
+from pyconvex.testing import ConvexTest
+
+
+async def test_send_then_list(t: ConvexTest) -> None:
+    await t.mutation(api.messages.send, {"author": "ada", "body": "hello"})
+    messages = await t.query(api.messages.list, {})
+    assert [(m["author"], m["body"]) for m in messages] == [("ada", "hello")]
+
+
+async def test_post_and_get_over_http(t: ConvexTest) -> None:
+    created = await t.fetch("/messages", method="POST", json={"body": "hi"})
+    assert created.status_code == 201
+    listed = await t.fetch("/messages")
+    assert [m["body"] for m in listed.json()] == ["hi"]
+    assert (await t.fetch("/messages", method="POST", json={})).status_code == 400
 """,
     ".gitignore": ".pyconvex/\n__pycache__/\n",
 }

@@ -1,43 +1,66 @@
 """``pyconvex dev`` and ``pyconvex serve``: run an app's HTTP actions and function API.
 
-``dev`` reloads the functions folder when a file changes; when an edit does
-not load, it prints the error with file and line and keeps serving the last
-version that did. ``serve`` is production mode: no reload, error messages
-kept from clients (they go to the logs), plain log lines on stderr.
+``dev`` reloads the functions folder when a file changes, or when an environment
+variable is set or removed; when an edit does not load, it prints the error with
+file and line and keeps serving the last version that did. ``serve`` is production
+mode: no reload, error messages kept from clients (they go to the logs), plain log
+lines on stderr. ``dev`` prints a line per request unless ``--quiet``; ``serve``
+with ``--access-log``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
+from ..database import Database
 from ..deployment import STATE_DIR, Deployment
+from ..env import EnvStore
 from ..errors import AppLoadError
 from ..functions.logs import LogLine, Sink, install_capture
+from ..persistence import open_persistence
 from ..server import Backend, BackendServer, Listeners, bind
 from ..server.admin_key import admin_key
+from ..server.backend import Handled
 from ..server.logfile import LogFile
 
 _STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "blue"}
 
 
-def console_sink(console: Console, *, color: bool) -> Sink:
-    """Print each execution's lines as they finish."""
+def console_sink(
+    console: Console, *, color: bool, every_request_id: bool = False, dates: bool = False
+) -> Sink:
+    """Print each execution's lines as they finish.
+
+    ``color``: the dev console's form, the request id on ERROR lines (on all of them with
+    ``every_request_id``), the time of day (and the date with ``dates``). Else the plain form
+    of production logs, every field on every line.
+    """
+    clock = "%Y-%m-%d %H:%M:%S" if dates else "%H:%M:%S"
 
     def sink(lines: list[LogLine]) -> None:
         for line in lines:
             if color:
-                when = time.strftime("%H:%M:%S", time.localtime(line.timestamp))
+                when = time.strftime(clock, time.localtime(line.timestamp))
                 style = _STYLES.get(line.level, "default")
+                request = (
+                    f"[dim]request={line.request_id}[/] "
+                    if every_request_id or line.level == "ERROR"
+                    else ""
+                )
                 console.print(
                     f"[dim]{when}[/] [{style}]{line.level:<5}[/] "
-                    f"[cyan]{escape(line.function or '')}[/] {escape(line.message)}"
+                    f"[cyan]{escape(line.function or '')}[/] {request}{escape(line.message)}"
                 )
             else:
                 when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(line.timestamp))
@@ -48,6 +71,32 @@ def console_sink(console: Console, *, color: bool) -> Sink:
                 )
 
     return sink
+
+
+def access_printer(console: Console, *, color: bool) -> Callable[[Handled], None]:
+    """One line per HTTP request served: method, path, status, milliseconds."""
+    if not color:
+        # Written straight to the stream: this runs on every request of a production server.
+        stream = console.file if console.file is not None else sys.stderr
+
+        def plain(handled: Handled) -> None:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            stream.write(
+                f"{when} ACCESS {handled.method} {handled.path} {handled.status} "
+                f"{handled.seconds * 1000:.1f}ms\n"
+            )
+
+        return plain
+
+    def colored(handled: Handled) -> None:
+        status = handled.status
+        style = "green" if status < 400 else "yellow" if status < 500 else "red"
+        console.print(
+            f"[dim]{time.strftime('%H:%M:%S')}[/] {handled.method} {escape(handled.path)} "
+            f"[{style}]{status}[/] [dim]{handled.seconds * 1000:.1f} ms[/]"
+        )
+
+    return colored
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, production: bool) -> None:
@@ -81,7 +130,24 @@ def add_arguments(parser: argparse.ArgumentParser, *, production: bool) -> None:
         metavar="BYTES",
         help="largest file accepted through an upload URL, else 413 (default 4 GiB)",
     )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no line per request (method, path, status, ms)"
+        + (" (the default of serve: see --access-log)" if production else ""),
+    )
     if production:
+        parser.add_argument(
+            "--access-log",
+            action="store_true",
+            help="print a line per request (method, path, status, ms) on stderr",
+        )
+        parser.add_argument(
+            "--no-dashboard",
+            action="store_true",
+            help="do not serve the dashboard at /dashboard/ on the API port",
+        )
         parser.add_argument(
             "--workers",
             type=int,
@@ -118,14 +184,31 @@ async def _start_when_loadable(
             console.print(f"[red]✖ Could not load the app:[/] {escape(str(exc))}")
             if not watch:
                 return None
-            console.print("[dim]Waiting for a change to the functions folder...[/]")
-            from watchfiles import awatch
+            console.print(
+                "[dim]Waiting for a change to the functions folder or the environment "
+                "variables...[/]"
+            )
+            await _wait_for_a_change(deployment, stamps)
 
-            async for _ in awatch(
-                deployment.functions_dir, step=50, rust_timeout=500, yield_on_timeout=True
-            ):
-                if _snapshot(deployment.functions_dir) != stamps:
-                    break
+
+async def _wait_for_a_change(deployment: Deployment, stamps: dict[str, tuple[int, int]]) -> None:
+    """Until a file of the functions folder or a stored env var changes (module-level code
+    may need one that is not set yet). The app is not running, so the variables are read
+    from the database here, every half second."""
+    from watchfiles import awatch
+
+    database = Database(open_persistence(deployment.database_url))
+    try:
+        await database.setup(system_only=True)
+        store = EnvStore(database, {})
+        variables = await store.list()
+        async for _ in awatch(
+            deployment.functions_dir, step=50, rust_timeout=500, yield_on_timeout=True
+        ):
+            if _snapshot(deployment.functions_dir) != stamps or await store.list() != variables:
+                return
+    finally:
+        await database.close()
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
@@ -142,19 +225,24 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 async def _watch(
     deployment: Deployment, console: Console, loaded: dict[str, tuple[int, int]]
 ) -> None:
-    """Reload when the functions folder differs from what was loaded.
+    """Reload when the functions folder differs from what was loaded, or the env vars from
+    what it was loaded with (module-level code may have read them).
 
     Events only wake us up; the decision is a comparison of file stamps, so an
     edit made before the watcher got going is still picked up (within the
-    half-second timeout).
+    half-second timeout). The server re-reads the variables every quarter second
+    (``Backend._refresh_env``); comparing its copy costs no database read.
     """
     from watchfiles import awatch
 
     folder = deployment.functions_dir
+    variables = deployment.env.visible()
     async for _changes in awatch(folder, step=50, rust_timeout=500, yield_on_timeout=True):
         current = _snapshot(folder)
-        if current == loaded:
+        now = deployment.env.visible()
+        if current == loaded and now == variables:
             continue
+        why = "" if now == variables else " (environment variables changed)"
         loaded = current
         try:
             app = await deployment.reload()
@@ -166,8 +254,11 @@ async def _watch(
             console.print(f"[red]✖ Reload failed:[/] {escape(str(exc))}")
             console.print("[yellow]  Still serving the last version that loaded.[/]")
             continue
+        finally:
+            # What this reload read; an attempt that failed is not retried until a change.
+            variables = deployment.env.visible()
         routes = len(app.http) if app.http is not None else 0
-        console.print(f"[green]✔ Reloaded:[/] {len(app.functions)} functions, {routes} routes")
+        console.print(f"[green]✔ Reloaded{why}:[/] {len(app.functions)} functions, {routes} routes")
 
 
 def _banner(
@@ -180,6 +271,8 @@ def _banner(
     )
     if not production and key:
         console.print(f"[dim]  admin key: {key}[/]", markup=True)
+        # The key in the fragment: browsers never send it, so no server or proxy logs it.
+        console.print(f"[dim]  dashboard: {listeners.api_url}/dashboard/login#key={key}[/]")
 
 
 def bind_or_explain(ns: argparse.Namespace, console: Console) -> Listeners | None:
@@ -231,7 +324,12 @@ async def serve_on(
         max_body=ns.max_body_size,
         site_port=listeners.site_port,
         key=key,
+        dashboard=not getattr(ns, "no_dashboard", False),
     )
+    # Off by default in production: a proxy in front usually logs requests, and the line
+    # costs a few microseconds of a /health request's thirty.
+    if not ns.quiet and (not production or ns.access_log):
+        backend.request_observers.append(access_printer(console, color=not production))
     watcher: asyncio.Task[None] | None = None
     try:
         loaded = await _start_when_loadable(deployment, console, watch=not production)
@@ -240,9 +338,31 @@ async def serve_on(
         _banner(console, listeners, key, production=production, worker=worker)
         if not production:
             watcher = asyncio.create_task(_watch(deployment, console, loaded))
-        await BackendServer(backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips).serve()
+        server = BackendServer(backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips)
+        with _stopped_by_signals(server):
+            await server.serve()
     finally:
         if watcher is not None:
             watcher.cancel()
         await deployment.close()
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(server: BackendServer) -> Iterator[None]:
+    """SIGINT and SIGTERM stop ``server`` gracefully, and nothing else.
+
+    uvicorn handles them while it serves, then sends them to the process again once its own
+    server has stopped; asyncio's default then cancelled the main task while the second
+    server was still shutting down, so Ctrl-C ended in a traceback (and SIGTERM in a process
+    killed mid-shutdown). Here the signal sent again only asks for the stop under way.
+    """
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, server.stop)
+    try:
+        yield
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -68,6 +68,14 @@ async def import_(ns: argparse.Namespace, console: Console) -> int:
     async with Deployment(
         ns.app, database_url=ns.database_url, storage_url=ns.storage_url
     ) as deployment:
+        # snapshot.import_ refuses too, but only once the bar is drawn: say it first.
+        present = await snapshot.table_sizes(deployment.database)
+        if present:
+            raise snapshot.SnapshotError(
+                "The target deployment is not empty ("
+                + ", ".join(f"{t}: {n} documents" for t, n in present.items())
+                + "): import only into a new database (see --database-url)"
+            )
         with _progress(console, total) as advance:
             loaded = await snapshot.import_(
                 deployment.database, deployment.files.blobs, ns.file, advance
