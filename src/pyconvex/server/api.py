@@ -27,6 +27,8 @@ Only public functions answer, unless the caller sends
     GET /api/webhooks[?limit=50], GET /api/webhooks/ID, POST /api/webhooks/ID/replay
     GET /api/data                the tables and their sizes
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
+
+``/dashboard/`` is the dashboard (``pyconvex.dashboard``), signed in with the admin key.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from ..http.request import QueryParams, Request
 from ..sync.session import Session, sync_path
 from .admin_key import matches
 from .asgi import (
+    ASGIApp,
     Receive,
     Scope,
     Send,
@@ -91,6 +94,7 @@ class ApiApp:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._dashboard_app: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,6 +105,9 @@ class ApiApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        if path == "/dashboard" or path.startswith("/dashboard/"):
+            await self._dashboard(scope, receive, send)
+            return
         try:
             admin = self._is_admin(scope)
         except _AdminRequired:
@@ -165,6 +172,32 @@ class ApiApp:
         if path.startswith("/api/storage/") and method in ("GET", "HEAD"):
             return self._file
         return None
+
+    # -- the dashboard -----------------------------------------------------------------------
+
+    async def _dashboard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        backend = self.backend
+        if not backend.dashboard:
+            await send_text(send, 404, "No matching routes found")
+            return
+        if scope["method"] == "POST":
+            length = header(scope, b"content-length")
+            limit = (
+                backend.deployment.files.max_upload
+                if scope["path"] == "/dashboard/files/upload"
+                else backend.max_body
+            )
+            if length is None or not length.isdigit():
+                await send_text(send, 411, "A POST to the dashboard needs a Content-Length")
+                return
+            if int(length) > limit:
+                await send_text(send, 413, f"The request body is over the limit of {limit} bytes")
+                return
+        if self._dashboard_app is None:
+            from ..dashboard import dashboard_app  # Jinja and the pages, only when used
+
+            self._dashboard_app = dashboard_app(backend)
+        await self._dashboard_app(scope, receive, send)
 
     # -- files -------------------------------------------------------------------------------
 

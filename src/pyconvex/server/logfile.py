@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .asgi import encode_json
 
 FILE_NAME = "logs.jsonl"
 ROTATE_BYTES = 10 * 1024 * 1024
+_TAIL_BLOCK = 256 * 1024
 
 
 class LogFile:
@@ -45,17 +45,26 @@ def _parse(raw: str) -> LogLine | None:
 
 
 def tail(state_dir: Path, count: int) -> list[LogLine]:
-    """The last ``count`` lines of the log file."""
+    """The last ``count`` lines of the log file.
+
+    Read from the end, a block at a time: the dashboard asks every second, and the file
+    may hold 10 MiB.
+    """
     path = state_dir / FILE_NAME
-    if not path.exists():
+    if count <= 0 or not path.exists():
         return []
-    last: deque[LogLine] = deque(maxlen=max(count, 0))
-    with open(path, encoding="utf-8", errors="replace") as source:
-        for raw in source:
-            line = _parse(raw)
-            if line is not None:
-                last.append(line)
-    return list(last)
+    with open(path, "rb") as source:
+        end = source.seek(0, os.SEEK_END)
+        start, data = end, b""
+        while start > 0 and data.count(b"\n") <= count:
+            start = max(0, start - _TAIL_BLOCK)
+            source.seek(start)
+            data = source.read(end - start)
+    raws = data.split(b"\n")
+    if start > 0:
+        raws = raws[1:]  # begun mid-line
+    found = (_parse(raw.decode("utf-8", errors="replace")) for raw in raws if raw.strip())
+    return [line for line in found if line is not None][-count:]
 
 
 def follow(state_dir: Path, *, poll: float = 0.2) -> Iterator[LogLine]:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..database.system import WEBHOOK_EVENTS
-from .processing import check_event_id, replay
+from .processing import check_event_id, replay, replay_failed
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
 
-__all__ = ["detail", "get", "recent", "replay", "summary"]
+__all__ = ["detail", "get", "recent", "replay", "replay_failed", "summary"]
 
 
 async def recent(deployment: Deployment, limit: int = 50) -> list[dict[str, Any]]:

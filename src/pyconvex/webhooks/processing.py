@@ -242,6 +242,11 @@ def check_event_id(event_id: str) -> None:
         raise LookupError(f"{event_id!r} is not a webhook event id")
 
 
+def _fresh(now: float) -> dict[str, Any]:
+    """An event's fields when it is to be processed again, with a fresh count of attempts."""
+    return {"status": "pending", "attempts": 0, "last_error": None, "next_attempt_at": now}
+
+
 async def replay(deployment: Deployment, event_id: str) -> None:
     """Process an event again now (whatever its status), with a fresh count of attempts;
     :class:`LookupError` if there is no such event."""
@@ -252,15 +257,30 @@ async def replay(deployment: Deployment, event_id: str) -> None:
         row = await system.get(event_id)
         if row is None:
             raise LookupError(f"No webhook event {event_id}")
-        await system.patch(
-            row["_id"],
-            {
-                "status": "pending",
-                "attempts": 0,
-                "last_error": None,
-                "next_attempt_at": deployment.scheduler.clock(),
-            },
-        )
+        await system.patch(row["_id"], _fresh(deployment.scheduler.clock()))
         await deployment.scheduler.work_added(writer)
 
     await deployment.database.transact(again, system=True)
+
+
+async def replay_failed(deployment: Deployment, since: float) -> int:
+    """Process again every failed event received at or after ``since`` (epoch seconds),
+    in one transaction; how many."""
+
+    async def again(writer: DatabaseWriter) -> int:
+        system = writer.system_writer()
+        failed = await (
+            system.query(WEBHOOK_EVENTS)
+            .with_index("by_due", lambda r: r.eq("status", "failed"))
+            .collect()
+        )
+        chosen = [row for row in failed if row["received_at"] >= since]
+        now = deployment.scheduler.clock()
+        for row in chosen:
+            await system.patch(row["_id"], _fresh(now))
+        if chosen:
+            await deployment.scheduler.work_added(writer)
+        return len(chosen)
+
+    count: int = await deployment.database.transact(again, system=True)
+    return count

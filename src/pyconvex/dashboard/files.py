@@ -1,0 +1,74 @@
+"""The Files page: stored files (list, upload, download, delete)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import ids
+from ..database.system import STORAGE
+from .web import Dashboard
+
+SHOWN = 200
+_DONE = {"uploaded": "Uploaded.", "deleted": "Deleted."}
+
+
+def routes() -> list[tuple[str, Any, list[str]]]:
+    return [
+        ("/files", page, ["GET"]),
+        ("/files/upload", upload, ["POST"]),
+        ("/files/{storage_id}/delete", delete, ["POST"]),
+    ]
+
+
+async def page(
+    d: Dashboard, request: Request, *, error: str | None = None, status: int = 200
+) -> Response:
+    async with d.deployment.database.read(system=True) as reader:
+        rows = await reader.query(STORAGE).order("desc").take(SHOWN)
+    files = d.deployment.files
+    listed = [
+        {
+            **files.metadata(row),
+            "id": row["_id"],
+            "created": row["_creationTime"],
+            "url": files.url(row["_id"]),
+        }
+        for row in rows
+    ]
+    return d.render(
+        request,
+        "files.html",
+        {
+            "title": "Files",
+            "files": listed,
+            "error": error,
+            "notice": _DONE.get(request.query_params.get("done", "")),
+        },
+        status=status,
+    )
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1024 * 1024):
+        yield chunk
+
+
+async def upload(d: Dashboard, request: Request) -> Response:
+    chosen = (await request.form()).get("file")
+    if not isinstance(chosen, UploadFile) or not chosen.filename:
+        return await page(d, request, error="Choose a file to upload", status=400)
+    files = d.deployment.files
+    await files.store(_chunks(chosen), chosen.content_type or None, max_size=files.max_upload)
+    return d.redirect("/files?done=uploaded")
+
+
+async def delete(d: Dashboard, request: Request) -> Response:
+    storage_id = request.path_params["storage_id"]
+    if ids.is_id_of(storage_id, STORAGE):
+        await d.deployment.files.delete(storage_id)
+    return d.redirect("/files?done=deleted")

@@ -1,0 +1,67 @@
+"""The Schedules page: pending, running and recent scheduled functions (cancel a pending
+one), updated live; and the app's cron jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import ids
+from ..database.system import SCHEDULED_FUNCTIONS
+from .web import Dashboard
+
+SHOWN = 50
+
+
+def routes() -> list[tuple[str, Any, list[str]]]:
+    return [
+        ("/schedules", page, ["GET"]),
+        ("/schedules/jobs", jobs, ["GET"]),
+        ("/schedules/{job_id}/cancel", cancel, ["POST"]),
+    ]
+
+
+async def _jobs(d: Dashboard) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    async with d.deployment.database.read(system=True) as reader:
+        for kind in ("pending", "in_progress"):
+            found[kind] = await (
+                reader.query(SCHEDULED_FUNCTIONS)
+                .with_index("by_state", lambda r, kind=kind: r.eq("state.kind", kind))  # type: ignore[misc]
+                .take(SHOWN)
+            )
+        recent = []
+        async for job in reader.query(SCHEDULED_FUNCTIONS).order("desc"):
+            if job["state"]["kind"] not in ("pending", "in_progress"):
+                recent.append(job)
+                if len(recent) == SHOWN:
+                    break
+    found["recent"] = recent
+    return found
+
+
+async def page(d: Dashboard, request: Request) -> Response:
+    done = request.query_params.get("done")
+    return d.render(
+        request,
+        "schedules.html",
+        {
+            "title": "Schedules",
+            "jobs": await _jobs(d),
+            "notice": "Canceled." if done == "canceled" else None,
+        },
+    )
+
+
+async def jobs(d: Dashboard, request: Request) -> Response:
+    return d.render(request, "jobs.html", {"jobs": await _jobs(d)})
+
+
+async def cancel(d: Dashboard, request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    if ids.is_id_of(job_id, SCHEDULED_FUNCTIONS):
+        scheduler = d.deployment.scheduler
+        await d.deployment.database.transact(lambda w: scheduler.cancel_in(w, job_id), system=True)
+    return d.redirect("/schedules?done=canceled")

@@ -1,0 +1,166 @@
+"""The Webhooks page: recorded events by provider, status and time (live); one event with
+its headers (signatures and secrets redacted: the receiver never stores them), attempts
+and last error; replay one, or every failed event received since a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..webhooks import events
+from ..webhooks.receiver import REDACTED
+from .web import Dashboard
+
+SHOWN = 100
+STATUSES = ("pending", "processing", "succeeded", "failed")
+# A header whose name holds one of these carries a signature or a secret.
+_SECRET_WORDS = (
+    "signature",
+    "secret",
+    "token",
+    "authorization",
+    "cookie",
+    "hmac",
+    "key",
+    "password",
+)
+
+
+def routes() -> list[tuple[str, Any, list[str]]]:
+    return [
+        ("/webhooks", page, ["GET"]),
+        ("/webhooks/events", rows, ["GET"]),
+        ("/webhooks/replay-failed", replay_failed, ["POST"]),
+        ("/webhooks/{event_id}", event_page, ["GET"]),
+        ("/webhooks/{event_id}/state", event_state, ["GET"]),
+        ("/webhooks/{event_id}/replay", replay, ["POST"]),
+    ]
+
+
+def is_secret_header(name: str) -> bool:
+    lower = name.lower()
+    return any(word in lower for word in _SECRET_WORDS)
+
+
+async def _events(d: Dashboard, request: Request) -> list[dict[str, Any]]:
+    provider = request.query_params.get("provider", "")
+    status = request.query_params.get("status", "")
+    found = await events.recent(d.deployment, 1000 if provider or status else SHOWN)
+    summaries = [
+        events.summary(row)
+        for row in found
+        if (not provider or row["provider"] == provider) and (not status or row["status"] == status)
+    ]
+    return summaries[:SHOWN]
+
+
+async def page(d: Dashboard, request: Request) -> Response:
+    query = request.query_params
+    done = query.get("done", "")
+    notice = None
+    if done == "replayed":
+        notice = "The event will be processed again."
+    elif done.startswith("replayed-"):
+        count = done.removeprefix("replayed-")
+        noun = "event" if count == "1" else "events"
+        notice = f"{count} failed {noun} will be processed again."
+    return d.render(
+        request,
+        "webhooks.html",
+        {
+            "title": "Webhooks",
+            "events": await _events(d, request),
+            "provider": query.get("provider", ""),
+            "status": query.get("status", ""),
+            "statuses": STATUSES,
+            "query": request.url.query,
+            "notice": notice,
+        },
+    )
+
+
+async def rows(d: Dashboard, request: Request) -> Response:
+    return d.render(request, "events.html", {"events": await _events(d, request)})
+
+
+async def _event(d: Dashboard, request: Request) -> dict[str, Any] | None:
+    try:
+        return await events.get(d.deployment, request.path_params["event_id"])
+    except (LookupError, ValueError):
+        return None
+
+
+def _missing(d: Dashboard, request: Request) -> Response:
+    return d.render(
+        request, "missing.html", {"title": "Webhooks", "what": "webhook event"}, status=404
+    )
+
+
+async def event_state(d: Dashboard, request: Request) -> Response:
+    """The part of an event's page that changes while it is processed."""
+    row = await _event(d, request)
+    if row is None:
+        return _missing(d, request)
+    context = {"event": events.detail(row), "max_attempts": row["max_attempts"]}
+    return d.render(request, "event_state.html", context)
+
+
+async def event_page(d: Dashboard, request: Request) -> Response:
+    row = await _event(d, request)
+    if row is None:
+        return _missing(d, request)
+    detail = events.detail(row)
+    # The receiver already stored signatures as "[redacted]"; this also hides what it
+    # does not know to be secret (a custom "x-api-key" or a cookie).
+    headers = [
+        (name, REDACTED if is_secret_header(name) else value)
+        for name, value in sorted(detail["headers"].items())
+    ]
+    return d.render(
+        request,
+        "event.html",
+        {
+            "title": "Webhooks",
+            "event": detail,
+            "max_attempts": row["max_attempts"],
+            "headers": headers,
+        },
+    )
+
+
+async def replay(d: Dashboard, request: Request) -> Response:
+    event_id = request.path_params["event_id"]
+    try:
+        await events.replay(d.deployment, event_id)
+    except (LookupError, ValueError):
+        return _missing(d, request)
+    return d.redirect(f"/webhooks/{event_id}")
+
+
+async def replay_failed(d: Dashboard, request: Request) -> Response:
+    since_text = str((await request.form()).get("since", ""))
+    try:
+        # In UTC, like every time on the Webhooks pages (a browser's datetime-local has no
+        # zone of its own).
+        since = (
+            datetime.fromisoformat(since_text).replace(tzinfo=UTC).timestamp()
+            if since_text
+            else 0.0
+        )
+    except ValueError:
+        return d.render(
+            request,
+            "webhooks.html",
+            {
+                "title": "Webhooks",
+                "events": await _events(d, request),
+                "statuses": STATUSES,
+                "error": f"{since_text!r} is not a date and time",
+            },
+            status=400,
+        )
+    count = await events.replay_failed(d.deployment, since)
+    return d.redirect(f"/webhooks?done=replayed-{count}")

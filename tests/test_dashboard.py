@@ -1,0 +1,185 @@
+"""The dashboard over HTTP: sign-in, its cookie, CSRF, throttling, secrets kept hidden.
+(What a user does in it, in real Chromium: test_dashboard_browser.py.)"""
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Served
+
+APP = Path(__file__).parent / "apps" / "dashboard"
+
+
+@pytest.fixture
+def served(serve_app: Callable[..., Served]) -> Served:
+    return serve_app(APP)
+
+
+@pytest.fixture
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.api) as client:
+        yield client
+
+
+def sign_in(client: httpx.Client, served: Served) -> str:
+    """Signs in; the CSRF token of the session."""
+    answer = client.post("/dashboard/login", data={"key": served.admin_key})
+    assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/health"
+    return csrf_of(client.get("/dashboard/environment").text)
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def run(served: Served, coro: Any) -> Any:
+    return asyncio.run_coroutine_threadsafe(coro, served.loop).result(timeout=30)
+
+
+def test_pages_need_a_session(client: httpx.Client):
+    for path in ("/dashboard/", "/dashboard/health", "/dashboard/data/notes", "/dashboard/logs"):
+        answer = client.get(path)
+        assert answer.status_code == 303 and answer.headers["location"] == "/dashboard/login"
+    refused = client.post("/dashboard/environment", data={"name": "A", "value": "b"})
+    assert refused.status_code == 403
+
+
+def test_the_session_cookie_is_http_only_and_same_site_strict(client: httpx.Client, served: Served):
+    answer = client.post("/dashboard/login", data={"key": served.admin_key})
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/dashboard" in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback: a Secure cookie would never return
+    page = client.get("/dashboard/health")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_behind_https_the_cookie_is_secure(client: httpx.Client, served: Served):
+    # A proxy on loopback (trusted by default) terminates TLS and says so.
+    answer = client.post(
+        "/dashboard/login",
+        data={"key": served.admin_key},
+        headers={
+            "x-forwarded-proto": "https",
+            "origin": f"https://{httpx.URL(served.api).netloc.decode()}",
+        },
+    )
+    assert answer.status_code == 303
+    assert "; secure" in answer.headers["set-cookie"].lower()
+
+
+def test_a_wrong_key_is_refused_and_five_in_a_minute_make_it_wait(
+    client: httpx.Client, served: Served
+):
+    for _ in range(5):
+        wrong = client.post("/dashboard/login", data={"key": "not-the-key"})
+        assert wrong.status_code == 401 and "That is not this deployment" in wrong.text
+        assert "set-cookie" not in wrong.headers
+    held = client.post("/dashboard/login", data={"key": served.admin_key})
+    assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+    assert "set-cookie" not in held.headers  # not even the right key, until the minute is over
+
+
+def test_a_change_needs_the_csrf_token_and_changes_nothing_without_it(
+    client: httpx.Client, served: Served
+):
+    csrf = sign_in(client, served)
+    missing = client.post("/dashboard/environment", data={"name": "A", "value": "1"})
+    assert missing.status_code == 403
+    forged = client.post(
+        "/dashboard/environment", data={"name": "A", "value": "1", "csrf": "x" * 64}
+    )
+    assert forged.status_code == 403
+    other_site = client.post(
+        "/dashboard/environment",
+        data={"name": "A", "value": "1", "csrf": csrf},
+        headers={"origin": "http://evil.example"},
+    )
+    assert other_site.status_code == 403
+    assert "A" not in run(served, served.deployment.env.list())
+    done = client.post("/dashboard/environment", data={"name": "A", "value": "1", "csrf": csrf})
+    assert done.status_code == 303
+    assert run(served, served.deployment.env.list())["A"] == "1"
+
+
+def test_a_session_of_another_key_is_not_accepted(client: httpx.Client, served: Served):
+    from pyconvex.dashboard.signin import COOKIE_NAME, Signer
+
+    client.cookies.set(COOKIE_NAME, Signer("some other key").new_session(), path="/dashboard")
+    assert client.get("/dashboard/health").status_code == 303
+
+
+def test_env_values_stay_hidden_until_shown(client: httpx.Client, served: Served):
+    csrf = sign_in(client, served)
+    client.post(
+        "/dashboard/environment", data={"name": "STRIPE_KEY", "value": "sk_live_42", "csrf": csrf}
+    )
+    page = client.get("/dashboard/environment").text
+    assert "STRIPE_KEY" in page and "sk_live_42" not in page
+    assert "sk_live_42" in client.get("/dashboard/environment?show=STRIPE_KEY").text
+
+
+def test_webhook_signatures_are_redacted(client: httpx.Client, served: Served):
+    from pyconvex.webhooks.signing import sign_webhook
+
+    sign_in(client, served)
+    run(served, served.deployment.env.set("GITHUB_SECRET", "s3cret"))
+    delivery = sign_webhook("github", "s3cret", {"zen": "hi"}, event_type="push")
+    answer = httpx.post(
+        f"{served.site}/hooks/github", content=delivery.body, headers=delivery.headers
+    )
+    assert answer.status_code == 200
+    listing = client.get("/dashboard/webhooks/events").text
+    event_id = re.search(r'/dashboard/webhooks/([0-9a-z]+)"', listing).group(1)
+    page = client.get(f"/dashboard/webhooks/{event_id}").text
+    signature = delivery.headers["x-hub-signature-256"]
+    assert "X-Hub-Signature-256".lower() in page.lower() and "[redacted]" in page
+    assert signature not in page
+    assert "push" in page  # the type; the other headers are listed as they came
+
+
+def test_stored_markup_is_text(client: httpx.Client, served: Served):
+    csrf = sign_in(client, served)
+    script = "<script>alert(1)</script>"
+    inserted = client.post(
+        "/dashboard/data/notes", data={"document": f'{{"text": "{script}"}}', "csrf": csrf}
+    )
+    assert inserted.status_code == 303
+    for path in ("/dashboard/data/notes", inserted.headers["location"]):
+        page = client.get(path).text
+        assert script not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_rejected_edit_stores_nothing(client: httpx.Client, served: Served):
+    csrf = sign_in(client, served)
+    note = served.call("mutation", "notes:add", {"text": "kept"}).json()["value"]
+    refused = client.post(
+        f"/dashboard/data/notes/{note}", data={"document": '{"text": 5}', "csrf": csrf}
+    )
+    assert refused.status_code == 400
+    assert "Path: .text" in refused.text and "Validator: v.string()" in refused.text
+    assert served.call("query", "notes:list").json()["value"][0]["text"] == "kept"
+
+
+def test_limits_on_posts(client: httpx.Client, served: Served):
+    csrf = sign_in(client, served)
+    too_big = client.post(
+        "/dashboard/data/notes",
+        content=b"x" * (served.backend.max_body + 1),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert too_big.status_code == 413
+    assert csrf
+
+
+def test_no_dashboard(serve_app: Callable[..., Served]):
+    served = serve_app(APP, dashboard=False)
+    assert httpx.get(f"{served.api}/dashboard/login").status_code == 404
