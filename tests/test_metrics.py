@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from conftest import eventually, wait_until
+from pyconvex import metrics as metrics_module
 from pyconvex import query
 from pyconvex.database import Database
 from pyconvex.database.system import METRICS, WEBHOOK_EVENTS
@@ -22,6 +23,7 @@ from pyconvex.deployment import Deployment
 from pyconvex.errors import ConvexError
 from pyconvex.metrics import (
     BUCKET_SECONDS,
+    LATENCY_BUCKETS,
     RETENTION_SECONDS,
     STEPS,
     Metrics,
@@ -80,13 +82,13 @@ def exact(samples: list[float], q: float) -> float:
 def test_percentiles_of_a_histogram_are_within_one_bucket_of_the_exact_ones() -> None:
     rng = random.Random(7)
     samples = [rng.lognormvariate(math.log(0.004), 1.2) for _ in range(5000)]
-    histogram: dict[int, int] = {}
+    histogram = [0] * LATENCY_BUCKETS
     for seconds in samples:
-        histogram[latency_bucket(seconds)] = histogram.get(latency_bucket(seconds), 0) + 1
+        histogram[latency_bucket(seconds)] += 1
     for q in (0.5, 0.95, 0.99):
         ratio = percentile(histogram, q) / exact(samples, q)
         assert 1 / ONE_BUCKET < ratio < ONE_BUCKET, (q, ratio)
-    assert percentile({}, 0.5) == 0.0
+    assert percentile([0] * LATENCY_BUCKETS, 0.5) == 0.0
     assert latency_bucket(0.0) == 0 and latency_bucket(10_000.0) == latency_bucket(70.0)
 
 
@@ -207,11 +209,8 @@ async def test_a_failed_flush_keeps_the_counts_for_the_next(
     )
 
 
-async def test_scheduler_lag_and_backlogs(deployment: Deployment) -> None:
-    metrics = Metrics()
-    deployment.scheduler.lag_observers.append(metrics.lag)
-    database = deployment.database
-    late = time.time() - 5
+async def make_backlog(deployment: Deployment, late: float) -> None:
+    """A job due ``late``, one due in an hour, and webhook events in three states."""
 
     async def backlog(writer: Any) -> None:
         await deployment.scheduler.schedule_in(writer, late, "counters:reset", {})
@@ -232,7 +231,14 @@ async def test_scheduler_lag_and_backlogs(deployment: Deployment) -> None:
                 },
             )
 
-    await database.transact(backlog)
+    await deployment.database.transact(backlog)
+
+
+async def test_scheduler_lag_and_backlogs(deployment: Deployment) -> None:
+    metrics = Metrics()
+    deployment.scheduler.lag_observers.append(metrics.lag)
+    database = deployment.database
+    await make_backlog(deployment, time.time() - 5)
     assert await metrics.flush(database)
     series = (await health(database))["series"]
     assert max(series["scheduler_backlog"]) == 1  # the due job, not the one due in an hour
@@ -248,6 +254,17 @@ async def test_scheduler_lag_and_backlogs(deployment: Deployment) -> None:
         assert await eventually(lag, "the job's lag is recorded") >= 5
     finally:
         await deployment.scheduler.stop()
+
+
+async def test_backlogs_are_counted_up_to_a_limit(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metrics_module, "BACKLOG_LIMIT", 1)
+    await make_backlog(deployment, time.time() - 5)
+    metrics = Metrics()
+    assert await metrics.flush(deployment.database)
+    series = (await health(deployment.database))["series"]
+    assert (max(series["scheduler_backlog"]), max(series["webhook_backlog"])) == (1, 1)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -32,9 +32,10 @@ import os
 import random
 import secrets
 import socket
+import struct
 import time
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .database import IndexRange
@@ -46,7 +47,14 @@ if TYPE_CHECKING:
     from .functions.define import FunctionDefinition
     from .server.backend import Handled
 
-__all__ = ["BUCKET_SECONDS", "RETENTION_SECONDS", "Metrics", "health", "percentile"]
+__all__ = [
+    "BACKLOG_LIMIT",
+    "BUCKET_SECONDS",
+    "RETENTION_SECONDS",
+    "Metrics",
+    "health",
+    "percentile",
+]
 
 BUCKET_SECONDS = 10
 FLUSH_SECONDS = 1.0
@@ -57,6 +65,9 @@ SWEEP_SECONDS = 60.0
 SWEEP_BATCH = 500
 # The last flush when a server stops must not hold up its exit when the database is away.
 STOP_FLUSH_SECONDS = 2.0
+# Backlogs are counted up to this (a count's cost grows with what it counts, and on SQLite
+# it runs on the event loop: 10,000 index entries take about half a millisecond).
+BACKLOG_LIMIT = 10_000
 # Paths beyond this many in one bucket are counted as OTHER: keeps a document far below the
 # 1 MiB limit (only the app's own functions are recorded, so it is a safety net).
 MAX_FUNCTIONS = 1000
@@ -89,19 +100,32 @@ def bucket_seconds(bucket: int) -> float:
     return float(LOWEST * 2 ** ((bucket - 0.5) / STEPS))
 
 
-def percentile(histogram: dict[int, int], q: float) -> float:
-    """The ``q``-quantile (0 < q <= 1) in seconds of a histogram {bucket: count} (nearest
-    rank; 0.0 when empty)."""
-    total = sum(histogram.values())
+def percentile(histogram: Sequence[int], q: float) -> float:
+    """The ``q``-quantile (0 < q <= 1) in seconds of a histogram (a count per latency
+    bucket; nearest rank; 0.0 when empty)."""
+    total = sum(histogram)
     if total == 0:
         return 0.0
     rank = max(1, math.ceil(q * total))
     seen = 0
-    for bucket in sorted(histogram):
-        seen += histogram[bucket]
+    for bucket, n in enumerate(histogram):
+        seen += n
         if seen >= rank:
             return bucket_seconds(bucket)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pack(histogram: list[int]) -> bytes:
+    """The used buckets as little-endian uint32 (bucket, count) pairs: a reader of an hour of
+    documents decodes these bytes several times faster than as lists of numbers."""
+    flat = [x for pair in enumerate(histogram) if pair[1] for x in pair]
+    return struct.pack(f"<{len(flat)}I", *flat)
+
+
+def _add_packed(histogram: list[int], packed: bytes) -> None:
+    flat = struct.unpack(f"<{len(packed) // 4}I", packed)
+    for bucket, n in zip(flat[::2], flat[1::2], strict=True):
+        histogram[bucket] += n
 
 
 class _Function:
@@ -153,7 +177,7 @@ class _Bucket:
                     "kind": stats.kind,
                     "calls": stats.calls,
                     "errors": stats.errors,
-                    "histogram": [[i, n] for i, n in enumerate(stats.histogram) if n],
+                    "histogram": _pack(stats.histogram),
                 }
                 for name, stats in self.functions.items()
             ],
@@ -281,16 +305,18 @@ class Metrics:
                     return 0  # the table has never had a document
                 range_ = IndexRange(f"{table}.{index}", (*fields, "_creationTime"))
                 bounds(range_)
-                return await snapshot.count(info.id, *range_.byte_range())
+                return await snapshot.count(info.id, *range_.byte_range(), BACKLOG_LIMIT)
 
             scheduler = await count(
                 SCHEDULED_FUNCTIONS,
                 "by_state",
                 lambda q: q.eq("state.kind", "pending").lte("scheduled_time", now),
             )
-            webhooks = await count(
-                WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "pending")
-            ) + await count(WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "processing"))
+            webhooks = min(
+                BACKLOG_LIMIT,
+                await count(WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "pending"))
+                + await count(WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "processing")),
+            )
         if scheduler or webhooks:
             bucket = self._bucket()
             if scheduler > bucket.scheduler_backlog or webhooks > bucket.webhook_backlog:
@@ -365,8 +391,8 @@ async def health(
     "requests": [per second], "calls": [per second], "error_rate": [failed / calls],
     "scheduler_lag": [max seconds], "scheduler_backlog": [max], "webhook_backlog": [max]},
     "functions": [{"name", "kind", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"}, ...]}``
-    with every bucket of the window (zero-filled, the newest still filling) and functions by
-    calls, most first. A process's counts arrive within a second or so (its next flush).
+    with every bucket of the window (zero-filled, the newest still filling; backlogs counted
+    up to ``BACKLOG_LIMIT``) and functions by calls, most first. A process's counts arrive within a second or so (its next flush).
     """
     now = time.time() if now is None else now
     count = max(1, math.ceil(window / BUCKET_SECONDS))
@@ -386,7 +412,8 @@ async def health(
     lag = [0.0] * count
     scheduler_backlog = [0] * count
     webhook_backlog = [0] * count
-    functions: dict[str, dict[str, Any]] = {}
+    functions: dict[str, _Function] = {}
+    packed: dict[str, list[bytes]] = {}
     processes = set()
     for document in documents:
         i = int((document["start"] - first) // BUCKET_SECONDS)
@@ -400,17 +427,13 @@ async def health(
             errors[i] += stats["errors"]
             merged = functions.get(stats["name"])
             if merged is None:
-                merged = functions[stats["name"]] = {
-                    "kind": stats["kind"],
-                    "calls": 0,
-                    "errors": 0,
-                    "histogram": {},
-                }
-            merged["calls"] += int(stats["calls"])
-            merged["errors"] += int(stats["errors"])
-            histogram: dict[int, int] = merged["histogram"]
-            for bucket, n in stats["histogram"]:
-                histogram[int(bucket)] = histogram.get(int(bucket), 0) + int(n)
+                merged = functions[stats["name"]] = _Function(stats["kind"])
+                packed[stats["name"]] = []
+            merged.calls += int(stats["calls"])
+            merged.errors += int(stats["errors"])
+            packed[stats["name"]].append(stats["histogram"])
+    for name, merged in functions.items():
+        _add_packed(merged.histogram, b"".join(packed[name]))  # one unpacking per function
     return {
         "now": now,
         "bucket_seconds": BUCKET_SECONDS,
@@ -428,11 +451,11 @@ async def health(
             (
                 {
                     "name": name,
-                    "kind": merged["kind"],
-                    "calls": merged["calls"],
-                    "errors": merged["errors"],
+                    "kind": merged.kind,
+                    "calls": merged.calls,
+                    "errors": merged.errors,
                     **{
-                        f"p{q}_ms": round(percentile(merged["histogram"], q / 100) * 1000, 3)
+                        f"p{q}_ms": round(percentile(merged.histogram, q / 100) * 1000, 3)
                         for q in (50, 95, 99)
                     },
                 }

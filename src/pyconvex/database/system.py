@@ -117,8 +117,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
                         "kind": v.string(),
                         "calls": v.float64(),
                         "errors": v.float64(),
-                        # [bucket number, count] pairs of metrics.py's latency buckets
-                        "histogram": v.array(v.array(v.float64())),
+                        # (bucket, count) pairs of metrics.py's latency buckets, packed
+                        "histogram": v.bytes(),
                     }
                 )
             ),

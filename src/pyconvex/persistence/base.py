@@ -67,6 +67,21 @@ class ScanStatements:
         return self._sql[(True, reverse)], (index_id, start, end, limit)
 
 
+def count_statement(
+    mark: str, index_id: int, start: bytes, end: bytes | None, limit: int | None
+) -> tuple[str, tuple[object, ...]]:
+    """:meth:`ReadTransaction.count`'s statement and parameters, in a driver's placeholder
+    style: one B-tree range of ``index_entries``' primary key."""
+    where = f"index_id = {mark} AND key >= {mark}"
+    params: tuple[object, ...] = (index_id, start)
+    if end is not None:
+        where, params = f"{where} AND key < {mark}", (*params, end)
+    if limit is None:
+        return f"SELECT COUNT(*) FROM index_entries WHERE {where}", params
+    inner = f"SELECT 1 FROM index_entries WHERE {where} LIMIT {mark}"
+    return f"SELECT COUNT(*) FROM ({inner}) AS counted", (*params, limit)
+
+
 @dataclass(slots=True)
 class WriteBatch:
     """Everything one batch of transactions writes, applied by :meth:`WriteTransaction.write`
@@ -96,9 +111,12 @@ class ReadTransaction(ABC):
         """Entries of one index with ``start <= key < end`` (no upper bound for None)."""
 
     @abstractmethod
-    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
+    async def count(
+        self, index_id: int, start: bytes = b"", end: bytes | None = None, limit: int | None = None
+    ) -> int:
         """How many entries one index has with ``start <= key < end`` (by default all: a
-        table's size, through its natural index), counted without reading the documents."""
+        table's size, through its natural index), counted without reading the documents;
+        at most ``limit`` (a count's cost grows with what it counts)."""
 
     @abstractmethod
     async def get_global(self, name: str) -> bytes | None: ...

@@ -44,6 +44,7 @@ from .base import (
     ScanStatements,
     WriteBatch,
     WriteTransaction,
+    count_statement,
 )
 
 _SCHEMA = """
@@ -184,11 +185,10 @@ class _PgRead(ReadTransaction):
         rows = await self._rows(sql, params)
         return [(bytes(key), doc_id, table, bytes(value)) for key, doc_id, table, value in rows]
 
-    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM index_entries WHERE index_id = %s AND key >= %s"
-        params: tuple[object, ...] = (index_id, start)
-        if end is not None:
-            sql, params = sql + " AND key < %s", (index_id, start, end)
+    async def count(
+        self, index_id: int, start: bytes = b"", end: bytes | None = None, limit: int | None = None
+    ) -> int:
+        sql, params = count_statement("%s", index_id, start, end, limit)
         rows = await self._rows(sql, params)
         return int(rows[0][0])
 

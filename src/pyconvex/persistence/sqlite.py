@@ -34,6 +34,7 @@ from .base import (
     ScanStatements,
     WriteBatch,
     WriteTransaction,
+    count_statement,
 )
 
 _SCHEMA = """
@@ -98,11 +99,10 @@ class _SqliteRead(ReadTransaction):
         sql, params = _SCAN(index_id, start, end, reverse=reverse, limit=limit)
         return self._c().execute(sql, params).fetchall()
 
-    async def count(self, index_id: int, start: bytes = b"", end: bytes | None = None) -> int:
-        sql = "SELECT COUNT(*) FROM index_entries WHERE index_id = ? AND key >= ?"
-        params: tuple[object, ...] = (index_id, start)
-        if end is not None:
-            sql, params = sql + " AND key < ?", (index_id, start, end)
+    async def count(
+        self, index_id: int, start: bytes = b"", end: bytes | None = None, limit: int | None = None
+    ) -> int:
+        sql, params = count_statement("?", index_id, start, end, limit)
         return int(self._c().execute(sql, params).fetchone()[0])
 
     async def get_global(self, name: str) -> bytes | None:
