@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Served
+from conftest import Served, wait_until
 
 APP = Path(__file__).parent / "apps" / "dashboard"
 
@@ -183,3 +183,13 @@ def test_limits_on_posts(client: httpx.Client, served: Served):
 def test_no_dashboard(serve_app: Callable[..., Served]):
     served = serve_app(APP, dashboard=False)
     assert httpx.get(f"{served.api}/dashboard/login").status_code == 404
+
+
+def test_the_dashboard_is_not_counted_as_traffic(client: httpx.Client, served: Served):
+    seen: list[str] = []
+    served.backend.request_observers.append(lambda handled: seen.append(handled.path))
+    sign_in(client, served)
+    client.get("/dashboard/logs/lines")
+    served.call("query", "notes:list")
+    wait_until(lambda: "/api/query" in seen)
+    assert not [path for path in seen if path.startswith("/dashboard")]

@@ -171,13 +171,13 @@ class Backend:
             on_site = server is not None and server[1] == self.site_port
             app: SiteApp | ApiApp = self.site if on_site else self.api
             if self.request_observers:
-                await self._observed(app, "site" if on_site else "api", scope, receive, send)
+                await self.observed(app, "site" if on_site else "api", scope, receive, send)
             else:
                 await app(scope, receive, send)
             return
         await self.handle_other(scope, receive, send)
 
-    async def _observed(
+    async def observed(
         self,
         app: SiteApp | ApiApp,
         port: Literal["api", "site"],
@@ -185,6 +185,15 @@ class Backend:
         receive: Receive,
         send: Send,
     ) -> None:
+        """Serve one request with ``app`` and tell the request observers how it went.
+
+        The dashboard's own requests (on the API port) are left out: its pages poll every second, and they
+        would fill the dev console's access lines and the request rate on Health.
+        """
+        path: str = scope["path"]
+        if port == "api" and (path.startswith("/dashboard/") or path == "/dashboard"):
+            await app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = 500  # what the server answers if the app raises before responding
 

@@ -119,7 +119,7 @@ def _observable(backend: Backend, port: Literal["api", "site"]) -> ASGIApp:
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         if backend.request_observers and scope["type"] == "http":
-            await backend._observed(app, port, scope, receive, send)
+            await backend.observed(app, port, scope, receive, send)
         else:
             await app(scope, receive, send)
 
