@@ -104,6 +104,7 @@ async def test_requests_calls_errors_and_error_rate_per_function(deployment: Dep
     await executor.run("counters:bump_many", {"name": "b", "times": 2})  # an action, 3 more calls
     metrics.request(Handled("api", "POST", "/api/mutation", 200, 0.002))
     metrics.request(Handled("site", "GET", "/pid", 404, 0.001))
+    metrics.request(Handled("api", "GET", "/dashboard/health", 200, 0.001))  # not the app's
     assert await metrics.flush(deployment.database)
 
     report = await health(deployment.database)
@@ -302,9 +303,11 @@ def test_serve_with_two_workers_records_every_request_of_both(
         def recorded() -> dict[str, Any] | None:
             report = asyncio.run(read())
             calls = round(sum(report["series"]["calls"]) * BUCKET_SECONDS)
-            return report if calls >= 40 else None
+            requests = round(sum(report["series"]["requests"]) * BUCKET_SECONDS)
+            return report if calls >= 40 and requests >= 60 else None
 
         report = wait_until(recorded, timeout=30)
+        assert round(sum(report["series"]["requests"]) * BUCKET_SECONDS) == 60  # 40 + 20 /pid
         assert round(sum(report["series"]["calls"]) * BUCKET_SECONDS) == 40
         assert report["functions"][0]["name"] == "counters:increment"
         assert report["functions"][0]["calls"] == 40

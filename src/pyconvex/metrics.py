@@ -223,11 +223,15 @@ class Metrics:
         return bucket
 
     def request(self, handled: Handled) -> None:
-        """A request observer (``Backend.request_observers``)."""
-        bucket = self._bucket()
+        """A request observer (``Backend.request_observers``). The dashboard's own requests
+        are left out: its pages poll every second, which is not the app's traffic."""
         if handled.port == "site":
+            bucket = self._bucket()
             bucket.site += 1
+        elif handled.path.startswith("/dashboard"):
+            return
         else:
+            bucket = self._bucket()
             bucket.api += 1
         bucket.changes += 1
 
