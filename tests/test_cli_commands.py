@@ -410,6 +410,31 @@ def test_ctrl_c_stops_dev_without_a_traceback(app: Path) -> None:
     assert code in (0, 130) and not any("Traceback" in line for line in lines), lines
 
 
+def test_ctrl_c_as_serve_starts_without_a_traceback(app: Path) -> None:
+    server = Process("serve", str(app))  # interrupted as soon as it says it is ready
+    code, lines = server.interrupt()
+    assert code in (0, 130) and not any("Traceback" in line for line in lines), lines
+
+
+def test_ctrl_c_stops_every_worker_without_a_traceback(app: Path) -> None:
+    # A terminal's Ctrl-C goes to the whole process group: the parent and each worker.
+    parent = subprocess.Popen(
+        [
+            sys.executable, "-m", "pyconvex.cli.main", "serve", str(app), "--workers", "2",
+            "--port", "0", "--site-port", "0",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    assert parent.stderr is not None
+    seen = [parent.stderr.readline(), parent.stderr.readline()]
+    assert all("ready" in line for line in seen), seen
+    os.killpg(parent.pid, signal.SIGINT)
+    _, err = parent.communicate(timeout=30)
+    assert parent.returncode in (0, 130) and "Traceback" not in err, err
+
+
 def test_ctrl_c_while_dev_waits_for_a_fix(app: Path) -> None:
     (app / "convex" / "broken.py").write_text("def oops(:\n")
     dev = Process("dev", str(app), ready=False)

@@ -331,38 +331,61 @@ async def serve_on(
     if not ns.quiet and (not production or ns.access_log):
         backend.request_observers.append(access_printer(console, color=not production))
     watcher: asyncio.Task[None] | None = None
+    stop = _Stop()
     try:
-        loaded = await _start_when_loadable(deployment, console, watch=not production)
-        if loaded is None:
-            return 1
-        _banner(console, listeners, key, production=production, worker=worker)
-        if not production:
-            watcher = asyncio.create_task(_watch(deployment, console, loaded))
-        server = BackendServer(backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips)
-        with _stopped_by_signals(server):
-            await server.serve()
-    finally:
-        if watcher is not None:
-            watcher.cancel()
-        await deployment.close()
+        with stop.on_signals():
+            try:
+                loaded = await _start_when_loadable(deployment, console, watch=not production)
+                if loaded is None:
+                    return 1
+                _banner(console, listeners, key, production=production, worker=worker)
+                if not production:
+                    watcher = asyncio.create_task(_watch(deployment, console, loaded))
+                stop.server = BackendServer(
+                    backend, listeners, forwarded_allow_ips=ns.forwarded_allow_ips
+                )
+                await stop.server.serve()
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                await deployment.close()
+    except asyncio.CancelledError:
+        if not stop.cancelled:
+            raise
     return 0
 
 
-@contextlib.contextmanager
-def _stopped_by_signals(server: BackendServer) -> Iterator[None]:
-    """SIGINT and SIGTERM stop ``server`` gracefully, and nothing else.
+class _Stop:
+    """SIGINT and SIGTERM end ``serve_on`` gracefully, whenever they come, and nothing else.
 
-    uvicorn handles them while it serves, then sends them to the process again once its own
-    server has stopped; asyncio's default then cancelled the main task while the second
-    server was still shutting down, so Ctrl-C ended in a traceback (and SIGTERM in a process
-    killed mid-shutdown). Here the signal sent again only asks for the stop under way.
+    Once serving, they stop the server. uvicorn handles them while it serves, then sends them
+    to the process again once its own server has stopped; asyncio's default then cancelled
+    the main task while the second server was still shutting down, so Ctrl-C ended in a
+    traceback (and SIGTERM in a process killed mid-shutdown). Here the signal sent again only
+    asks for the stop under way. Before serving (starting, or waiting for a fix), they cancel
+    the start-up, which closes what it opened.
     """
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for sig in signals:
-        loop.add_signal_handler(sig, server.stop)
-    try:
-        yield
-    finally:
+
+    def __init__(self) -> None:
+        self.server: BackendServer | None = None
+        self.cancelled = False
+        self._task = asyncio.current_task()
+
+    def __call__(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        elif not self.cancelled and self._task is not None:
+            self.cancelled = True
+            self._task.cancel()
+
+    @contextlib.contextmanager
+    def on_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
         for sig in signals:
-            loop.remove_signal_handler(sig)
+            loop.add_signal_handler(sig, self)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
