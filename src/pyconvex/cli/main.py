@@ -164,7 +164,7 @@ async def _run(ns: argparse.Namespace) -> int:
     try:
         args = values.loads(ns.args)
     except ValueError as exc:
-        _err.print(f"[red]✖ ARGS_JSON is not valid JSON:[/] {exc}")
+        _err.print(f"[red]✖ ARGS_JSON is not valid JSON:[/] {escape(str(exc))}")
         return 2
     if not isinstance(args, dict):
         _err.print('[red]✖ ARGS_JSON must be a JSON object[/], e.g. \'{"name": "x"}\'')
@@ -178,7 +178,7 @@ async def _run(ns: argparse.Namespace) -> int:
             return 0
         _err.print(f"[red]✖ {escape(result['errorMessage'])}[/]")
         if "errorData" in result:
-            _err.print(json.dumps(result["errorData"], indent=2))
+            _err.print(json.dumps(result["errorData"], indent=2), markup=False)
         return 1
     async with Deployment(ns.app, database_url=ns.database_url) as deployment:
         lines: list[LogLine] = []
@@ -482,7 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConvexError as exc:
         _err.print(f"[red]✖ Uncaught ConvexError:[/] {escape(str(exc))}")
         if exc.data is not None:
-            _err.print(json.dumps(values.to_convex_json(exc.data, wire=False), indent=2))
+            _err.print(
+                json.dumps(values.to_convex_json(exc.data, wire=False), indent=2), markup=False
+            )
     except PyConvexError as exc:
         _err.print(f"[red]✖ {type(exc).__name__}:[/] {escape(str(exc))}")
     except (ValueError, RemoteError, snapshot.SnapshotError) as exc:
