@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import uuid
 from collections.abc import Coroutine, Iterator
 from datetime import datetime
@@ -50,27 +49,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         httpx.get(url(server, "/login"), timeout=30)  # answered once the deployment started
         on_loop(server, server.deployment.env.set("GITHUB_SECRET", SECRET))
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Chromium is not installed: .ci/run installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

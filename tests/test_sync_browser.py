@@ -13,7 +13,6 @@ import pytest
 
 from conftest import APPS, Served, static_server
 from convex_clients import browser_bundle
-from test_cors_browser import browser  # noqa: F401  (the fixture)
 
 PAGE = Path(__file__).parent / "clients" / "page.html"
 
@@ -31,7 +30,7 @@ def page_url() -> Iterator[str]:
 
 
 def test_page_shows_another_clients_write_within_200_ms(
-    browser: Any,  # noqa: F811
+    browser: Any,
     page_url: str,
     serve_app: Callable[..., Served],
 ) -> None:
