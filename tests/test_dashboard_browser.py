@@ -511,6 +511,32 @@ def test_upload_download_and_delete_a_file(page: Page, served: Served) -> None:
     assert page.request.get(href).status == 404
 
 
+def test_a_stored_html_file_cannot_act_as_the_signed_in_admin(
+    page: Page, served: Served
+) -> None:
+    # Stored files are served on the dashboard's origin: opened inline, this page's script
+    # could read the Environment page and post changes with the admin's session.
+    name = "PWNED_" + uuid.uuid4().hex[:8].upper()
+    script = (
+        "<script>fetch('/dashboard/environment').then(r => r.text()).then(html => {"
+        " const csrf = html.match(/name=\"csrf\" value=\"([^\"]+)\"/)[1];"
+        " const body = new URLSearchParams({csrf, name: '%s', value: 'x'});"
+        " return fetch('/dashboard/environment', {method: 'POST', body}); })"
+        ".then(() => { document.title = 'done'; });</script>" % name
+    )
+    stored = on_loop(served, served.deployment.files.store(script.encode(), "text/html"))
+    file_url = served.deployment.files.url(stored)
+    answer = page.request.get(file_url)
+    assert answer.headers["content-security-policy"] == "sandbox"
+    assert answer.headers["content-disposition"] == "attachment"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    with page.expect_download():  # a download, not a page of the dashboard's origin
+        page.evaluate("url => { location.href = url; }", file_url)
+    page.goto(url(served, "/environment"))  # and the admin's session still works as before
+    heading(page, "Environment")
+    assert name not in env(served)
+
+
 # -- Environment -----------------------------------------------------------------------------
 
 

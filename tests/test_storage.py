@@ -205,3 +205,27 @@ def test_upload_limit(serve_app, web_app, limit: int) -> None:  # type: ignore[n
     ok = httpx.post(url, content=b"x" * limit)
     assert ok.status_code == 200
     assert call(served, "query", "files:listing") == [{"id": ok.json()["storageId"], "size": limit}]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "active"),
+    [
+        ("text/plain", False),
+        ("image/png", False),
+        ("text/html; charset=utf-8", True),
+        ("image/svg+xml", True),
+        ("application/xml", True),
+        ("application/atom+xml", True),
+        ("TEXT/HTML", True),
+    ],
+)
+def test_stored_files_never_run_as_pages_of_the_api_origin(
+    web: Served, content_type: str, active: bool
+) -> None:
+    storage_id = store(web, b"<script>alert(1)</script>", content_type)
+    url = call(web, "query", "files:url", {"id": storage_id})
+    answer = httpx.get(url)
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-type"] == content_type  # as stored: never guessed
+    assert (answer.headers.get("content-security-policy") == "sandbox") is active
+    assert (answer.headers.get("content-disposition") == "attachment") is active

@@ -1,7 +1,8 @@
 """Serving stored files and taking uploads, on the API port.
 
     GET|HEAD /api/storage/<storage id>     the file: Content-Type, Content-Length, ETag,
-                                           Accept-Ranges, one Range (206, or 416)
+                                           Accept-Ranges, one Range (206, or 416);
+                                           nosniff, and HTML/SVG/XML sandboxed as downloads
     POST /api/storage/upload?token=...     raw bytes -> {"storageId": ...}
 
 A malformed id is a 400, an unknown one a 404; the id only ever selects a
@@ -23,6 +24,26 @@ if TYPE_CHECKING:
     from .backend import Backend
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Types a browser runs script in when it opens them. Stored files share the API port's
+# origin with the dashboard: one opened inline could act as a signed-in admin.
+_ACTIVE_TYPES = (
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+)
+
+
+def _safety_headers(content_type: str) -> list[tuple[bytes, bytes]]:
+    """``nosniff`` always; for HTML, SVG and XML a sandbox (an opaque origin, no script)
+    and a download instead of a page (API.md section 20)."""
+    headers = [(b"x-content-type-options", b"nosniff")]
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if essence in _ACTIVE_TYPES or essence.endswith("+xml"):
+        headers.append((b"content-security-policy", b"sandbox"))
+        headers.append((b"content-disposition", b"attachment"))
+    return headers
 
 
 def _range(value: bytes | None, size: int) -> tuple[int, int] | str | None:
@@ -66,14 +87,13 @@ async def serve_file(files: FileStorage, scope: Scope, send: Send, storage_id: s
         return
     size: int = row["size"]
     etag = f'"{row["sha256"]}"'.encode()
+    content_type: str = row.get("content_type") or "application/octet-stream"
     common: list[tuple[bytes, bytes]] = [
-        (
-            b"content-type",
-            (row.get("content_type") or "application/octet-stream").encode("latin-1", "replace"),
-        ),
+        (b"content-type", content_type.encode("latin-1", "replace")),
         (b"etag", etag),
         (b"accept-ranges", b"bytes"),
         (b"cache-control", b"private, max-age=2592000, immutable"),
+        *_safety_headers(content_type),
     ]
     if_none_match = header(scope, b"if-none-match")
     if if_none_match is not None and etag in [v.strip() for v in if_none_match.split(b",")]:
