@@ -185,11 +185,75 @@ def test_no_dashboard(serve_app: Callable[..., Served]):
     assert httpx.get(f"{served.api}/dashboard/login").status_code == 404
 
 
-def test_the_dashboard_is_not_counted_as_traffic(client: httpx.Client, served: Served):
-    seen: list[str] = []
-    served.backend.request_observers.append(lambda handled: seen.append(handled.path))
-    sign_in(client, served)
+def test_page_views_are_not_traffic_but_changes_are(client: httpx.Client, served: Served):
+    # The pages poll every second: their views would bury the dev console's access lines.
+    seen: list[tuple[str, str]] = []
+    served.backend.request_observers.append(lambda h: seen.append((h.method, h.path)))
+    csrf = sign_in(client, served)
     client.get("/dashboard/logs/lines")
+    client.post("/dashboard/environment", data={"name": "SEEN", "value": "1", "csrf": csrf})
     served.call("query", "notes:list")
-    wait_until(lambda: "/api/query" in seen)
-    assert not [path for path in seen if path.startswith("/dashboard")]
+    wait_until(lambda: ("POST", "/api/query") in seen)
+    assert ("POST", "/dashboard/login") in seen and ("POST", "/dashboard/environment") in seen
+    assert not [path for method, path in seen if method == "GET"]
+
+
+def test_wrong_keys_sent_at_once_are_still_counted(served: Served):
+    # Every request's headers first; a "100 Continue" says its handler waits for the body.
+    # Only then the bodies: counting must leave no gap in which all twenty check the key.
+    url = httpx.URL(served.api)
+
+    async def guess_all() -> list[int]:
+        connections = [await asyncio.open_connection(url.host, url.port) for _ in range(20)]
+        for i, (_, writer) in enumerate(connections):
+            body = f"key=guess-{i:02d}".encode()
+            writer.write(
+                b"POST /dashboard/login HTTP/1.1\r\nHost: %b\r\n" % url.netloc
+                + b"Content-Type: application/x-www-form-urlencoded\r\n"
+                + b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body)
+            )
+            await writer.drain()
+        for reader, _ in connections:
+            assert b" 100 " in await reader.readuntil(b"\r\n\r\n")
+        for i, (_, writer) in enumerate(connections):
+            writer.write(f"key=guess-{i:02d}".encode())
+            await writer.drain()
+        statuses = []
+        for reader, writer in connections:
+            statuses.append(int((await reader.readline()).split()[1]))
+            writer.close()
+        return statuses
+
+    statuses = asyncio.run(guess_all())
+    assert statuses.count(401) == 5 and statuses.count(429) == 15
+
+
+def test_hostile_input_is_a_clear_4xx_never_a_500(client: httpx.Client, served: Served):
+    from pyconvex.dashboard.signin import COOKIE_NAME
+
+    odd_cookie = {"cookie": f"{COOKIE_NAME}=1.a.\u00e9".encode("latin-1")}
+    assert httpx.get(f"{served.api}/dashboard/login", headers=odd_cookie).status_code == 200
+    csrf = sign_in(client, served)
+    assert client.post("/dashboard/environment", data={"csrf": "\u00e9" * 64}).status_code == 403
+    deep = "[" * 5000 + "]" * 5000
+    inserted = client.post("/dashboard/data/notes", data={"document": deep, "csrf": csrf})
+    assert inserted.status_code == 400 and "not valid JSON" in inserted.text
+    assert (
+        client.get("/dashboard/data/notes", params={"field": "text", "value": deep}).status_code
+        == 200
+    )
+    removed = client.post("/dashboard/environment/remove", data={"name": "no such", "csrf": csrf})
+    assert removed.status_code == 400
+    assert client.get("/dashboard/data/no_such_table").status_code == 404
+    note = served.call("mutation", "notes:add", {"text": "twice"}).json()["value"]
+    for _ in range(2):  # a double click
+        gone = client.post(f"/dashboard/data/notes/{note}/delete", data={"csrf": csrf})
+        assert gone.status_code == 303
+    phishing = client.get(
+        "/dashboard/webhooks", params={"done": "replayed-Sign in at evil.example"}
+    )
+    assert phishing.status_code == 200 and 'role="status"' not in phishing.text
+    bad_time = client.post(
+        "/dashboard/webhooks/replay-failed", data={"since": "soon", "csrf": csrf}
+    )
+    assert bad_time.status_code == 400 and "is not a date and time" in bad_time.text

@@ -511,19 +511,17 @@ def test_upload_download_and_delete_a_file(page: Page, served: Served) -> None:
     assert page.request.get(href).status == 404
 
 
-def test_a_stored_html_file_cannot_act_as_the_signed_in_admin(
-    page: Page, served: Served
-) -> None:
+def test_a_stored_html_file_cannot_act_as_the_signed_in_admin(page: Page, served: Served) -> None:
     # Stored files are served on the dashboard's origin: opened inline, this page's script
     # could read the Environment page and post changes with the admin's session.
     name = "PWNED_" + uuid.uuid4().hex[:8].upper()
     script = (
         "<script>fetch('/dashboard/environment').then(r => r.text()).then(html => {"
-        " const csrf = html.match(/name=\"csrf\" value=\"([^\"]+)\"/)[1];"
-        " const body = new URLSearchParams({csrf, name: '%s', value: 'x'});"
+        ' const csrf = html.match(/name="csrf" value="([^"]+)"/)[1];'
+        " const body = new URLSearchParams({csrf, name: 'NAME', value: 'x'});"
         " return fetch('/dashboard/environment', {method: 'POST', body}); })"
-        ".then(() => { document.title = 'done'; });</script>" % name
-    )
+        ".then(() => { document.title = 'done'; });</script>"
+    ).replace("NAME", name)
     stored = on_loop(served, served.deployment.files.store(script.encode(), "text/html"))
     file_url = served.deployment.files.url(stored)
     answer = page.request.get(file_url)

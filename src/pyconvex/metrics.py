@@ -223,13 +223,11 @@ class Metrics:
         return bucket
 
     def request(self, handled: Handled) -> None:
-        """A request observer (``Backend.request_observers``). The dashboard's own requests
-        are left out: its pages poll every second, which is not the app's traffic."""
+        """A request observer (``Backend.request_observers``; the dashboard's page views are
+        not told)."""
         if handled.port == "site":
             bucket = self._bucket()
             bucket.site += 1
-        elif handled.path.startswith("/dashboard"):
-            return
         else:
             bucket = self._bucket()
             bucket.api += 1

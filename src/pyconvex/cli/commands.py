@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from .. import values
+from .. import listing, values
 from ..database import Database
 from ..database.system import SYSTEM_TABLES
 from ..deployment import STATE_DIR, Deployment, database_url_for
@@ -26,7 +26,7 @@ from ..functions.failures import uncaught_message
 from ..functions.logs import LogLine, install_capture
 from ..persistence import open_persistence
 from ..server import logfile
-from . import listing, output, serving
+from . import output, serving
 from .remote import Remote
 from .scaffold import scaffold
 

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
@@ -272,7 +273,8 @@ def _banner(
     if not production and key:
         console.print(f"[dim]  admin key: {key}[/]", markup=True)
         # The key in the fragment: browsers never send it, so no server or proxy logs it.
-        console.print(f"[dim]  dashboard: {listeners.api_url}/dashboard/login#key={key}[/]")
+        link = f"{listeners.api_url}/dashboard/login#key={quote(key, safe='')}"
+        console.print(f"[dim]  dashboard: {escape(link)}[/]")
 
 
 def bind_or_explain(ns: argparse.Namespace, console: Console) -> Listeners | None:

@@ -33,6 +33,9 @@ async def _login_page(d: Dashboard, request: Request) -> Response:
 
 
 async def _login(d: Dashboard, request: Request) -> Response:
+    # The form is read first: between checking the count of wrong keys and adding to it
+    # nothing may await, or many requests sent at once would all be let through.
+    form = await request.form()
     address = request.client.host if request.client else "unknown"
     wait = d.guesses.wait(address)
     if wait > 0:
@@ -49,7 +52,6 @@ async def _login(d: Dashboard, request: Request) -> Response:
         return d.render(
             request, "login.html", {"error": "Sign in from this dashboard's own page"}, status=403
         )
-    form = await request.form()
     key = form.get("key")
     signer = d.signer
     if (

@@ -33,8 +33,18 @@ def _user_table(name: str) -> bool:
     return bool(name) and not name.startswith("_")
 
 
+async def _exists(d: Dashboard, table: str) -> bool:
+    """A user table that has documents or is in the schema."""
+    if not _user_table(table):
+        return False
+    schema = d.deployment.database.schema
+    if schema is not None and table in schema.tables:
+        return True
+    return table in await d.deployment.database.tables()
+
+
 async def tables(d: Dashboard, request: Request) -> Response:
-    counts = {name: n for name, n in (await d.deployment.database.tables()).items()}
+    counts = dict(await d.deployment.database.tables())
     schema = d.deployment.database.schema
     for name in schema.tables if schema is not None else ():
         counts.setdefault(name, 0)
@@ -45,9 +55,13 @@ async def tables(d: Dashboard, request: Request) -> Response:
 def parse_json(text: str, what: str) -> Any:
     """Convex JSON typed into a form (plain JSON integers are numbers, as with curl)."""
     try:
-        return values.from_convex_json(json.loads(text), numbers="int")
-    except ValueError as exc:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise PyConvexError(f"{what} is not valid JSON: {exc}") from None
+    try:
+        return values.from_convex_json(parsed, numbers="int")
+    except (ValueError, RecursionError) as exc:
+        raise PyConvexError(f"{what} is not a Convex value: {exc}") from None
 
 
 def _fields(text: str) -> dict[str, Any]:
@@ -66,14 +80,14 @@ async def table_page(
     status: int = 200,
 ) -> Response:
     table = request.path_params["table"]
-    if not _user_table(table):
-        return d.render(request, "missing.html", {"title": "Data", "what": "table"}, status=404)
     database = d.deployment.database
+    if not await _exists(d, table):
+        return d.render(request, "missing.html", {"title": "Data", "what": "table"}, status=404)
     query = request.query_params
     field, raw_value, cursor = query.get("field", ""), query.get("value", ""), query.get("cursor")
     try:
-        value: Any = values.from_convex_json(json.loads(raw_value), numbers="int")
-    except ValueError:
+        value: Any = parse_json(raw_value, "The value")
+    except PyConvexError:
         value = raw_value  # typed without quotes: a string
     page: dict[str, Any] = {"page": [], "is_done": True, "continue_cursor": ""}
     try:
@@ -121,6 +135,7 @@ async def insert(d: Dashboard, request: Request) -> Response:
         return d.render(request, "missing.html", {"title": "Data", "what": "table"}, status=404)
     try:
         fields = _fields(text)
+        # A new table is made by its first insert, as in a mutation.
         doc_id = await d.deployment.database.transact(lambda w: w.insert(table, fields))
     except (PyConvexError, ValueError) as exc:
         return await table_page(d, request, error=str(exc), new_text=text, status=400)
@@ -174,5 +189,10 @@ async def save(d: Dashboard, request: Request) -> Response:
 async def delete(d: Dashboard, request: Request) -> Response:
     table, doc_id = request.path_params["table"], request.path_params["doc_id"]
     if _user_table(table) and ids.is_id_of(doc_id, table):
-        await d.deployment.database.transact(lambda w: w.delete(doc_id))
+
+        async def delete_if_there(writer: Any) -> None:
+            if await writer.get(doc_id) is not None:  # deleted already: a second click, a tab
+                await writer.delete(doc_id)
+
+        await d.deployment.database.transact(delete_if_there)
     return d.redirect(f"/data/{table}?done=deleted")

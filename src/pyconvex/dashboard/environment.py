@@ -57,5 +57,8 @@ async def set_variable(d: Dashboard, request: Request) -> Response:
 
 async def remove(d: Dashboard, request: Request) -> Response:
     name = str((await request.form()).get("name", ""))
-    await d.deployment.env.remove(name)
+    try:
+        await d.deployment.env.remove(name)
+    except ValueError as exc:
+        return await page(d, request, error=str(exc), status=400)
     return d.redirect("/environment?done=removed")

@@ -63,7 +63,10 @@ async def upload(d: Dashboard, request: Request) -> Response:
     if not isinstance(chosen, UploadFile) or not chosen.filename:
         return await page(d, request, error="Choose a file to upload", status=400)
     files = d.deployment.files
-    await files.store(_chunks(chosen), chosen.content_type or None, max_size=files.max_upload)
+    try:
+        await files.store(_chunks(chosen), chosen.content_type or None, max_size=files.max_upload)
+    finally:
+        await request.close()  # the form's spooled temporary file, now rather than at GC
     return d.redirect("/files?done=uploaded")
 
 

@@ -13,6 +13,7 @@ from ..errors import PyConvexError
 from ..functions import Auth
 from ..functions.failures import client_message
 from ..functions.logs import current_execution
+from ..listing import describe
 from .data import parse_json
 from .web import Dashboard, pretty_json
 
@@ -26,12 +27,7 @@ def routes() -> list[tuple[str, Any, list[str]]]:
 
 
 async def listing(d: Dashboard, request: Request) -> Response:
-    app = d.deployment.app
-    functions = [app.functions[name] for name in sorted(app.functions)]
-    routes = app.http.get_routes() if app.http is not None else []
-    return d.render(
-        request, "functions.html", {"title": "Functions", "functions": functions, "routes": routes}
-    )
+    return d.render(request, "functions.html", {"title": "Functions", **describe(d.deployment.app)})
 
 
 async def function_page(

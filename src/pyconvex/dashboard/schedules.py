@@ -13,6 +13,7 @@ from ..database.system import SCHEDULED_FUNCTIONS
 from .web import Dashboard
 
 SHOWN = 50
+_FINISHED = ("success", "failed", "canceled")
 
 
 def routes() -> list[tuple[str, Any, list[str]]]:
@@ -25,20 +26,19 @@ def routes() -> list[tuple[str, Any, list[str]]]:
 
 async def _jobs(d: Dashboard) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
+    # Each state through the index: a poll every second must not walk every pending job.
     async with d.deployment.database.read(system=True) as reader:
-        for kind in ("pending", "in_progress"):
+        for kind in ("pending", "in_progress", *_FINISHED):
+            order = "asc" if kind in ("pending", "in_progress") else "desc"
             found[kind] = await (
                 reader.query(SCHEDULED_FUNCTIONS)
                 .with_index("by_state", lambda r, kind=kind: r.eq("state.kind", kind))  # type: ignore[misc]
+                .order(order)
                 .take(SHOWN)
             )
-        recent = []
-        async for job in reader.query(SCHEDULED_FUNCTIONS).order("desc"):
-            if job["state"]["kind"] not in ("pending", "in_progress"):
-                recent.append(job)
-                if len(recent) == SHOWN:
-                    break
-    found["recent"] = recent
+    finished = [job for kind in _FINISHED for job in found.pop(kind)]
+    finished.sort(key=lambda job: job.get("completed_time") or job["scheduled_time"], reverse=True)
+    found["recent"] = finished[:SHOWN]
     return found
 
 

@@ -51,7 +51,7 @@ class Signer:
         if not cookie or cookie.count(".") != 2:
             return None
         expiry, nonce, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("session", f"{expiry}.{nonce}")):
+        if not _same(mac, self._mac("session", f"{expiry}.{nonce}")):
             return None
         if not expiry.isdigit() or int(expiry) < (time.time() if now is None else now):
             return None
@@ -61,7 +61,13 @@ class Signer:
         return self._mac("csrf", nonce)
 
     def csrf_ok(self, nonce: str, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(self.csrf_token(nonce), token or "")
+        return bool(token) and _same(self.csrf_token(nonce), token or "")
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two strings, whatever characters a client sent (compare_digest
+    refuses non-ASCII str)."""
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 class Guesses:

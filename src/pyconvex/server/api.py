@@ -60,6 +60,7 @@ from .asgi import (
     Receive,
     Scope,
     Send,
+    dashboard_path,
     encode_json,
     header,
     send_json,
@@ -105,7 +106,7 @@ class ApiApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if path == "/dashboard" or path.startswith("/dashboard/"):
+        if dashboard_path(path):
             await self._dashboard(scope, receive, send)
             return
         try:

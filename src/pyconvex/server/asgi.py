@@ -59,6 +59,11 @@ async def send_text(
     await send_bytes(send, status, text.encode(), [TEXT_TYPE, *(extra or [])], head=head)
 
 
+def dashboard_path(path: str) -> bool:
+    """Whether an API-port path is the dashboard's (``/dashboard`` and below)."""
+    return path.startswith("/dashboard") and (len(path) == 10 or path[10] == "/")
+
+
 def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of a (lower-case) request header."""
     for key, value in scope["headers"]:

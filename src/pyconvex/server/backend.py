@@ -30,7 +30,7 @@ from ..sync.session import Session
 from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
-from .asgi import Message, Receive, Scope, Send
+from .asgi import Message, Receive, Scope, Send, dashboard_path
 from .site import SiteApp
 
 RECENT_LOG_LINES = 1000
@@ -171,10 +171,7 @@ class Backend:
             server = scope.get("server")
             on_site = server is not None and server[1] == self.site_port
             app: SiteApp | ApiApp = self.site if on_site else self.api
-            if self.request_observers:
-                await self.observed(app, "site" if on_site else "api", scope, receive, send)
-            else:
-                await app(scope, receive, send)
+            await self.observed(app, "site" if on_site else "api", scope, receive, send)
             return
         await self.handle_other(scope, receive, send)
 
@@ -188,11 +185,12 @@ class Backend:
     ) -> None:
         """Serve one request with ``app`` and tell the request observers how it went.
 
-        The dashboard's own requests (on the API port) are left out: its pages poll every second, and they
-        would fill the dev console's access lines and the request rate on Health.
+        The dashboard's page views (on the API port) are left out: its pages poll every
+        second, and would fill the dev console's access lines. Its changes (POSTs) are told,
+        so an admin's actions leave a line.
         """
-        path: str = scope["path"]
-        if port == "api" and (path.startswith("/dashboard/") or path == "/dashboard"):
+        page_view = port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"])
+        if page_view or not self.request_observers:
             await app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -118,7 +118,7 @@ def _observable(backend: Backend, port: Literal["api", "site"]) -> ASGIApp:
     app: SiteApp | ApiApp = backend.site if port == "site" else backend.api
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if backend.request_observers and scope["type"] == "http":
+        if scope["type"] == "http":
             await backend.observed(app, port, scope, receive, send)
         else:
             await app(scope, receive, send)

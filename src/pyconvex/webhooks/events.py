@@ -7,6 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..database.system import WEBHOOK_EVENTS
 from .processing import check_event_id, replay, replay_failed
+from .receiver import REDACTED
+
+# A header whose name holds one of these carries a signature or a secret. The receiver
+# stores each provider's signature headers redacted already; these are the ones it cannot
+# know of (a sender's own "x-api-key", a token in a custom header).
+_SECRET_WORDS = (
+    "signature", "secret", "token", "authorization", "cookie", "hmac", "key", "password",
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from ..deployment import Deployment
@@ -51,12 +59,23 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_secret_header(name: str) -> bool:
+    lower = name.lower()
+    return any(word in lower for word in _SECRET_WORDS)
+
+
 def detail(row: dict[str, Any]) -> dict[str, Any]:
-    """Everything, with the raw body as text (invalid UTF-8 replaced) for reading."""
+    """Everything, with the raw body as text (invalid UTF-8 replaced) for reading, and the
+    values of secret-looking headers as ``[redacted]`` (the CLI, the admin API and the
+    dashboard show events through this)."""
+    headers = {
+        name: REDACTED if is_secret_header(name) else value
+        for name, value in row["headers"].items()
+    }
     return {
         **summary(row),
         "handler": row["handler"],
         "completed_at": _when(row.get("completed_at")),
-        "headers": row["headers"],
+        "headers": headers,
         "body": row["body"].decode("utf-8", errors="replace"),
     }

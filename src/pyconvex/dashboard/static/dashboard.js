@@ -3,14 +3,24 @@
 (function () {
   "use strict";
 
-  // `pyconvex dev` prints /dashboard/login#key=...: the key stays out of server logs.
+  // `pyconvex dev` prints /dashboard/login#key=...: the key stays out of server logs. It is
+  // taken out of the address bar on every page (a signed-in user is sent on to Health,
+  // and a browser keeps the fragment across that redirect).
   function signInFromLink(root) {
+    if (location.hash.indexOf("#key=") !== 0) return;
+    var key = location.hash.slice(5);
+    history.replaceState(null, "", location.pathname + location.search);
     var form = root.querySelector && root.querySelector("#signin");
-    if (!form || location.hash.indexOf("#key=") !== 0) return;
-    var key = decodeURIComponent(location.hash.slice(5));
-    history.replaceState(null, "", location.pathname);
+    if (!form) return;
+    try { key = decodeURIComponent(key); } catch (e) { /* a key with a bare % */ }
     form.querySelector("#key").value = key;
     form.submit();
+  }
+
+  // A poll answered by the sign-in page means the session ended: show that page whole.
+  function signedOut(response) {
+    if (response.redirected) { location.reload(); return true; }
+    return false;
   }
 
   function localTimes(root) {
@@ -26,10 +36,13 @@
     if (el.dataset.polling) return;
     el.dataset.polling = "1";
     var last = null;
+    var busy = false;  // one request at a time, so answers are never painted out of order
     var timer = setInterval(function () {
       if (!document.body.contains(el)) { clearInterval(timer); return; }
+      if (busy || document.hidden) return;
+      busy = true;
       fetch(el.dataset.live, { credentials: "same-origin", headers: { "HX-Request": "true" } })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) { return r.ok && !signedOut(r) ? r.text() : null; })
         .then(function (html) {
           if (html === null || html === last) return;
           last = html;
@@ -37,7 +50,8 @@
           htmx.process(el);
           localTimes(el);
         })
-        .catch(function () {});
+        .catch(function () {})
+        .finally(function () { busy = false; });
     }, 1000);
   }
 
@@ -72,17 +86,22 @@
         });
       });
     }
+    var busy = false;
     function refresh() {
       if (!document.body.contains(box)) return false;
+      if (busy || document.hidden) return true;
+      busy = true;
       fetch(box.dataset.health, { credentials: "same-origin" })
-        .then(function (r) { return r.json(); })
+        .then(function (r) { return signedOut(r) ? null : r.json(); })
         .then(function (health) {
+          if (health === null) return;
           charts.forEach(function (c) {
             c.plot.setData([health.series.t].concat(c.names.map(function (n) { return health.series[n]; })));
           });
           if (health.functions.length) table(health.functions);
         })
-        .catch(function () {});
+        .catch(function () {})
+        .finally(function () { busy = false; });
       return true;
     }
     refresh();

@@ -1,11 +1,12 @@
-"""``pyconvex functions``: what an app defines, as the function API and the router see it."""
+"""What an app defines, as the function API and the router see it: for ``pyconvex functions``
+and the dashboard's Functions page."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..functions import App
-from ..functions.define import HttpAction
+from .functions import App
+from .functions.define import HttpAction
 
 
 def describe(app: App) -> dict[str, list[dict[str, Any]]]:
@@ -33,7 +34,7 @@ def describe(app: App) -> dict[str, list[dict[str, Any]]]:
 def _handler(action: HttpAction, app: App) -> str:
     """``http:create`` for a handler in the app's ``convex/http.py``; a webhook endpoint names
     its provider, its secret's variable and the function it records events for."""
-    from ..webhooks.receiver import WebhookReceiver
+    from .webhooks.receiver import WebhookReceiver
 
     receiver = getattr(action.handler, "__self__", None)
     if isinstance(receiver, WebhookReceiver):
