@@ -45,7 +45,6 @@ from .tasks import cancel_and_wait
 if TYPE_CHECKING:
     from .database import Database, DatabaseWriter
     from .functions.define import FunctionDefinition
-    from .server.backend import Handled
 
 __all__ = [
     "BACKLOG_LIMIT",
@@ -222,10 +221,10 @@ class Metrics:
         self._current = bucket
         return bucket
 
-    def request(self, handled: Handled) -> None:
-        """A request observer (``Backend.request_observers``; the dashboard's page views are
-        not told)."""
-        if handled.port == "site":
+    def request(self, port: str) -> None:
+        """An HTTP request on the ``"api"`` or the ``"site"`` port (counted by ``Backend``
+        before it serves one; the dashboard's page views are not counted)."""
+        if port == "site":
             bucket = self._bucket()
             bucket.site += 1
         else:

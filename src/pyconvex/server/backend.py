@@ -84,12 +84,11 @@ class Backend:
         self.identity: Auth | None = None
         #: Whether ``/dashboard/`` is served on the API port (``serve --no-dashboard``).
         self.dashboard = dashboard
-        #: Told of every HTTP request served through ``Backend`` (the dev console's access
-        #: lines, the Health metrics). An observer must be quick and must not raise.
+        #: Told of every HTTP request served through ``Backend`` once it is answered (the dev
+        #: console's access lines). An observer must be quick and must not raise.
         self.request_observers: list[Callable[[Handled], None]] = []
         #: This process's Health metrics, written to the database while serving.
         self.metrics = Metrics()
-        self.request_observers.append(self.metrics.request)
         deployment.call_observers.append(self.metrics.call)
         deployment.scheduler.lag_observers.append(self.metrics.lag)
 
@@ -189,8 +188,12 @@ class Backend:
         second, and would fill the dev console's access lines. Its changes (POSTs) are told,
         so an admin's actions leave a line.
         """
-        page_view = port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"])
-        if page_view or not self.request_observers:
+        if port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"]):
+            await app(scope, receive, send)
+            return
+        # Health counts every request; that is all it needs, so it costs no more than that.
+        self.metrics.request(port)
+        if not self.request_observers:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
