@@ -91,6 +91,26 @@ def test_percentiles_of_a_histogram_are_within_one_bucket_of_the_exact_ones() ->
     assert latency_bucket(0.0) == 0 and latency_bucket(10_000.0) == latency_bucket(70.0)
 
 
+async def test_a_nested_call_counts_once_its_transaction_commits(deployment: Deployment) -> None:
+    # A transaction that conflicts runs its body again: its nested calls count at the commit.
+    metrics = Metrics()
+    deployment.call_observers.append(metrics.call)
+
+    async def rolled_back(ctx: Any) -> None:
+        await ctx.run_mutation("items:create", {"name": "rolled back"})
+        raise RuntimeError("the caller fails")
+
+    async def kept(ctx: Any) -> None:
+        await ctx.run_mutation("items:create", {"name": "kept"})
+
+    with pytest.raises(RuntimeError):
+        await deployment.executor.run_in_mutation(rolled_back)
+    await deployment.executor.run_in_mutation(kept)
+    assert await metrics.flush(deployment.database)
+    rows = {row["name"]: row for row in (await health(deployment.database))["functions"]}
+    assert (rows["items:create"]["calls"], rows["items:create"]["errors"]) == (1, 0)
+
+
 async def test_requests_calls_errors_and_error_rate_per_function(deployment: Deployment) -> None:
     metrics = Metrics()
     deployment.call_observers.append(metrics.call)

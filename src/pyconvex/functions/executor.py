@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .. import values
+from ..database.documents import DatabaseWriter
 from ..database.readset import ReadSet
 from ..database.system import SESSION_REQUESTS
 from ..errors import (
@@ -48,7 +49,7 @@ from .refs import function_path
 from .registry import App
 
 if TYPE_CHECKING:
-    from ..database import Database, DatabaseReader, DatabaseWriter
+    from ..database import Database, DatabaseReader
     from ..env import EnvStore
     from ..scheduler import Scheduler
     from ..storage import FileStorage
@@ -263,7 +264,9 @@ class Executor:
         return self._returns(fn, result)
 
     def _called(self, fn: FunctionDefinition, started: float, error: Exception | None) -> None:
-        seconds = time.perf_counter() - started
+        self._tell(fn, time.perf_counter() - started, error)
+
+    def _tell(self, fn: FunctionDefinition, seconds: float, error: Exception | None) -> None:
         for observe in self.call_observers:
             try:
                 observe(fn, seconds, error)
@@ -447,7 +450,8 @@ class Executor:
                     self._called(fn, started, exc)
                 self._log_refused(exc, ref)
                 return MutationRun(None, exc, _lines(execution), 0)
-            self._called(fn, started, None)
+            if replayed is None:  # one answered from its record did not run again
+                self._called(fn, started, None)
             lines = replayed if replayed is not None else _lines(execution)
             return MutationRun(value, None, lines, ts)
 
@@ -475,7 +479,14 @@ class Executor:
         except Exception as exc:
             self._called(fn, started, exc)
             raise
-        self._called(fn, started, None)
+        if self.call_observers:
+            seconds = time.perf_counter() - started
+            if isinstance(db, DatabaseWriter):
+                # Told once the transaction commits: one that conflicts runs its body (and
+                # this call) again, and must not count it twice.
+                db.after_commit(functools.partial(self._tell, fn, seconds, None))
+            else:
+                self._tell(fn, seconds, None)
         return result
 
     async def run_in_mutation(self, fn: Any, *, auth: Auth | None = None) -> Any:
