@@ -179,7 +179,7 @@ def test_the_sign_in_link_signs_in_at_once(browser: Browser, served: Served) -> 
 
 def test_health_draws_charts_and_shows_a_function_once_called(page: Page, served: Served) -> None:
     page.goto(url(served, "/health"))
-    expect(page.locator(".chart canvas")).to_have_count(4)
+    expect(page.locator(".chart canvas")).to_have_count(5)
     table = page.locator("#function-health")
     expect(table).not_to_contain_text("notes:list")
     call(served, "query", "notes:list")
@@ -192,7 +192,7 @@ def test_health_draws_its_charts_when_reached_from_the_navigation(
     page.goto(url(served, "/data"))
     page.get_by_role("link", name="Health", exact=True).click()
     heading(page, "Health")
-    expect(page.locator(".chart canvas")).to_have_count(4)
+    expect(page.locator(".chart canvas")).to_have_count(5)
 
 
 # -- Data ------------------------------------------------------------------------------------
@@ -653,7 +653,7 @@ def loaded(page: Page, served: Served, path: str) -> None:
     page.goto(url(served, path))
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     if path == "/health":
-        expect(page.locator(".chart canvas")).to_have_count(4)
+        expect(page.locator(".chart canvas")).to_have_count(5)
 
 
 UNNAMED = """() => [...document.querySelectorAll(

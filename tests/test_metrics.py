@@ -142,6 +142,10 @@ async def test_requests_calls_errors_and_error_rate_per_function(deployment: Dep
     assert series["t"] == sorted(series["t"]) and series["t"][-1] <= report["now"]
     assert round(sum(series["calls"]) * BUCKET_SECONDS) == 9
     busy = [i for i, calls in enumerate(series["calls"]) if calls]
+    assert len(series["p50_ms"]) == len(series["t"]) and busy
+    assert 0 < series["p50_ms"][busy[-1]] <= series["p99_ms"][busy[-1]]
+    assert all(series["p99_ms"][i] == 0 for i in range(len(series["t"])) if i not in busy)
+    busy = [i for i, calls in enumerate(series["calls"]) if calls]
     errors = sum(series["error_rate"][i] * series["calls"][i] for i in busy) * BUCKET_SECONDS
     assert round(errors) == 2
     assert all(rate == 0 for i, rate in enumerate(series["error_rate"]) if i not in busy)

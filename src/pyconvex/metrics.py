@@ -166,6 +166,10 @@ class _Bucket:
         self.flushed = 0
 
     def document(self, process: str) -> dict[str, Any]:
+        latency = [0] * LATENCY_BUCKETS
+        for stats in self.functions.values():
+            for i, n in enumerate(stats.histogram):
+                latency[i] += n
         return {
             "process": process,
             "start": float(self.start),
@@ -180,6 +184,7 @@ class _Bucket:
                 }
                 for name, stats in self.functions.items()
             ],
+            "latency": _pack(latency),
             "scheduler_lag": self.lag,
             "scheduler_backlog": self.scheduler_backlog,
             "webhook_backlog": self.webhook_backlog,
@@ -390,7 +395,8 @@ async def health(
 
     ``{"now", "bucket_seconds": 10, "processes": n, "series": {"t": [bucket starts],
     "requests": [per second], "calls": [per second], "error_rate": [failed / calls],
-    "scheduler_lag": [max seconds], "scheduler_backlog": [max], "webhook_backlog": [max]},
+    "scheduler_lag": [max seconds], "scheduler_backlog": [max], "webhook_backlog": [max],
+    "p50_ms", "p95_ms", "p99_ms": [latency of all calls in the bucket]},
     "functions": [{"name", "kind", "calls", "errors", "p50_ms", "p95_ms", "p99_ms"}, ...]}``
     with every bucket of the window (zero-filled, the newest still filling; backlogs counted
     up to ``BACKLOG_LIMIT``) and functions by calls, most first. A process's counts arrive within a second or so (its next flush).
@@ -413,6 +419,7 @@ async def health(
     lag = [0.0] * count
     scheduler_backlog = [0] * count
     webhook_backlog = [0] * count
+    latency = [[0] * LATENCY_BUCKETS for _ in range(count)]
     functions: dict[str, _Function] = {}
     packed: dict[str, list[bytes]] = {}
     processes = set()
@@ -423,6 +430,8 @@ async def health(
         lag[i] = max(lag[i], document["scheduler_lag"])
         scheduler_backlog[i] = max(scheduler_backlog[i], int(document["scheduler_backlog"]))
         webhook_backlog[i] = max(webhook_backlog[i], int(document["webhook_backlog"]))
+        if document.get("latency"):
+            _add_packed(latency[i], document["latency"])
         for stats in document["functions"]:
             calls[i] += stats["calls"]
             errors[i] += stats["errors"]
@@ -447,6 +456,10 @@ async def health(
             "scheduler_lag": lag,
             "scheduler_backlog": scheduler_backlog,
             "webhook_backlog": webhook_backlog,
+            **{
+                f"p{q}_ms": [round(percentile(h, q / 100) * 1000, 3) for h in latency]
+                for q in (50, 95, 99)
+            },
         },
         "functions": sorted(
             (

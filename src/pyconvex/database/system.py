@@ -122,6 +122,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
                     }
                 )
             ),
+            # every call of the bucket, all functions together (the latency chart)
+            "latency": v.optional(v.bytes()),
             "scheduler_lag": v.float64(),
             "scheduler_backlog": v.float64(),
             "webhook_backlog": v.float64(),
