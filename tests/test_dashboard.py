@@ -161,8 +161,11 @@ def test_stored_markup_is_text(client: httpx.Client, served: Served):
 def test_a_rejected_edit_stores_nothing(client: httpx.Client, served: Served):
     csrf = sign_in(client, served)
     note = served.call("mutation", "notes:add", {"text": "kept"}).json()["value"]
+    page = client.get(f"/dashboard/data/notes/{note}").text
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
     refused = client.post(
-        f"/dashboard/data/notes/{note}", data={"document": '{"text": 5}', "csrf": csrf}
+        f"/dashboard/data/notes/{note}",
+        data={"document": '{"text": 5}', "version": version, "csrf": csrf},
     )
     assert refused.status_code == 400
     assert "Path: .text" in refused.text and "Validator: v.string()" in refused.text
@@ -257,3 +260,27 @@ def test_hostile_input_is_a_clear_4xx_never_a_500(client: httpx.Client, served: 
         "/dashboard/webhooks/replay-failed", data={"since": "soon", "csrf": csrf}
     )
     assert bad_time.status_code == 400 and "is not a date and time" in bad_time.text
+
+
+def test_a_save_never_undoes_a_change_made_meanwhile(client: httpx.Client, served: Served):
+    csrf = sign_in(client, served)
+    note = served.call("mutation", "notes:add", {"text": "first"}).json()["value"]
+    page = client.get(f"/dashboard/data/notes/{note}").text
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
+    run(served, served.deployment.executor.run_in_mutation(
+        lambda ctx: ctx.db.patch(note, {"text": "changed meanwhile"})
+    ))  # fmt: skip
+    stale = {"document": '{"text": "mine"}', "version": version, "csrf": csrf}
+    refused = client.post(f"/dashboard/data/notes/{note}", data=stale)
+    assert refused.status_code == 400 and "changed since you opened it" in refused.text
+    again = client.post(f"/dashboard/data/notes/{note}", data=stale)  # the same text, again
+    assert again.status_code == 400
+    assert served.call("query", "notes:list").json()["value"][0]["text"] == "changed meanwhile"
+    fresh = re.search(
+        r'name="version" value="([^"]+)"', client.get(f"/dashboard/data/notes/{note}").text
+    )
+    saved = client.post(
+        f"/dashboard/data/notes/{note}",
+        data={"document": '{"text": "mine"}', "version": fresh.group(1), "csrf": csrf},
+    )
+    assert saved.status_code == 303

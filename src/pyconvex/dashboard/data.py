@@ -4,6 +4,7 @@ the schema like a mutation's; a rejected one stores nothing and shows the messag
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -148,6 +149,7 @@ async def document_page(
     *,
     error: str | None = None,
     text: str | None = None,
+    version: str | None = None,
     status: int = 200,
 ) -> Response:
     table, doc_id = request.path_params["table"], request.path_params["doc_id"]
@@ -157,7 +159,7 @@ async def document_page(
             doc = await reader.get(doc_id)
     if doc is None:
         return d.render(request, "missing.html", {"title": "Data", "what": "document"}, status=404)
-    editable = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+    editable = _editable(doc)
     return d.render(
         request,
         "document.html",
@@ -166,6 +168,7 @@ async def document_page(
             "table": table,
             "doc": doc,
             "text": text if text is not None else pretty_json(editable),
+            "version": version or _version(doc),
             "error": error,
             "notice": _DONE.get(request.query_params.get("done", "")),
         },
@@ -173,16 +176,41 @@ async def document_page(
     )
 
 
+def _editable(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+
+
+def _version(doc: dict[str, Any]) -> str:
+    """A digest of the document as stored: a save checks it still is what the user saw."""
+    return hashlib.sha256(values.dumps(_editable(doc), wire=False)).hexdigest()[:32]
+
+
 async def save(d: Dashboard, request: Request) -> Response:
     table, doc_id = request.path_params["table"], request.path_params["doc_id"]
-    text = str((await request.form()).get("document", ""))
+    form = await request.form()
+    text, version = str(form.get("document", "")), str(form.get("version", ""))
     if not (_user_table(table) and ids.is_id_of(doc_id, table)):
         return d.render(request, "missing.html", {"title": "Data", "what": "document"}, status=404)
+
+    async def replace(writer: Any) -> None:
+        current = await writer.get(doc_id)
+        if current is None:
+            raise PyConvexError("This document was deleted meanwhile")
+        if _version(current) != version:
+            # Saving would silently undo the other change: the text shown is out of date.
+            raise PyConvexError(
+                "This document was changed since you opened it: reload the page to see "
+                "the new version, then edit that"
+            )
+        await writer.replace(doc_id, fields)
+
     try:
         fields = _fields(text)
-        await d.deployment.database.transact(lambda w: w.replace(doc_id, fields))
+        await d.deployment.database.transact(replace)
     except (PyConvexError, ValueError) as exc:
-        return await document_page(d, request, error=str(exc), text=text, status=400)
+        return await document_page(
+            d, request, error=str(exc), text=text, version=version, status=400
+        )
     return d.redirect(f"/data/{table}/{doc_id}?done=saved")
 
 
