@@ -111,6 +111,25 @@ async def test_a_nested_call_counts_once_its_transaction_commits(deployment: Dep
     assert (rows["items:create"]["calls"], rows["items:create"]["errors"]) == (1, 0)
 
 
+async def test_the_answering_process_sees_its_own_counts_before_they_are_flushed(
+    deployment: Deployment,
+) -> None:
+    metrics = Metrics()
+    deployment.call_observers.append(metrics.call)
+    await deployment.executor.run("counters:increment", {"name": "a"})
+    metrics.request("api")
+    assert (await health(deployment.database))["functions"] == []  # nothing flushed yet
+    seen = await health(deployment.database, local=metrics)
+    assert [(row["name"], row["calls"]) for row in seen["functions"]] == [("counters:increment", 1)]
+    assert await metrics.flush(deployment.database)
+    await deployment.executor.run("counters:increment", {"name": "a"})
+    again = await health(deployment.database, local=metrics)  # flushed and new: not twice
+    assert [(row["name"], row["calls"]) for row in again["functions"]] == [
+        ("counters:increment", 2)
+    ]
+    assert round(sum(again["series"]["requests"]) * BUCKET_SECONDS) == 1
+
+
 async def test_requests_calls_errors_and_error_rate_per_function(deployment: Deployment) -> None:
     metrics = Metrics()
     deployment.call_observers.append(metrics.call)

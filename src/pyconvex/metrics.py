@@ -260,6 +260,17 @@ class Metrics:
             bucket.lag = seconds
             bucket.changes += 1
 
+    def with_unflushed(self, documents: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+        """``documents`` read from the database, with this process's counts as they are now
+        in place of what it last flushed: the process that answers sees itself at once."""
+        mine = {
+            float(bucket.start): bucket.document(self.process)
+            for bucket in self._buckets.values()
+            if bucket.start >= since and bucket.changes != bucket.flushed
+        }
+        kept = [d for d in documents if d["process"] != self.process or d["start"] not in mine]
+        return kept + list(mine.values())
+
     # -- storing ---------------------------------------------------------------------------
 
     async def flush(self, database: Database) -> bool:
@@ -389,7 +400,11 @@ async def _write(
 
 
 async def health(
-    database: Database, *, now: float | None = None, window: float = RETENTION_SECONDS
+    database: Database,
+    *,
+    now: float | None = None,
+    window: float = RETENTION_SECONDS,
+    local: Metrics | None = None,
 ) -> dict[str, Any]:
     """Every process's metrics over the ``window`` seconds up to ``now``, merged (JSON-able):
 
@@ -413,6 +428,8 @@ async def health(
             )
             .collect()
         )
+    if local is not None:
+        documents = local.with_unflushed(documents, first)
     requests = [0.0] * count
     calls = [0.0] * count
     errors = [0.0] * count

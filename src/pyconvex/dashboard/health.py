@@ -21,9 +21,13 @@ def routes() -> list[tuple[str, Any, list[str]]]:
 
 
 async def page(d: Dashboard, request: Request) -> Response:
-    health = await metrics.health(d.deployment.database)
+    health = await _health(d)
     return d.render(request, "health.html", {"title": "Health", "health": health})
 
 
 async def data(d: Dashboard, request: Request) -> Response:
-    return secure(JSONResponse(await metrics.health(d.deployment.database)))
+    return secure(JSONResponse(await _health(d)))
+
+
+async def _health(d: Dashboard) -> dict[str, Any]:
+    return await metrics.health(d.deployment.database, local=d.backend.metrics)
