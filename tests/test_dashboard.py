@@ -284,3 +284,41 @@ def test_a_save_never_undoes_a_change_made_meanwhile(client: httpx.Client, serve
         data={"document": '{"text": "mine"}', "version": fresh.group(1), "csrf": csrf},
     )
     assert saved.status_code == 303
+
+
+def test_files_come_a_page_at_a_time(client: httpx.Client, served: Served):
+    sign_in(client, served)
+    stored = [
+        run(served, served.deployment.files.store(b"%d" % i, "text/plain")) for i in range(52)
+    ]
+    first = client.get("/dashboard/files").text
+    assert stored[-1] in first and stored[1] not in first
+    older = re.search(r'href="(/dashboard/files\?cursor=[^"]+)">Older files', first)
+    second = client.get(older.group(1).replace("&amp;", "&")).text
+    assert stored[1] in second and stored[0] in second and stored[-1] not in second
+    assert "Older files" not in second
+    assert client.get("/dashboard/files?cursor=garbage").status_code == 200  # the error, shown
+
+
+def test_webhook_events_filter_by_status_and_provider(client: httpx.Client, served: Served):
+    from pyconvex.webhooks.signing import sign_webhook
+
+    sign_in(client, served)
+    run(served, served.deployment.env.set("GITHUB_SECRET", "s3cret"))
+    for i in range(3):
+        delivery = sign_webhook(
+            "github", "s3cret", {"n": i}, event_id=f"evt-{i}", event_type="push"
+        )
+        sent = httpx.post(
+            f"{served.site}/hooks/github", content=delivery.body, headers=delivery.headers
+        )
+        assert sent.status_code == 200
+    wait_until(
+        lambda: client.get("/dashboard/webhooks/events?status=failed").text.count("evt-") == 3
+    )
+    assert "evt-" not in client.get("/dashboard/webhooks/events?status=succeeded").text
+    assert "evt-" not in client.get("/dashboard/webhooks/events?provider=stripe").text
+    assert (
+        client.get("/dashboard/webhooks/events?provider=github&status=failed").text.count("evt-")
+        == 3
+    )

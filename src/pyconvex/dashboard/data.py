@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from .. import ids, values
 from ..errors import PyConvexError
-from .web import Dashboard, pretty_json
+from .web import Dashboard, page_of, pretty_json
 
 PAGE_SIZE = 25
 _DONE = {"saved": "Saved.", "inserted": "Inserted.", "deleted": "Deleted."}
@@ -85,21 +85,21 @@ async def table_page(
     if not await _exists(d, table):
         return d.render(request, "missing.html", {"title": "Data", "what": "table"}, status=404)
     query = request.query_params
-    field, raw_value, cursor = query.get("field", ""), query.get("value", ""), query.get("cursor")
+    field, raw_value = query.get("field", ""), query.get("value", "")
     try:
         value: Any = parse_json(raw_value, "The value")
     except PyConvexError:
         value = raw_value  # typed without quotes: a string
-    page: dict[str, Any] = {"page": [], "is_done": True, "continue_cursor": ""}
+    docs: list[dict[str, Any]] = []
+    next_cursor = None
     try:
         async with database.read() as reader:
             q: Any = reader.query(table).order("desc")
             if field:
                 q = q.filter(lambda f: f.eq(f.field(field), value))
-            page = await q.paginate({"num_items": PAGE_SIZE, "cursor": cursor or None})
+            docs, next_cursor = await page_of(q, request, PAGE_SIZE)
     except (PyConvexError, ValueError) as exc:
         error = error or str(exc)
-    docs = page["page"]
     columns: list[str] = []
     for doc in docs:
         columns.extend(k for k in doc if k not in columns)
@@ -113,8 +113,8 @@ async def table_page(
             "table": table,
             "docs": docs,
             "columns": columns,
-            "next_cursor": None if page["is_done"] else page["continue_cursor"],
-            "cursor": cursor,
+            "next_cursor": next_cursor,
+            "cursor": query.get("cursor"),
             "field": field,
             "value": raw_value,
             "validator": str(definition.document)

@@ -11,9 +11,10 @@ from starlette.responses import Response
 
 from .. import ids
 from ..database.system import STORAGE
-from .web import Dashboard
+from ..errors import PyConvexError
+from .web import Dashboard, page_of
 
-SHOWN = 200
+SHOWN = 50
 _DONE = {"uploaded": "Uploaded.", "deleted": "Deleted."}
 
 
@@ -28,8 +29,13 @@ def routes() -> list[tuple[str, Any, list[str]]]:
 async def page(
     d: Dashboard, request: Request, *, error: str | None = None, status: int = 200
 ) -> Response:
-    async with d.deployment.database.read(system=True) as reader:
-        rows = await reader.query(STORAGE).order("desc").take(SHOWN)
+    rows: list[dict[str, Any]] = []
+    next_cursor = None
+    try:
+        async with d.deployment.database.read(system=True) as reader:
+            rows, next_cursor = await page_of(reader.query(STORAGE).order("desc"), request, SHOWN)
+    except PyConvexError as exc:
+        error = error or str(exc)
     files = d.deployment.files
     listed = [
         {
@@ -46,6 +52,8 @@ async def page(
         {
             "title": "Files",
             "files": listed,
+            "next_cursor": next_cursor,
+            "cursor": request.query_params.get("cursor"),
             "error": error,
             "notice": _DONE.get(request.query_params.get("done", "")),
         },

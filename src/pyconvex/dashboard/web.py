@@ -154,6 +154,17 @@ class Dashboard:
         return None
 
 
+async def page_of(
+    query: Any, request: Request, size: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``query`` from the request's ``?cursor=`` (the first page without one):
+    the documents and the cursor of the next page (None at the end). A cursor that is not
+    one of this query's raises :class:`PyConvexError`, with Convex's message."""
+    cursor = request.query_params.get("cursor") or None
+    found = await query.paginate({"num_items": size, "cursor": cursor})
+    return found["page"], None if found["is_done"] else found["continue_cursor"]
+
+
 def same_origin(request: Request) -> bool:
     """Whether a request's ``Origin`` (or ``Referer``) is this server itself.
 

@@ -10,8 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..database.system import WEBHOOK_EVENTS
+from ..errors import PyConvexError
 from ..webhooks import events
-from .web import Dashboard
+from .web import Dashboard, page_of
 
 SHOWN = 100
 STATUSES = ("pending", "processing", "succeeded", "failed")
@@ -28,16 +30,31 @@ def routes() -> list[tuple[str, Any, list[str]]]:
     ]
 
 
-async def _events(d: Dashboard, request: Request) -> list[dict[str, Any]]:
+async def _events(d: Dashboard, request: Request) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of events, newest first, of the provider and status asked for."""
     provider = request.query_params.get("provider", "")
     status = request.query_params.get("status", "")
-    found = await events.recent(d.deployment, 1000 if provider or status else SHOWN)
-    summaries = [
-        events.summary(row)
-        for row in found
-        if (not provider or row["provider"] == provider) and (not status or row["status"] == status)
-    ]
-    return summaries[:SHOWN]
+    async with d.deployment.database.read(system=True) as reader:
+        query: Any = reader.query(WEBHOOK_EVENTS).order("desc")
+        wanted = {
+            name: value for name, value in (("provider", provider), ("status", status)) if value
+        }
+        if wanted:
+            query = query.filter(
+                lambda f: f.and_(*(f.eq(f.field(name), value) for name, value in wanted.items()))
+            )
+        try:
+            rows, next_cursor = await page_of(query, request, SHOWN)
+        except PyConvexError:
+            rows, next_cursor = [], None  # a cursor from another filter: nothing to show
+    return [events.summary(row) for row in rows], next_cursor
+
+
+async def _listing(d: Dashboard, request: Request) -> dict[str, Any]:
+    found, next_cursor = await _events(d, request)
+    query = request.query_params
+    filters = {name: query[name] for name in ("provider", "status") if query.get(name)}
+    return {"events": found, "next_cursor": next_cursor, "filters": filters}
 
 
 async def page(
@@ -55,7 +72,7 @@ async def page(
         "webhooks.html",
         {
             "title": "Webhooks",
-            "events": await _events(d, request),
+            **await _listing(d, request),
             "provider": query.get("provider", ""),
             "status": query.get("status", ""),
             "statuses": STATUSES,
@@ -68,7 +85,7 @@ async def page(
 
 
 async def rows(d: Dashboard, request: Request) -> Response:
-    return d.render(request, "events.html", {"events": await _events(d, request)})
+    return d.render(request, "events.html", await _listing(d, request))
 
 
 async def _event(d: Dashboard, request: Request) -> dict[str, Any] | None:

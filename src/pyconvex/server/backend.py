@@ -170,9 +170,26 @@ class Backend:
             server = scope.get("server")
             on_site = server is not None and server[1] == self.site_port
             app: SiteApp | ApiApp = self.site if on_site else self.api
-            await self.observed(app, "site" if on_site else "api", scope, receive, send)
+            port: Literal["api", "site"] = "site" if on_site else "api"
+            if self.counted(port, scope):
+                await self.observed(app, port, scope, receive, send)
+            else:
+                await app(scope, receive, send)
             return
         await self.handle_other(scope, receive, send)
+
+    def counted(self, port: Literal["api", "site"], scope: Scope) -> bool:
+        """Count an HTTP request for Health; whether the request observers want to hear how
+        it went (then serve it with :meth:`observed`).
+
+        The dashboard's page views (on the API port) are left out: its pages poll every
+        second, and would fill the dev console's access lines and the request rate. Its
+        changes (POSTs) count, so an admin's actions leave a line.
+        """
+        if port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"]):
+            return False
+        self.metrics.request(port)  # all Health needs: a counter, no wrapper
+        return bool(self.request_observers)
 
     async def observed(
         self,
@@ -182,20 +199,7 @@ class Backend:
         receive: Receive,
         send: Send,
     ) -> None:
-        """Serve one request with ``app`` and tell the request observers how it went.
-
-        The dashboard's page views (on the API port) are left out: its pages poll every
-        second, and would fill the dev console's access lines. Its changes (POSTs) are told,
-        so an admin's actions leave a line.
-        """
-        if port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"]):
-            await app(scope, receive, send)
-            return
-        # Health counts every request; that is all it needs, so it costs no more than that.
-        self.metrics.request(port)
-        if not self.request_observers:
-            await app(scope, receive, send)
-            return
+        """Serve one request with ``app`` and tell the request observers how it went."""
         started = time.perf_counter()
         status = 500  # what the server answers if the app raises before responding
 

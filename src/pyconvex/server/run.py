@@ -118,7 +118,7 @@ def _observable(backend: Backend, port: Literal["api", "site"]) -> ASGIApp:
     app: SiteApp | ApiApp = backend.site if port == "site" else backend.api
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and backend.counted(port, scope):
             await backend.observed(app, port, scope, receive, send)
         else:
             await app(scope, receive, send)
