@@ -201,6 +201,10 @@ class Metrics:
         self._clock = clock
         self._buckets: dict[float, _Bucket] = {}
         self._current = _Bucket(-math.inf)
+        # Requests since the last flush: plain counters, because they are counted for every
+        # request; a flush adds them to the bucket it flushes in (within a second of them).
+        self._api_requests = 0
+        self._site_requests = 0
         self._task: asyncio.Task[None] | None = None
         self._database: Database | None = None
         self._next_sweep = 0.0
@@ -230,12 +234,17 @@ class Metrics:
         """An HTTP request on the ``"api"`` or the ``"site"`` port (counted by ``Backend``
         before it serves one; the dashboard's page views are not counted)."""
         if port == "site":
-            bucket = self._bucket()
-            bucket.site += 1
+            self._site_requests += 1
         else:
+            self._api_requests += 1
+
+    def _fold_requests(self) -> None:
+        if self._api_requests or self._site_requests:
             bucket = self._bucket()
-            bucket.api += 1
-        bucket.changes += 1
+            bucket.api += self._api_requests
+            bucket.site += self._site_requests
+            bucket.changes += 1
+            self._api_requests = self._site_requests = 0
 
     def call(self, fn: FunctionDefinition, seconds: float, error: Exception | None) -> None:
         """A call observer (``Deployment.call_observers``)."""
@@ -263,6 +272,7 @@ class Metrics:
     def with_unflushed(self, documents: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
         """``documents`` read from the database, with this process's counts as they are now
         in place of what it last flushed: the process that answers sees itself at once."""
+        self._fold_requests()
         mine = {
             float(bucket.start): bucket.document(self.process)
             for bucket in self._buckets.values()
@@ -276,6 +286,7 @@ class Metrics:
     async def flush(self, database: Database) -> bool:
         """Sample the backlogs, write the buckets that changed and sweep old ones, in one
         transaction; False (counts kept for the next flush) if the database failed."""
+        self._fold_requests()
         now = self._clock()
         pending: list[tuple[_Bucket, int, dict[str, Any]]] = []
         sweep = now >= self._next_sweep

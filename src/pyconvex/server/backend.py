@@ -189,7 +189,7 @@ class Backend:
         if port == "api" and scope["method"] == "GET" and dashboard_path(scope["path"]):
             return False
         self.metrics.request(port)  # all Health needs: a counter, no wrapper
-        return bool(self.request_observers)
+        return self.request_observers != []
 
     async def observed(
         self,
