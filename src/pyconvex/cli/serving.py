@@ -36,6 +36,9 @@ from ..server.backend import Handled
 from ..server.logfile import LogFile
 
 _STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "blue"}
+# A client chooses the path (%0a, %1b decode to a newline, an escape): it must not be able to
+# forge a log line or drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 
 
 def console_sink(
@@ -83,7 +86,8 @@ def access_printer(console: Console, *, color: bool) -> Callable[[Handled], None
         def plain(handled: Handled) -> None:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             stream.write(
-                f"{when} ACCESS {handled.method} {handled.path} {handled.status} "
+                f"{when} ACCESS {handled.method} {handled.path.translate(_CONTROL)} "
+                f"{handled.status} "
                 f"{handled.seconds * 1000:.1f}ms\n"
             )
 
@@ -93,7 +97,8 @@ def access_printer(console: Console, *, color: bool) -> Callable[[Handled], None
         status = handled.status
         style = "green" if status < 400 else "yellow" if status < 500 else "red"
         console.print(
-            f"[dim]{time.strftime('%H:%M:%S')}[/] {handled.method} {escape(handled.path)} "
+            f"[dim]{time.strftime('%H:%M:%S')}[/] {handled.method} "
+            f"{escape(handled.path.translate(_CONTROL))} "
             f"[{style}]{status}[/] [dim]{handled.seconds * 1000:.1f} ms[/]"
         )
 
