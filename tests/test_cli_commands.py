@@ -281,7 +281,7 @@ def test_dev_console_names_the_request_of_every_error_and_each_request(app: Path
         dev.wait_for(r"POST /messages 201 [\d.]+ ms$")
         # A path a client chose cannot forge a line or reach the terminal as a control code.
         httpx.get(f"{dev.site}/x%0aFORGED%1b[31m")
-        dev.wait_for(r"GET /x\\x0aFORGED\\x1b\[31m 404 [\d.]+ ms$")
+        dev.wait_for(r"GET /x\\nFORGED\\x1b\[31m 404 [\d.]+ ms$")
         assert not any(line.startswith("FORGED") for line in dev.seen)
     finally:
         dev.stop()

@@ -322,3 +322,55 @@ def test_webhook_events_filter_by_status_and_provider(client: httpx.Client, serv
         client.get("/dashboard/webhooks/events?provider=github&status=failed").text.count("evt-")
         == 3
     )
+
+
+def test_a_filtered_event_list_reads_a_bounded_number_of_events(
+    client: httpx.Client, served: Served, monkeypatch: pytest.MonkeyPatch
+):
+    from pyconvex.dashboard import webhooks
+    from pyconvex.webhooks.signing import sign_webhook
+
+    monkeypatch.setattr(webhooks, "SHOWN", 2)
+    monkeypatch.setattr(webhooks, "SCANNED", 4)
+    sign_in(client, served)
+    run(served, served.deployment.env.set("GITHUB_SECRET", "s3cret"))
+    for i in range(7):
+        delivery = sign_webhook("github", "s3cret", {"n": i}, event_id=f"evt-{i}")
+        httpx.post(f"{served.site}/hooks/github", content=delivery.body, headers=delivery.headers)
+    wait_until(
+        lambda: client.get("/dashboard/webhooks/events?status=failed").text.count("evt-") == 2
+    )
+    seen: list[str] = []
+    path = "/dashboard/webhooks/events?provider=stripe"  # matches nothing: pages of 4 read
+    for _ in range(3):
+        page = client.get(path).text
+        assert "evt-" not in page
+        older = re.search(r'href="/dashboard(/webhooks\?[^"]+)">Older events', page)
+        seen.append(older.group(1) if older else "")
+        if not older:
+            break
+        path = "/dashboard" + older.group(1).replace("/webhooks?", "/webhooks/events?").replace(
+            "&amp;", "&"
+        )
+    assert seen[0] and seen[-1] == ""  # a next page after the first 4, none after all 7
+    bad = client.get("/dashboard/webhooks/events?cursor=garbage")
+    assert bad.status_code == 200 and 'role="alert"' in bad.text
+
+
+def test_a_malformed_origin_is_refused_not_a_500(client: httpx.Client, served: Served):
+    for header in ("origin", "referer"):
+        answer = client.post(
+            "/dashboard/login", data={"key": served.admin_key}, headers={header: "http://[::1"}
+        )
+        assert answer.status_code == 403
+    listing = httpx.get(f"{served.api}/api/webhooks", params={"limit": "²"}, headers=served.admin)
+    assert listing.status_code == 200  # "²".isdigit(), but not a number
+
+
+def test_secret_looking_headers_are_redacted_everywhere() -> None:
+    from pyconvex.webhooks.events import is_secret_header
+
+    for name in ("paypal-transmission-sig", "x-webhook-auth", "x-api-key", "x-jwt", "cookie"):
+        assert is_secret_header(name), name
+    for name in ("content-type", "x-github-event", "user-agent", "x-github-delivery"):
+        assert not is_secret_header(name), name

@@ -130,6 +130,20 @@ async def test_the_answering_process_sees_its_own_counts_before_they_are_flushed
     assert round(sum(again["series"]["requests"]) * BUCKET_SECONDS) == 1
 
 
+async def test_a_bucket_begun_while_health_reads_is_left_for_the_next_reading(
+    database: Database,
+) -> None:
+    clock = [10_009.99]
+    metrics = Metrics(clock=lambda: clock[0])
+    metrics.request("api")
+    clock[0] = 10_010.0  # the clock passes into the next bucket while health() reads
+    metrics.request("api")
+    before = await health(database, now=10_009.99, local=metrics)  # an IndexError, once
+    assert len(before["series"]["requests"]) == len(before["series"]["t"])
+    after = await health(database, now=10_010.0, local=metrics)
+    assert round(sum(after["series"]["requests"]) * BUCKET_SECONDS) == 2
+
+
 async def test_requests_calls_errors_and_error_rate_per_function(deployment: Deployment) -> None:
     metrics = Metrics()
     deployment.call_observers.append(metrics.call)

@@ -269,14 +269,17 @@ class Metrics:
             bucket.lag = seconds
             bucket.changes += 1
 
-    def with_unflushed(self, documents: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    def with_unflushed(
+        self, documents: list[dict[str, Any]], since: float, until: float
+    ) -> list[dict[str, Any]]:
         """``documents`` read from the database, with this process's counts as they are now
         in place of what it last flushed: the process that answers sees itself at once."""
         self._fold_requests()
         mine = {
             float(bucket.start): bucket.document(self.process)
             for bucket in self._buckets.values()
-            if bucket.start >= since and bucket.changes != bucket.flushed
+            # The clock may have passed into a newer bucket than the window's last meanwhile.
+            if since <= bucket.start <= until and bucket.changes != bucket.flushed
         }
         kept = [d for d in documents if d["process"] != self.process or d["start"] not in mine]
         return kept + list(mine.values())
@@ -440,7 +443,7 @@ async def health(
             .collect()
         )
     if local is not None:
-        documents = local.with_unflushed(documents, first)
+        documents = local.with_unflushed(documents, first, last)
     requests = [0.0] * count
     calls = [0.0] * count
     errors = [0.0] * count

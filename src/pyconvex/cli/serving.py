@@ -36,9 +36,14 @@ from ..server.backend import Handled
 from ..server.logfile import LogFile
 
 _STYLES = {"ERROR": "red", "WARN": "yellow", "DEBUG": "dim", "INFO": "blue"}
-# A client chooses the path (%0a, %1b decode to a newline, an escape): it must not be able to
-# forge a log line or drive the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+
+
+def _printable(path: str) -> str:
+    """A client chooses the path (%0a, %1b, %C2%9B decode to a newline, an escape, a CSI):
+    shown escaped, it can neither forge a log line nor drive the terminal."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path)
 
 
 def console_sink(
@@ -86,7 +91,7 @@ def access_printer(console: Console, *, color: bool) -> Callable[[Handled], None
         def plain(handled: Handled) -> None:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             stream.write(
-                f"{when} ACCESS {handled.method} {handled.path.translate(_CONTROL)} "
+                f"{when} ACCESS {handled.method} {_printable(handled.path)} "
                 f"{handled.status} "
                 f"{handled.seconds * 1000:.1f}ms\n"
             )
@@ -98,7 +103,7 @@ def access_printer(console: Console, *, color: bool) -> Callable[[Handled], None
         style = "green" if status < 400 else "yellow" if status < 500 else "red"
         console.print(
             f"[dim]{time.strftime('%H:%M:%S')}[/] {handled.method} "
-            f"{escape(handled.path.translate(_CONTROL))} "
+            f"{escape(_printable(handled.path))} "
             f"[{style}]{status}[/] [dim]{handled.seconds * 1000:.1f} ms[/]"
         )
 

@@ -174,7 +174,10 @@ def same_origin(request: Request) -> bool:
     source = request.headers.get("origin") or request.headers.get("referer")
     if source is None:
         return True
-    parts = urlsplit(source)
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # "http://[::1" and the like: not our origin, whatever it is
+        return False
     host = request.headers.get("host", "")
     return parts.netloc == host and parts.scheme == request.url.scheme
 

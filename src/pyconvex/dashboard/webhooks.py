@@ -13,9 +13,10 @@ from starlette.responses import Response
 from ..database.system import WEBHOOK_EVENTS
 from ..errors import PyConvexError
 from ..webhooks import events
-from .web import Dashboard, page_of
+from .web import Dashboard
 
 SHOWN = 100
+SCANNED = 1000
 STATUSES = ("pending", "processing", "succeeded", "failed")
 
 
@@ -31,27 +32,38 @@ def routes() -> list[tuple[str, Any, list[str]]]:
 
 
 async def _events(d: Dashboard, request: Request) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of events, newest first, of the provider and status asked for."""
-    provider = request.query_params.get("provider", "")
-    status = request.query_params.get("status", "")
+    """A page of events, newest first, of the provider and status asked for, and the cursor
+    of the next. A filtered page reads at most ``SCANNED`` events (the list polls every
+    second), so it may hold fewer than ``SHOWN`` and still have a next one."""
+    query = request.query_params
+    wanted = {name: query[name] for name in ("provider", "status") if query.get(name)}
+    cursor = query.get("cursor") or None
+    found: list[dict[str, Any]] = []
+    scanned = 0
     async with d.deployment.database.read(system=True) as reader:
-        query: Any = reader.query(WEBHOOK_EVENTS).order("desc")
-        wanted = {
-            name: value for name, value in (("provider", provider), ("status", status)) if value
-        }
-        if wanted:
-            query = query.filter(
-                lambda f: f.and_(*(f.eq(f.field(name), value) for name, value in wanted.items()))
+        while True:
+            batch = await (
+                reader.query(WEBHOOK_EVENTS)
+                .order("desc")
+                .paginate({"num_items": SHOWN, "cursor": cursor})
             )
-        try:
-            rows, next_cursor = await page_of(query, request, SHOWN)
-        except PyConvexError:
-            rows, next_cursor = [], None  # a cursor from another filter: nothing to show
-    return [events.summary(row) for row in rows], next_cursor
+            scanned += len(batch["page"])
+            found.extend(
+                row
+                for row in batch["page"]
+                if all(row[name] == value for name, value in wanted.items())
+            )
+            cursor = None if batch["is_done"] else batch["continue_cursor"]
+            if cursor is None or len(found) >= SHOWN or scanned >= SCANNED:
+                break
+    return [events.summary(row) for row in found], cursor
 
 
 async def _listing(d: Dashboard, request: Request) -> dict[str, Any]:
-    found, next_cursor = await _events(d, request)
+    try:
+        found, next_cursor = await _events(d, request)
+    except PyConvexError as exc:  # a cursor that is not one of this list's
+        return {"events": [], "next_cursor": None, "filters": {}, "error": str(exc)}
     query = request.query_params
     filters = {name: query[name] for name in ("provider", "status") if query.get(name)}
     return {"events": found, "next_cursor": next_cursor, "filters": filters}

@@ -369,7 +369,8 @@ class ApiApp:
                 await send_json(send, 200, {"replayed": True})
             elif scope["method"] == "GET" and not rest:
                 limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")
-                found = await events.recent(deployment, int(limit) if limit.isdigit() else 50)
+                count = int(limit) if limit.isascii() and limit.isdigit() else 50
+                found = await events.recent(deployment, min(count, 1000))
                 await send_json(send, 200, {"events": [events.summary(row) for row in found]})
             elif scope["method"] == "GET":
                 await send_json(

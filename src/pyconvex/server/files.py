@@ -2,7 +2,8 @@
 
     GET|HEAD /api/storage/<storage id>     the file: Content-Type, Content-Length, ETag,
                                            Accept-Ranges, one Range (206, or 416);
-                                           nosniff, and HTML/SVG/XML sandboxed as downloads
+                                           nosniff, sandboxed; a download unless a
+                                           plainly safe type (images, text, audio, video)
     POST /api/storage/upload?token=...     raw bytes -> {"storageId": ...}
 
 A malformed id is a 400, an unknown one a 404; the id only ever selects a
@@ -24,24 +25,30 @@ if TYPE_CHECKING:
     from .backend import Backend
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-# Types a browser runs script in when it opens them. Stored files share the API port's
-# origin with the dashboard: one opened inline could act as a signed-in admin.
-_ACTIVE_TYPES = (
-    "text/html",
-    "application/xhtml+xml",
-    "image/svg+xml",
-    "text/xml",
-    "application/xml",
-)
+# Stored files share the API port's origin with the dashboard: one a browser opened as a page
+# could act as a signed-in admin. Browsers are lenient with Content-Type ("text/plain,
+# text/html" is HTML to Chromium), so only a single, well-formed type from this list opens
+# inline; anything else is a download. Every file is sandboxed (no script, an opaque origin)
+# either way.
+_INLINE = frozenset({
+    "text/plain", "text/csv", "application/json", "application/octet-stream",
+    "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp",
+    "image/x-icon", "image/vnd.microsoft.icon",
+})  # fmt: skip
+_INLINE_PREFIXES = ("audio/", "video/")
+_TOKEN = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 
 
 def _safety_headers(content_type: str) -> list[tuple[bytes, bytes]]:
-    """``nosniff`` always; for HTML, SVG and XML a sandbox (an opaque origin, no script)
-    and a download instead of a page (API.md section 20)."""
-    headers = [(b"x-content-type-options", b"nosniff")]
+    """``nosniff`` and a sandbox always; a download unless the type is a safe one, named
+    plainly (API.md section 20)."""
+    headers = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", b"sandbox"),
+    ]
     essence = content_type.split(";", 1)[0].strip().lower()
-    if essence in _ACTIVE_TYPES or essence.endswith("+xml"):
-        headers.append((b"content-security-policy", b"sandbox"))
+    plain = "," not in content_type and _TOKEN.match(essence) is not None
+    if not (plain and (essence in _INLINE or essence.startswith(_INLINE_PREFIXES))):
         headers.append((b"content-disposition", b"attachment"))
     return headers
 

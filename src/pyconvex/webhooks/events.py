@@ -13,7 +13,8 @@ from .receiver import REDACTED
 # stores each provider's signature headers redacted already; these are the ones it cannot
 # know of (a sender's own "x-api-key", a token in a custom header).
 _SECRET_WORDS = (
-    "signature", "secret", "token", "authorization", "cookie", "hmac", "key", "password",
+    "sig", "secret", "token", "auth", "cookie", "hmac", "key", "pass", "credential",
+    "session", "jwt",
 )  # fmt: skip
 
 if TYPE_CHECKING:
