@@ -70,7 +70,6 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters["json"] = pretty_json
         self.templates.filters["short_json"] = short_json
 
     @property
