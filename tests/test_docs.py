@@ -29,6 +29,7 @@ GUIDES = [
     "functions-and-data.md",
     "storage.md",
     "scheduling.md",
+    "crons.md",
     "webhooks.md",
     "cors.md",
     "auth.md",

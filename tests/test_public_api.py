@@ -14,6 +14,7 @@ def test_public_names():
         "action",
         "api",
         "cors_router",
+        "cron_jobs",
         "define_schema",
         "define_table",
         "env",

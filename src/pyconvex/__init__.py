@@ -6,6 +6,7 @@
 ...     return await ctx.db.insert("items", {"name": args["name"]})
 """
 
+from .crons import cron_jobs
 from .env import env
 from .errors import (
     ArgumentValidationError,
@@ -42,6 +43,7 @@ __all__ = [
     "action",
     "api",
     "cors_router",
+    "cron_jobs",
     "define_schema",
     "define_table",
     "env",

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .auth import Authenticator, ProviderConfigError, parse_providers
+from .background.crons import CronQueue
 from .database import Database
 from .env import EnvStore, forget_process_default, process_default, set_process_default
 from .errors import AppLoadError
@@ -92,6 +93,8 @@ class Deployment:
         self._files: FileStorage | None = None
         # Made now, so tests can swap its clock before start; it runs jobs only once started.
         self.scheduler = Scheduler(self)
+        #: convex/crons.py's jobs: a work queue of the scheduler, kept in line at each (re)load.
+        self.crons = CronQueue(self.scheduler)
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = database_url_for(self.app_dir, database_url)
         self.limits = limits
@@ -198,8 +201,13 @@ class Deployment:
         self.authenticator = authenticator
         self._executor = self._new_executor(app)
         if not self.scheduler.queues:
-            self.scheduler.queues.append(WebhookQueue(self))
+            self.scheduler.queues += [WebhookQueue(self), self.crons]
         set_process_default(env)
+        try:
+            await self.crons.sync(app.crons)
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     def _new_executor(self, app: App) -> Executor:
@@ -241,6 +249,7 @@ class Deployment:
         self.authenticator = authenticator
         self._executor = self._new_executor(new)
         old.unload()
+        await self.crons.sync(new.crons)
         for hook in self.on_reload:
             hook()
         return new

@@ -234,12 +234,35 @@ class ConvexTest:
         )
 
     async def finish_all_scheduled_functions(self, *, max_rounds: int = 100) -> int:
-        """Like :meth:`finish_scheduled_functions`, moving the clock to each later job too."""
+        """Like :meth:`finish_scheduled_functions`, moving the clock to each later job too.
+        Cron jobs come round forever, so only their runs already due are run: to move
+        through time with them, use :meth:`advance`."""
         ran = 0
+        scheduler = self.deployment.scheduler
         for _ in range(max_rounds):
             ran += await self.finish_scheduled_functions(max_rounds=max_rounds)
-            upcoming = await self.deployment.scheduler.next_due()
+            times = [await scheduler.next_time()]
+            times += [
+                await q.next_due() for q in scheduler.queues if q is not self.deployment.crons
+            ]
+            upcoming = min((t for t in times if t is not None), default=None)
             if upcoming is None:
                 return ran
             self.clock.set(upcoming)
         raise RuntimeError(f"Scheduled functions were still pending after {max_rounds} rounds")
+
+    async def advance(self, seconds: float) -> int:
+        """Move ``t.clock`` forward by ``seconds``, running on the way whatever falls due
+        (scheduled jobs, webhook events, cron runs), each at its own time; how many ran.
+
+            await t.advance(3 * 3600)   # an hourly cron job runs three times
+        """
+        await self.start()
+        target = self.clock.now() + seconds
+        scheduler = self.deployment.scheduler
+        ran = await self.finish_scheduled_functions()
+        while (upcoming := await scheduler.next_due()) is not None and upcoming <= target:
+            self.clock.set(upcoming)
+            ran += await self.finish_scheduled_functions()
+        self.clock.set(target)
+        return ran + await self.finish_scheduled_functions()

@@ -11,6 +11,7 @@ import json
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -300,6 +301,49 @@ def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int
     rows = [[_cell(doc[c]) if c in doc else "" for c in columns] for doc in docs]
     output.print_table(out, columns, rows)
     return 0
+
+
+async def crons(ns: argparse.Namespace) -> int:
+    from ..background.crons import listing as cron_listing
+
+    if ns.url:
+        found = Remote(ns.url, ns.app, ns.admin_key).crons()
+    else:
+        async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+            found = await cron_listing(deployment.database)
+    if ns.format == "json":
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+    if not found:
+        err.print("There are no cron jobs (convex/crons.py defines none).")
+        return 0
+    output.print_table(
+        out,
+        ["name", "schedule", "function", "next run (UTC)", "last run"],
+        [
+            [
+                job["name"],
+                job["schedule"],
+                job["function"],
+                "running" if job["running"] else _utc(job["next_run"]),
+                _last_run(job["runs"]),
+            ]
+            for job in found
+        ],
+    )
+    return 0
+
+
+def _utc(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _last_run(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "never"
+    run = runs[0]
+    detail = f": {run['error']}" if run.get("error") else ""
+    return f"{run['status']} at {_utc(run['finished'])}{detail}"
 
 
 async def functions(ns: argparse.Namespace) -> int:

@@ -31,7 +31,9 @@ from .commands import err as _err
 from .remote import RemoteError
 
 # The commands that act on the app in a folder (unless --url names a running deployment).
-_APP_COMMANDS = ("run", "env", "logs", "data", "webhooks", "export", "import", "functions")
+_APP_COMMANDS = (
+    "run", "env", "logs", "data", "webhooks", "export", "import", "functions", "crons",
+)  # fmt: skip
 
 
 def _version() -> str:
@@ -121,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     functions.add_argument("--format", choices=("table", "json"), default="table")
 
+    crons = app_command(
+        "crons", "List the cron jobs: schedule, target, next run and last run.", remote=True
+    )
+    crons.add_argument("action", choices=("list",))
+    crons.add_argument("--format", choices=("table", "json"), default="table")
+
     snapshots.add_arguments(
         app_command("export", "Save every table and file of the deployment to a ZIP snapshot.")
     )
@@ -164,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "env": commands.env,
             "webhooks": commands.webhooks,
             "functions": commands.functions,
+            "crons": commands.crons,
         }[ns.command]
         return _asyncio_run(command(ns))
     except AppLoadError as exc:

@@ -80,6 +80,10 @@ class Remote:
         found = self._request("GET", f"/api/data/{table}", params={"limit": limit, "order": order})
         return [from_convex_json(doc) for doc in found["documents"]]  # type: ignore[misc]
 
+    def crons(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._request("GET", "/api/crons")["crons"]
+        return found
+
     def webhooks(self, limit: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._request(
             "GET", "/api/webhooks", params={"limit": limit}

@@ -1,5 +1,5 @@
 """The Schedules page: pending, running and recent scheduled functions (cancel a pending
-one), updated live; and the app's cron jobs."""
+one), updated live; and the app's cron jobs with their next run and last runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import ids
+from ..background.crons import listing as cron_listing
 from ..database.system import SCHEDULED_FUNCTIONS
 from .web import Dashboard
 
@@ -50,6 +51,7 @@ async def page(d: Dashboard, request: Request) -> Response:
         {
             "title": "Schedules",
             "jobs": await _jobs(d),
+            "crons": await cron_listing(d.deployment.database),
             "notice": "Canceled." if done == "canceled" else None,
         },
     )

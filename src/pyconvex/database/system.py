@@ -19,6 +19,9 @@ WEBHOOK_EVENTS = "_webhook_events"
 API_KEYS = "_api_keys"
 # A sync session's mutations that ran, so that one sent again after a reconnect runs once.
 SESSION_REQUESTS = "_session_requests"
+# convex/crons.py's jobs (spec, next run, whether one is running) and their last runs.
+CRON_JOBS = "_cron_jobs"
+CRON_JOB_LOGS = "_cron_job_logs"
 # The Health page's counters: one document per process and 10-second bucket (metrics.py).
 METRICS = "_metrics"
 
@@ -131,4 +134,29 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
     )
     .index("by_start", ["start"])
     .index("by_process", ["process", "start"]),
+    CRON_JOBS: define_table(
+        {
+            "name": v.string(),
+            "function": v.string(),
+            "args": v.any(),
+            "schedule": v.string(),  # "every 600 s" or "cron 0 9 * * *"
+            "next_ts": v.float64(),  # when the next run is due (while running: this one's)
+            "state": v.union(v.literal("idle"), v.literal("running")),
+            "claimed_by": v.optional(v.string()),  # the worker running its action
+        }
+    )
+    .index("by_name", ["name"])
+    .index("by_due", ["state", "next_ts"]),
+    CRON_JOB_LOGS: define_table(
+        {
+            "name": v.string(),
+            "scheduled": v.float64(),
+            "finished": v.float64(),
+            "status": v.union(v.literal("success"), v.literal("failed"), v.literal("skipped")),
+            "result": v.optional(v.string()),  # JSON, cut at 1,000 characters
+            "error": v.optional(v.string()),
+            "log_lines": v.array(v.string()),  # at most 1,000 bytes in all
+            "skipped": v.optional(v.float64()),  # how many runs a "skipped" row stands for
+        }
+    ).index("by_name", ["name", "scheduled"]),
 }

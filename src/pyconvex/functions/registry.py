@@ -12,6 +12,7 @@ Modules import each other relatively (``from .model import helper``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.machinery
 import importlib.util
 import itertools
@@ -23,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..crons import CronJobs
 from ..errors import AppLoadError
 from ..schema import SchemaDefinition
 from .define import FunctionDefinition
+from .refs import function_path
 
 _generation = itertools.count(1)
 
@@ -39,6 +42,8 @@ class App:
     schema: SchemaDefinition | None = None
     http: Any = None
     auth_providers: list[Any] = field(default_factory=list)
+    #: ``convex/crons.py``'s jobs by name (``crons = cron_jobs()``), targets resolved.
+    crons: dict[str, Any] = field(default_factory=dict)
     package: str = ""
 
     def unload(self) -> None:
@@ -103,6 +108,7 @@ def load_app(functions_dir: str | os.PathLike[str]) -> App:
     app = App(root=root, package=f"_pyconvex_app_{next(_generation)}")
     try:
         _import_all(app)
+        _resolve_crons(app)
     except AppLoadError:
         app.unload()
         raise
@@ -118,6 +124,25 @@ def load_app(functions_dir: str | os.PathLike[str]) -> App:
             message = "".join(traceback.format_exception_only(exc)).strip()
         raise AppLoadError(message, file=file, line=line) from exc
     return app
+
+
+def _resolve_crons(app: App) -> None:
+    """Each cron job's target, now that every module is loaded: a mutation or an action."""
+    for name, job in app.crons.items():
+        file, _, line = job.defined_at.rpartition(":")
+        try:
+            path = function_path(job.target)
+        except (TypeError, ValueError) as exc:
+            raise AppLoadError(f"Cron job {name!r}: {exc}", file=file, line=int(line)) from None
+        fn = app.functions.get(path)
+        if fn is None or fn.kind == "query":
+            problem = "is a query" if fn is not None else "is not a function of this app"
+            raise AppLoadError(
+                f"Cron job {name!r}: {path} {problem}: a cron job runs a mutation or an action",
+                file=file,
+                line=int(line),
+            )
+        app.crons[name] = dataclasses.replace(job, function=path)
 
 
 def _import_all(app: App) -> None:
@@ -151,6 +176,11 @@ def _collect(app: App, module: types.ModuleType, module_path: str, file: Path) -
         app.schema = schema
     elif module_path == "http":
         app.http = getattr(module, "http", None)
+    elif module_path == "crons":
+        crons = getattr(module, "crons", None)
+        if crons is not None and not isinstance(crons, CronJobs):
+            raise AppLoadError("`crons` must be made with cron_jobs()", file=str(file))
+        app.crons = dict(crons.jobs) if crons is not None else {}
     elif module_path == "auth_config":
         providers = getattr(module, "providers", [])
         if not isinstance(providers, list):

@@ -25,6 +25,7 @@ Only public functions answer, unless the caller sends
     GET|HEAD /api/storage/ID     a stored file (anyone with the URL; ids are unguessable)
     POST /api/storage/upload?token=...   an upload through a generate_upload_url() URL
     GET /api/webhooks[?limit=50], GET /api/webhooks/ID, POST /api/webhooks/ID/replay
+    GET /api/crons               the cron jobs, their next run and last runs
     GET /api/data                the tables and their sizes
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
 
@@ -164,6 +165,8 @@ class ApiApp:
             return self._logs
         if path == "/api/sync_stats" and method == "GET":
             return self._sync_stats
+        if path == "/api/crons" and method == "GET":
+            return self._crons
         if (path == "/api/data" or path.startswith("/api/data/")) and method == "GET":
             return self._data
         if path.startswith("/api/webhooks") and method in ("GET", "POST"):
@@ -331,6 +334,15 @@ class ApiApp:
             "query_runs": queries.runs,
             "unchanged_runs": queries.unchanged_runs,
         })  # fmt: skip
+
+    # -- admin: cron jobs -------------------------------------------------------------------
+
+    async def _crons(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
+        if not admin:
+            raise _AdminRequired
+        from ..background.crons import listing
+
+        await send_json(send, 200, {"crons": await listing(self.backend.deployment.database)})
 
     # -- admin: data ------------------------------------------------------------------------
 
