@@ -30,6 +30,7 @@ GUIDES = [
     "storage.md",
     "scheduling.md",
     "crons.md",
+    "rate-limiting.md",
     "webhooks.md",
     "cors.md",
     "auth.md",

@@ -305,6 +305,12 @@ def test_api_key_protected_endpoint(app: App) -> None:
     assert granted.status_code == 200 and granted.json()["user_id"] == "user_42"
     [record] = [r for r in app.table("apiKeys") if r["user_id"] == "user_42"]
     assert key not in json.dumps(record) and record["last_used"] is not None
+    for _ in range(9):  # ten at once, with the one above
+        assert httpx.get(url, headers={"X-API-Key": key}).status_code == 200
+    limited = httpx.get(url, headers={"X-API-Key": key})
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "1"
+    other = app.call("mutation", "keys:create", {"user_id": "user_42", "name": "laptop"})
+    assert httpx.get(url, headers={"X-API-Key": other}).status_code == 200  # its own limit
     app.call("mutation", "keys:revoke_all", {"user_id": "user_42"})
     assert httpx.get(url, headers={"X-API-Key": key}).status_code == 403
 

@@ -31,7 +31,14 @@ import msgspec
 
 from . import values
 from .database import Database, DatabaseWriter
-from .database.system import CRON_JOB_LOGS, CRON_JOBS, METRICS, STORAGE, UPLOAD_TOKENS
+from .database.system import (
+    CRON_JOB_LOGS,
+    CRON_JOBS,
+    METRICS,
+    RATE_LIMITS,
+    STORAGE,
+    UPLOAD_TOKENS,
+)
 from .storage import BlobStore
 from .storage.base import CHUNK
 from .values import plain_json
@@ -39,9 +46,10 @@ from .values import plain_json
 FORMAT = 1
 META = "_pyconvex.json"
 BATCH = 500
-# Not the deployment's data: short-lived tokens, and the server's own metrics (a snapshot
-# moved elsewhere would show another deployment's traffic, and make it "not empty").
-SKIPPED = frozenset({UPLOAD_TOKENS, METRICS, CRON_JOBS, CRON_JOB_LOGS})
+# Not the deployment's data: short-lived tokens, the server's own metrics (a snapshot
+# moved elsewhere would show another deployment's traffic, and make it "not empty"), cron
+# jobs (made from convex/crons.py at start) and rate-limit state (it refills by itself).
+SKIPPED = frozenset({UPLOAD_TOKENS, METRICS, CRON_JOBS, CRON_JOB_LOGS, RATE_LIMITS})
 _encode = msgspec.json.Encoder(enc_hook=plain_json).encode
 
 # progress(kind, amount): kind is "documents" or "bytes"

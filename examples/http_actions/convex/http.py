@@ -5,7 +5,10 @@ import logging
 from pyconvex import HttpRouter, Response, cors_router, env, internal
 from pyconvex.auth import AuthenticationError
 from pyconvex.errors import BadRequestError
+from pyconvex.rate_limit import too_many_requests
 from pyconvex.webhooks import WebhookVerificationError, verify
+
+from . import keys
 
 http = HttpRouter()
 log = logging.getLogger("http_actions")
@@ -128,6 +131,10 @@ async def protected(ctx, request):
     owner = await ctx.run_mutation(internal.keys.validate, {"key": key})
     if owner is None:
         return Response.json({"error": "Invalid API key"}, status=403)
+    # Limited per key, not per caller: a key shared by many machines shares its limit.
+    status = await keys.limits.limit(ctx, "api", key=owner["user_id"] + "/" + owner["name"])
+    if not status["ok"]:
+        return too_many_requests(status)
     return Response.json({"message": "Access granted", "user_id": owner["user_id"]})
 
 

@@ -9,6 +9,12 @@ import secrets
 import time
 
 from pyconvex import internal_mutation, v
+from pyconvex.rate_limit import MINUTE, RateLimiter
+
+# Each key may make 10 requests at once, then one every second (60 a minute).
+limits = RateLimiter(
+    {"api": {"kind": "token bucket", "rate": 60, "period": MINUTE, "capacity": 10}}
+)
 
 
 def _hash(key):

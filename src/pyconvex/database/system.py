@@ -22,6 +22,8 @@ SESSION_REQUESTS = "_session_requests"
 # convex/crons.py's jobs (spec, next run, whether one is running) and their last runs.
 CRON_JOBS = "_cron_jobs"
 CRON_JOB_LOGS = "_cron_job_logs"
+# pyconvex.rate_limit's state: one row per (limit, key, shard).
+RATE_LIMITS = "_rate_limits"
 # The Health page's counters: one document per process and 10-second bucket (metrics.py).
 METRICS = "_metrics"
 
@@ -159,4 +161,13 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "skipped": v.optional(v.float64()),  # how many runs a "skipped" row stands for
         }
     ).index("by_name", ["name", "scheduled"]),
+    RATE_LIMITS: define_table(
+        {
+            "name": v.string(),
+            "key": v.union(v.string(), v.null()),
+            "shard": v.float64(),
+            "value": v.float64(),
+            "ts": v.float64(),
+        }
+    ).index("by_key", ["name", "key", "shard"]),
 }

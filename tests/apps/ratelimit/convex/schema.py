@@ -1,0 +1,3 @@
+from pyconvex import define_schema, define_table, v
+
+schema = define_schema({"messages": define_table({"user": v.string(), "text": v.string()})})
