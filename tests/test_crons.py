@@ -212,8 +212,19 @@ def test_crons_list_and_the_dashboard_show_each_job(tmp_path: Path, serve_app: A
 
     import httpx
 
+    from pyconvex.deployment import Deployment
+
     app = tmp_path / "app"
     shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-m", "pyconvex.cli.main", "crons", "list", "--app", str(app)]
+    before = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert before.returncode == 0 and "convex/crons.py defines 3" in before.stderr  # not served
+
+    async def serve_once() -> None:  # what dev or serve does at start: sets the jobs up
+        async with Deployment(app):
+            pass
+
+    asyncio.run(serve_once())
     listed = subprocess.run(
         [sys.executable, "-m", "pyconvex.cli.main", "crons", "list", "--app", str(app)],
         capture_output=True, text=True, timeout=60,
@@ -249,3 +260,70 @@ async def test_an_interval_job_keeps_its_time_to_the_last_fraction_of_a_second()
     async with t:
         await t.advance(120)
         assert await t.query("ticks:count", {"job": "interval"}) == 3
+
+
+async def test_changed_args_are_compared_as_stored_not_with_equals(t: ConvexTest) -> None:
+    from dataclasses import replace
+
+    from pyconvex import Int64
+
+    await t.start()
+    job = t.deployment.app.crons["every minute"]
+    for args, kind in (({"job": Int64(5)}, Int64), ({"job": 5}, int), ({"job": True}, bool)):
+        # 5 == Int64(5) == True in Python; as Convex values they are three different args.
+        await t.deployment.crons.sync({job.name: replace(job, args=args)})
+        [row] = await rows(t, CRON_JOBS)
+        assert type(row["args"]["job"]) is kind
+
+
+def test_cron_args_that_are_not_convex_values_are_refused_at_load(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(APP, app, ignore=shutil.ignore_patterns("__pycache__"))
+    crons = app / "convex" / "crons.py"
+    crons.write_text(
+        crons.read_text() + 'crons.hourly("s", internal.ticks.tick, {"job": {1, 2}})\n'
+    )
+
+    async def load() -> None:
+        async with ConvexTest(app):
+            pass
+
+    with pytest.raises(AppLoadError) as refused:
+        asyncio.run(load())
+    assert "cron job 's'" in str(refused.value) and refused.value.file.endswith("crons.py")
+
+
+async def test_a_slow_action_job_holds_up_no_other_job(t: ConvexTest) -> None:
+    await t.start()
+    queue = t.deployment.crons
+
+    async def slow(writer: Any) -> None:  # the hourly action, due now, made to take a while
+        system = writer.system_writer()
+        for row in await system.query(CRON_JOBS).collect():
+            if row["name"] == "hourly action":
+                await system.patch(row["_id"], {"function": "ticks:slowly", "next_ts": START})
+
+    await t.deployment.database.transact(slow)
+    await queue.run_due(START, 10)
+    assert len(queue.running) == 1  # the action runs on its own...
+    assert await t.query("ticks:count", {"job": "interval"}) == 1  # ...and the rest ran
+    await queue.settle()
+    assert await t.query("ticks:count", {"job": "slow"}) == 1 and not queue.running
+
+
+async def test_a_job_changed_while_its_action_runs_is_not_left_running(t: ConvexTest) -> None:
+    from dataclasses import replace
+
+    from pyconvex.background.cronspec import CronSpec
+    from pyconvex.crons import Calendar
+
+    await t.start()
+    queue, jobs = t.deployment.crons, t.deployment.app.crons
+    [row] = [r for r in await rows(t, CRON_JOBS) if r["name"] == "hourly action"]
+    assert await queue._claim(row)  # its run is in flight...
+    changed = replace(jobs["hourly action"], schedule=Calendar(CronSpec.parse("45 * * * *")))
+    await queue.sync({**jobs, "hourly action": changed})  # ...when a deploy changes it
+    await queue._finish(row, result="done", lines=[], claimed=True)
+    [after] = [r for r in await rows(t, CRON_JOBS) if r["name"] == "hourly action"]
+    assert after["state"] == "idle" and after["schedule"] == "cron 45 * * * *"
+    assert after["next_ts"] == START + 45 * 60  # the new schedule, after the run's time

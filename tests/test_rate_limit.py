@@ -147,3 +147,21 @@ def test_1000_concurrent_requests_on_two_workers_never_exceed_the_limit(
     finally:
         process.stop()
     assert statuses.count(200) == 100 and statuses.count(429) == 900
+
+
+async def test_a_limit_refills_by_the_tests_clock(t: ConvexTest) -> None:
+    for _ in range(3):
+        await t.mutation("limits:send", {"user": "ada", "text": "hi"})
+    assert (await t.query("limits:check", {"user": "ada"}))["ok"] is False
+    t.clock.advance(6)  # one token, at 10 a minute
+    assert (await t.query("limits:check", {"user": "ada"}))["ok"] is True
+
+
+async def test_what_one_call_may_take_and_two_shards_together(t: ConvexTest) -> None:
+    # "sharded": 600 a minute over 4 shards of 150; one call gets at most two shards' worth.
+    big = {"name": "sharded", "user": "ada", "count": 250}
+    assert (await t.mutation("limits:take_many", big))["ok"] is True  # two shards together
+    with pytest.raises(ValueError, match="count 301 exceeds 300"):
+        await t.mutation("limits:take_many", {**big, "count": 301})
+    booked = {"name": "booked", "user": "ada", "count": 3, "reserve": True}
+    assert (await t.mutation("limits:take_many", booked))["ok"] is True  # 1 now, 2 booked

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import values
 from .background.cronspec import CronSpec, CronSpecError
 
 _DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -111,6 +112,10 @@ class CronJobs:
                 raise CronDefinitionError(
                     f"A cron job's args must be a dict, not {type(args).__name__}"
                 )
+            try:
+                values.check_value(args, what=f"The args of cron job {name!r}")
+            except ValueError as exc:
+                raise CronDefinitionError(str(exc)) from None
         except CronDefinitionError as exc:
             raise CronDefinitionError(f"{where}: {exc}") from None
         self.jobs[name] = CronJob(name, ref, args, schedule, where)

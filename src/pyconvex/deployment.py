@@ -80,6 +80,7 @@ class Deployment:
         cloud_url: str = "http://127.0.0.1:3210",
         storage_url: str | None = None,
         max_upload: int | None = None,
+        sync_crons: bool = True,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.state_dir = self.app_dir / STATE_DIR
@@ -93,8 +94,10 @@ class Deployment:
         self._files: FileStorage | None = None
         # Made now, so tests can swap its clock before start; it runs jobs only once started.
         self.scheduler = Scheduler(self)
-        #: convex/crons.py's jobs: a work queue of the scheduler, kept in line at each (re)load.
+        #: convex/crons.py's jobs: a work queue of the scheduler, kept in line at each (re)load
+        #: by what serves the app (CLI commands that only look pass ``sync_crons=False``).
         self.crons = CronQueue(self.scheduler)
+        self.sync_crons = sync_crons
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = database_url_for(self.app_dir, database_url)
         self.limits = limits
@@ -204,7 +207,8 @@ class Deployment:
             self.scheduler.queues += [WebhookQueue(self), self.crons]
         set_process_default(env)
         try:
-            await self.crons.sync(app.crons)
+            if self.sync_crons:
+                await self.crons.sync(app.crons)
         except BaseException:
             await self.close()
             raise
@@ -239,6 +243,8 @@ class Deployment:
             database.schema = new.schema
             try:
                 await database.setup()
+                if self.sync_crons:  # before the switch: if it fails, nothing has changed
+                    await self.crons.sync(new.crons)
             except BaseException:
                 database.schema = previous_schema
                 raise
@@ -249,7 +255,6 @@ class Deployment:
         self.authenticator = authenticator
         self._executor = self._new_executor(new)
         old.unload()
-        await self.crons.sync(new.crons)
         for hook in self.on_reload:
             hook()
         return new

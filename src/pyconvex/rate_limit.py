@@ -36,6 +36,7 @@ HOUR = 3600.0
 DAY = 86400.0
 
 Kind = Literal["token bucket", "fixed window"]
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def calculate(
         else:
             value = min(state["value"] + (now - state["ts"]) * rate / config.period, capacity)
             ts = now
-        value -= count
+        value = _settled(value - count)
         retry = -value * config.period / rate if value < 0 else None
         return {"value": value, "ts": ts}, retry
     if state is None:
@@ -111,9 +112,15 @@ def calculate(
         windows = math.floor((now - state["ts"]) / config.period)
         ts = state["ts"] + windows * config.period
         value = min(state["value"] + rate * windows, capacity)
-    value -= count
+    value = _settled(value - count)
     retry = ts + config.period * math.ceil(-value / rate) - now if value < 0 else None
     return {"value": value, "ts": ts}, retry
+
+
+def _settled(value: float) -> float:
+    """Rounding, not a shortfall: exactly enough tokens, added up in floats, can come out
+    a hair below zero."""
+    return 0.0 if -EPSILON < value < 0 else value
 
 
 class RateLimiter:
@@ -151,8 +158,10 @@ class RateLimiter:
         answering ``ok: False``.
         """
         settings = self._config(name, config)
+        now = _now(ctx)
         status: dict[str, Any] = await _in_transaction(
-            ctx, lambda db: self._take(db, name, settings, key, count, reserve, throws, True)
+            ctx,
+            lambda db: self._take(db, name, settings, key, count, reserve, throws, True, now),
         )
         return status
 
@@ -169,9 +178,10 @@ class RateLimiter:
     ) -> dict[str, Any]:
         """What :meth:`limit` would answer, taking nothing (queries may call it too)."""
         settings = self._config(name, config)
+        now = _now(ctx)
         status: dict[str, Any] = await _in_transaction(
             ctx,
-            lambda db: self._take(db, name, settings, key, count, reserve, throws, False),
+            lambda db: self._take(db, name, settings, key, count, reserve, throws, False, now),
             write=False,
         )
         return status
@@ -188,11 +198,12 @@ class RateLimiter:
     async def get_value(self, ctx: Any, name: str, *, key: str | None = None) -> dict[str, Any]:
         """``{"value", "ts", "shard", "config"}`` of one shard, as of now."""
         settings = self._config(name, None)
+        now = _now(ctx)
 
         async def read(db: Any) -> dict[str, Any]:
             shard = random.randrange(settings.shards)
             row = await _row(db, name, key, shard)
-            state, _ = calculate(_state(row), settings, time.time(), 0)
+            state, _ = calculate(_state(row), settings, now, 0)
             return {**state, "shard": shard, "config": settings.__dict__}
 
         value: dict[str, Any] = await _in_transaction(ctx, read, write=False)
@@ -208,22 +219,34 @@ class RateLimiter:
         reserve: bool,
         throws: bool,
         write: bool,
+        now: float,
     ) -> dict[str, Any]:
         _, capacity, max_reserved = config.sharded()
-        factor = config.shards / 2 if config.shards >= 3 else 1
-        if count > capacity * factor:
-            raise ValueError(f"Rate limit {name} count {count} exceeds {capacity * factor}")
-        now = time.time()
+        # One call gets at most one shard's capacity, or two shards' when there are 3 or
+        # more (the second choice); more could never be granted, unless booked ahead.
+        most = capacity * (2 if config.shards >= 3 else 1)
+        if reserve:
+            most = math.inf if max_reserved is None else most + max_reserved
+        if count > most:
+            raise ValueError(f"Rate limit {name} count {count} exceeds {most}")
         shard = random.randrange(config.shards)
         row = await _row(db, name, key, shard)
         state, retry = calculate(_state(row), config, now, count)
+        taken = [(shard, row, state)]
+        # Power of two choices: with 3 shards or more, a shard that cannot serve the call is
+        # compared with a second one (only then: a shard that can is the common case).
         if retry is not None and config.shards >= 3:
-            # Power of two choices: a second shard, and the one with more left.
             other = (shard + 1 + random.randrange(config.shards - 1)) % config.shards
             other_row = await _row(db, name, key, other)
             other_state, other_retry = calculate(_state(other_row), config, now, count)
             if other_retry is None or other_retry < retry:
-                shard, row, state, retry = other, other_row, other_state, other_retry
+                taken, retry, state = [(other, other_row, other_state)], other_retry, other_state
+            if retry is not None:
+                both = _combined(
+                    config, now, count, (shard, row), (other, other_row)
+                )  # neither alone: together, left balanced
+                if both is not None:
+                    taken, retry = both, None
         if retry is not None:
             too_many = max_reserved is not None and -state["value"] > max_reserved
             if not reserve or too_many:
@@ -231,12 +254,34 @@ class RateLimiter:
                     raise ConvexError({"kind": "RateLimited", "name": name, "retry_after": retry})
                 return {"ok": False, "retry_after": retry}
         if write:
-            fields = {**state, "name": name, "key": key, "shard": float(shard)}
-            if row is None:
-                await db.insert(RATE_LIMITS, fields)
-            else:
-                await db.patch(row["_id"], state)
+            for number, old, new in taken:
+                if old is None:
+                    fields = {**new, "name": name, "key": key, "shard": float(number)}
+                    await db.insert(RATE_LIMITS, fields)
+                else:
+                    await db.patch(old["_id"], new)
         return {"ok": True, "retry_after": retry}
+
+
+def _combined(
+    config: Config, now: float, count: float, *shards: tuple[int, dict[str, Any] | None]
+) -> list[tuple[int, dict[str, Any] | None, dict[str, float]]] | None:
+    """``count`` taken from two shards together, leaving them equal; None if they hold less."""
+    refilled = [(n, row, calculate(_state(row), config, now, 0)[0]) for n, row in shards]
+    left = sum(state["value"] for _, _, state in refilled) - count
+    if left < -EPSILON:
+        return None
+    return [(n, row, {**state, "value": left / 2}) for n, row, state in refilled]
+
+
+def _now(ctx: Any) -> float:
+    """The deployment's clock (a test's, in ConvexTest), else the time."""
+    try:
+        clock = ctx._executor.scheduler.clock
+    except (AttributeError, RuntimeError):
+        return time.time()
+    now: float = clock()
+    return now
 
 
 def _state(row: dict[str, Any] | None) -> dict[str, float] | None:

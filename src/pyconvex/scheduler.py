@@ -331,6 +331,10 @@ class Scheduler:
         worker, self._worker = self._worker, None
         await cancel_and_wait(worker)
         await cancel_and_wait(*self._running.values(), *self._queue_tasks.values())
+        for queue in self.queues:
+            stop = getattr(queue, "stop", None)  # a queue with work of its own in flight
+            if stop is not None:
+                await stop()
 
     async def _work(self, concurrency: int) -> None:
         await self.database.persistence.listen(CHANNEL, self.wake)

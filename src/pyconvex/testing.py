@@ -225,6 +225,7 @@ class ConvexTest:
             for job in due:
                 await scheduler.run_job(job)
             events = await scheduler.run_queues(now, 1000)
+            await self.deployment.crons.settle()  # cron actions run on their own
             if not due and not events:
                 return ran
             ran += len(due) + events

@@ -15,6 +15,7 @@ WARN line saying how many. The last ``KEPT_RUNS`` runs of each job are kept.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from ..errors import ConflictError
 from ..functions.context import Auth
 from ..functions.logs import Execution, LogLine, current_execution
 from ..scheduler import describe_failure
+from ..tasks import cancel_and_wait
 from .cronspec import CronSpec
 
 if TYPE_CHECKING:
@@ -71,6 +73,8 @@ class CronQueue:
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
+        #: Action runs in flight: each runs on its own, so a slow one holds up no other job.
+        self.running: set[asyncio.Task[None]] = set()
 
     @property
     def database(self) -> Database:
@@ -99,8 +103,10 @@ class CronQueue:
                     await system.insert(
                         CRON_JOBS, {"name": name, **fields, "next_ts": first, "state": "idle"}
                     )
-                elif any(row[key] != value for key, value in fields.items()):
-                    await system.patch(row["_id"], {**fields, "next_ts": first})
+                elif _canonical(_definition(row)) != _canonical(fields):
+                    # A run in flight finishes under its claim, then follows the new schedule.
+                    moved = {} if row["state"] == "running" else {"next_ts": first}
+                    await system.patch(row["_id"], {**fields, **moved})
             for row in existing.values():
                 await system.delete(row["_id"])
                 for log in await _logs(system, row["name"]).collect():
@@ -122,13 +128,23 @@ class CronQueue:
             try:
                 fn = self.executor.resolve(row["function"])
             except Exception as exc:  # the code changed under it: a failed run, move on
-                await self._finish(row, now, error=exc, lines=[], expect="idle")
+                await self._finish(row, error=exc, lines=[], claimed=False)
                 continue
             if fn.kind == "mutation":
-                await self._run_mutation(row, now)
-            else:
-                await self._run_action(row, now)
+                await self._run_mutation(row)
+            elif await self._claim(row):
+                task = asyncio.create_task(self._run_action(row))
+                self.running.add(task)
+                task.add_done_callback(self.running.discard)
         return len(rows)
+
+    async def settle(self) -> None:
+        """Wait for the action runs in flight (tests: all that was due has then run)."""
+        while self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*self.running)
 
     async def recover(self) -> int:
         """Action runs a stopped worker left ``running``: failed, and on to the next run."""
@@ -146,7 +162,7 @@ class CronQueue:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def _run_mutation(self, row: dict[str, Any], now: float) -> None:
+    async def _run_mutation(self, row: dict[str, Any]) -> None:
         executor = self.executor
         executions: list[Execution] = []
 
@@ -175,6 +191,7 @@ class CronQueue:
                 error = exc
             finally:
                 current_execution.reset(token)
+            now = self.scheduler.clock()
             await self._record(
                 system, current, now, result=result, error=error, lines=execution.lines
             )
@@ -185,7 +202,8 @@ class CronQueue:
             for execution in executions:
                 execution.finish()
 
-    async def _run_action(self, row: dict[str, Any], now: float) -> None:
+    async def _claim(self, row: dict[str, Any]) -> bool:
+        """Mark an action job running under this worker, if it is still due as read."""
         worker = await self.scheduler.claimant()
 
         async def claim(writer: DatabaseWriter) -> bool:
@@ -200,8 +218,10 @@ class CronQueue:
             await system.patch(row["_id"], {"state": "running", "claimed_by": worker})
             return True
 
-        if not await self.database.transact(claim):
-            return
+        claimed: bool = await self.database.transact(claim)
+        return claimed
+
+    async def _run_action(self, row: dict[str, Any]) -> None:
         executor = self.executor
         execution = executor.execution(row["function"])
         token = current_execution.set(execution)
@@ -214,29 +234,32 @@ class CronQueue:
         finally:
             current_execution.reset(token)
             execution.finish()
-        await self._finish(
-            row, now, result=result, error=error, lines=execution.lines, expect="running"
-        )
+        await self._finish(row, result=result, error=error, lines=execution.lines, claimed=True)
 
     async def _finish(
         self,
         row: dict[str, Any],
-        now: float,
         *,
         result: Any = None,
         error: BaseException | str | None = None,
         lines: list[LogLine],
-        expect: str,
+        claimed: bool,
     ) -> None:
+        """Record a run made outside the row's transaction: an action under this worker's
+        claim (a deploy may have changed the job meanwhile), or a job that could not start."""
+        worker = self.scheduler.worker_id
+
         async def record(writer: DatabaseWriter) -> None:
             system = writer.system_writer()
             current = await system.get(row["_id"])
-            if (
-                current is None
-                or current["state"] != expect
-                or current["next_ts"] != row["next_ts"]
-            ):
+            if current is None:
                 return
+            if claimed:
+                if current["state"] != "running" or current.get("claimed_by") != worker:
+                    return
+            elif current["state"] != "idle" or current["next_ts"] != row["next_ts"]:
+                return
+            now = self.scheduler.clock()
             await self._record(system, current, now, result=result, error=error, lines=lines)
 
         await self.database.transact(record)
@@ -314,6 +337,16 @@ async def listing(database: Database) -> list[dict[str, Any]]:
                 }
             )
     return found
+
+
+def _definition(row: dict[str, Any]) -> dict[str, Any]:
+    return {"function": row["function"], "args": row["args"], "schedule": row["schedule"]}
+
+
+def _canonical(fields: dict[str, Any]) -> bytes:
+    """Compared as stored, not with ``==``: 5 and Int64(5), True and 1 are different
+    arguments, and a NaN is equal to itself."""
+    return values.dumps(fields, wire=False)
 
 
 def _logs(reader: DatabaseReader, name: str) -> Any:

@@ -63,7 +63,7 @@ async def run(ns: argparse.Namespace) -> int:
         if "errorData" in result:
             err.print(json.dumps(result["errorData"], indent=2), markup=False)
         return 1
-    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+    async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
         lines: list[LogLine] = []
         deployment.log_sinks.append(lines.extend)
         install_capture()
@@ -193,7 +193,7 @@ async def webhooks(ns: argparse.Namespace) -> int:
         remote.replay(ns.id)
         err.print(f"[green]✔ {ns.id} will be processed again[/]")
         return 0
-    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+    async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
         try:
             if ns.action == "list":
                 found = [events.summary(r) for r in await events.recent(deployment, ns.limit)]
@@ -256,7 +256,7 @@ async def data(ns: argparse.Namespace) -> int:
         return _print_documents(
             ns.table, remote.documents(ns.table, max(ns.limit, 0), ns.order), ns.format
         )
-    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+    async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
         database = deployment.database
         tables = await database.tables()
         if ns.table is None:
@@ -306,16 +306,25 @@ def _print_documents(table: str, docs: list[dict[str, Any]], format: str) -> int
 async def crons(ns: argparse.Namespace) -> int:
     from ..background.crons import listing as cron_listing
 
+    defined = 0
     if ns.url:
         found = Remote(ns.url, ns.app, ns.admin_key).crons()
     else:
-        async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+        # What the deployment runs (a served app syncs it), not what this checkout says.
+        async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
             found = await cron_listing(deployment.database)
+            defined = len(deployment.app.crons)
     if ns.format == "json":
         print(json.dumps(found, indent=2, ensure_ascii=False))
         return 0
     if not found:
-        err.print("There are no cron jobs (convex/crons.py defines none).")
+        if defined:
+            err.print(
+                f"No cron jobs are set up yet: convex/crons.py defines {defined}, set up when "
+                "the app is served (pyconvex dev or serve)."
+            )
+        else:
+            err.print("There are no cron jobs (convex/crons.py defines none).")
         return 0
     output.print_table(
         out,
@@ -347,7 +356,7 @@ def _last_run(runs: list[dict[str, Any]]) -> str:
 
 
 async def functions(ns: argparse.Namespace) -> int:
-    async with Deployment(ns.app, database_url=ns.database_url) as deployment:
+    async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
         found = listing.describe(deployment.app)
     if ns.format == "json":
         print(json.dumps(found, indent=2, ensure_ascii=False))

@@ -66,7 +66,7 @@ async def export(ns: argparse.Namespace, console: Console) -> int:
 async def import_(ns: argparse.Namespace, console: Console) -> int:
     total = sum(snapshot.read_meta(ns.file)["tables"].values())
     async with Deployment(
-        ns.app, database_url=ns.database_url, storage_url=ns.storage_url
+        ns.app, database_url=ns.database_url, storage_url=ns.storage_url, sync_crons=False
     ) as deployment:
         # snapshot.import_ refuses too, but only once the bar is drawn: say it first.
         present = await snapshot.table_sizes(deployment.database)

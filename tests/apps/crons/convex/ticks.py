@@ -35,3 +35,11 @@ async def count(ctx, args):
 @query(args={"job": v.string()})
 async def times(ctx, args):
     return sorted(t["at"] for t in await ctx.db.query("ticks").collect() if t["job"] == args["job"])
+
+
+@internal_action
+async def slowly(ctx, args):
+    import asyncio
+
+    await asyncio.sleep(0.3)  # long enough to be running while the other jobs run
+    await ctx.run_mutation("ticks:tick", {"job": "slow"})

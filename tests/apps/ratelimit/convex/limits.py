@@ -43,3 +43,17 @@ async def take_from_action(ctx, args):
 @mutation(args={"user": v.string()})
 async def reset(ctx, args):
     await limiter.reset(ctx, "send", key=args["user"])
+
+
+@mutation(
+    args={
+        "name": v.string(),
+        "user": v.string(),
+        "count": v.number(),
+        "reserve": v.optional(v.boolean()),
+    }
+)
+async def take_many(ctx, args):
+    return await limiter.limit(
+        ctx, args["name"], key=args["user"], count=args["count"], reserve=args.get("reserve", False)
+    )
