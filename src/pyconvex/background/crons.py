@@ -170,11 +170,7 @@ class CronQueue:
             executions.clear()
             system = writer.system_writer()
             current = await system.get(row["_id"])
-            if (
-                current is None
-                or current["state"] != "idle"
-                or current["next_ts"] != row["next_ts"]
-            ):
+            if current is None or not _still_due(current, row):
                 return  # another process ran it, or a deploy changed it
             execution = executor.execution(row["function"])
             executions.append(execution)
@@ -209,11 +205,7 @@ class CronQueue:
         async def claim(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
             current = await system.get(row["_id"])
-            if (
-                current is None
-                or current["state"] != "idle"
-                or current["next_ts"] != row["next_ts"]
-            ):
+            if not _still_due(current, row):
                 return False
             await system.patch(row["_id"], {"state": "running", "claimed_by": worker})
             return True
@@ -257,7 +249,7 @@ class CronQueue:
             if claimed:
                 if current["state"] != "running" or current.get("claimed_by") != worker:
                     return
-            elif current["state"] != "idle" or current["next_ts"] != row["next_ts"]:
+            elif not _still_due(current, row):
                 return
             now = self.scheduler.clock()
             await self._record(system, current, now, result=result, error=error, lines=lines)
@@ -337,6 +329,13 @@ async def listing(database: Database) -> list[dict[str, Any]]:
                 }
             )
     return found
+
+
+def _still_due(current: dict[str, Any] | None, row: dict[str, Any]) -> bool:
+    """Whether the job read as due (``row``) still is, as this transaction sees it."""
+    return (
+        current is not None and current["state"] == "idle" and current["next_ts"] == row["next_ts"]
+    )
 
 
 def _definition(row: dict[str, Any]) -> dict[str, Any]:
