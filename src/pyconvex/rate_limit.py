@@ -157,13 +157,7 @@ class RateLimiter:
         ``throws=True`` raises ``ConvexError({"kind": "RateLimited", ...})`` instead of
         answering ``ok: False``.
         """
-        settings = self._config(name, config)
-        now = _now(ctx)
-        status: dict[str, Any] = await _in_transaction(
-            ctx,
-            lambda db: self._take(db, name, settings, key, count, reserve, throws, True, now),
-        )
-        return status
+        return await self._status(ctx, name, key, count, reserve, throws, config, write=True)
 
     async def check(
         self,
@@ -177,12 +171,26 @@ class RateLimiter:
         config: Any = None,
     ) -> dict[str, Any]:
         """What :meth:`limit` would answer, taking nothing (queries may call it too)."""
+        return await self._status(ctx, name, key, count, reserve, throws, config, write=False)
+
+    async def _status(
+        self,
+        ctx: Any,
+        name: str,
+        key: str | None,
+        count: float,
+        reserve: bool,
+        throws: bool,
+        config: Any,
+        *,
+        write: bool,
+    ) -> dict[str, Any]:
         settings = self._config(name, config)
         now = _now(ctx)
         status: dict[str, Any] = await _in_transaction(
             ctx,
-            lambda db: self._take(db, name, settings, key, count, reserve, throws, False, now),
-            write=False,
+            lambda db: self._take(db, name, settings, key, count, reserve, throws, write, now),
+            write=write,
         )
         return status
 

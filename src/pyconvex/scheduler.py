@@ -308,10 +308,11 @@ class Scheduler:
         swept: int = await self.database.transact(sweep)
         return swept
 
-    async def next_due(self) -> float | None:
-        """When the next job or queued item (webhook event, say) is due, or None."""
+    async def next_due(self, *, without: WorkQueue | None = None) -> float | None:
+        """When the next job or queued item (webhook event, say) is due, or None; leaving
+        out the queue ``without`` (cron jobs, which come round forever)."""
         times = [await self.next_time()]
-        times += [await queue.next_due() for queue in self.queues]
+        times += [await queue.next_due() for queue in self.queues if queue is not without]
         return min((t for t in times if t is not None), default=None)
 
     async def run_queues(self, now: float, limit: int = QUEUE_BATCH) -> int:

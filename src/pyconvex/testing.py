@@ -242,11 +242,7 @@ class ConvexTest:
         scheduler = self.deployment.scheduler
         for _ in range(max_rounds):
             ran += await self.finish_scheduled_functions(max_rounds=max_rounds)
-            times = [await scheduler.next_time()]
-            times += [
-                await q.next_due() for q in scheduler.queues if q is not self.deployment.crons
-            ]
-            upcoming = min((t for t in times if t is not None), default=None)
+            upcoming = await scheduler.next_due(without=self.deployment.crons)
             if upcoming is None:
                 return ran
             self.clock.set(upcoming)

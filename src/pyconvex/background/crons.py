@@ -215,17 +215,13 @@ class CronQueue:
 
     async def _run_action(self, row: dict[str, Any]) -> None:
         executor = self.executor
-        execution = executor.execution(row["function"])
-        token = current_execution.set(execution)
         result: Any = None
         error: Exception | None = None
-        try:
-            result = await executor.run(row["function"], row["args"])
-        except Exception as exc:
-            error = exc
-        finally:
-            current_execution.reset(token)
-            execution.finish()
+        with executor.executing(row["function"]) as execution:
+            try:
+                result = await executor.run(row["function"], row["args"])
+            except Exception as exc:
+                error = exc
         await self._finish(row, result=result, error=error, lines=execution.lines, claimed=True)
 
     async def _finish(

@@ -12,7 +12,6 @@ from ..auth import UserIdentity
 from ..errors import PyConvexError
 from ..functions import Auth
 from ..functions.failures import client_message
-from ..functions.logs import current_execution
 from ..listing import describe
 from .data import parse_json
 from .web import Dashboard, pretty_json
@@ -68,9 +67,7 @@ async def run(d: Dashboard, request: Request) -> Response:
     except PyConvexError as exc:
         return await function_page(d, request, context={**page, "error": str(exc)}, status=400)
     executor = d.deployment.executor
-    execution = executor.execution(name)
-    token = current_execution.set(execution)
-    try:
+    with executor.executing(name) as execution:
         try:
             value = await executor.run(name, args, auth=auth)
             page["result"] = pretty_json(value)
@@ -80,7 +77,4 @@ async def run(d: Dashboard, request: Request) -> Response:
             )
         page["log_lines"] = list(execution.lines)
         page["request_id"] = execution.request_id
-    finally:
-        current_execution.reset(token)
-        execution.finish()
     return await function_page(d, request, context=page)
