@@ -31,6 +31,7 @@ GUIDES = [
     "scheduling.md",
     "crons.md",
     "rate-limiting.md",
+    "workpools.md",
     "webhooks.md",
     "cors.md",
     "auth.md",

@@ -269,8 +269,8 @@ async def make_backlog(deployment: Deployment, late: float) -> None:
     """A job due ``late``, one due in an hour, and webhook events in three states."""
 
     async def backlog(writer: Any) -> None:
-        await deployment.scheduler.schedule_in(writer, late, "counters:reset", {})
-        await deployment.scheduler.schedule_in(writer, time.time() + 3600, "counters:reset", {})
+        await deployment.jobs.schedule_in(writer, late, "counters:reset", {})
+        await deployment.jobs.schedule_in(writer, time.time() + 3600, "counters:reset", {})
         for status in ("pending", "processing", "succeeded"):
             await writer.system_writer().insert(
                 WEBHOOK_EVENTS,

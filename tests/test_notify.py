@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import eventually
-from pyconvex import scheduler
+from pyconvex.background import worker as scheduler
 from pyconvex.deployment import Deployment
 from pyconvex.persistence.postgres import PostgresPersistence
 

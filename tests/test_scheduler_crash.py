@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from conftest import api_call, wait_until
-from pyconvex.scheduler import CUT_OFF
+from pyconvex.background.scheduled import CUT_OFF
 from test_cli_serving import WEB, Process
 
 

@@ -18,6 +18,10 @@ from types import TracebackType
 
 from .auth import Authenticator, ProviderConfigError, parse_providers
 from .background.crons import CronQueue
+from .background.pools import CompletionQueue, PoolQueue
+from .background.scheduled import ScheduledQueue
+from .background.webhooks import WebhookQueue
+from .background.worker import Worker
 from .database import Database
 from .env import EnvStore, forget_process_default, process_default, set_process_default
 from .errors import AppLoadError
@@ -25,9 +29,7 @@ from .functions import App, Executor, TimeLimits, load_app
 from .functions.executor import CallObserver
 from .functions.logs import LogLine, Sink
 from .persistence import open_persistence
-from .scheduler import Scheduler
 from .storage import FileStorage, open_blob_store
-from .webhooks.processing import WebhookQueue
 
 DEFAULT_FUNCTIONS_DIR = "convex"
 STATE_DIR = ".pyconvex"
@@ -92,11 +94,21 @@ class Deployment:
         self.log_sinks: list[Sink] = []
         self._env: EnvStore | None = None
         self._files: FileStorage | None = None
-        # Made now, so tests can swap its clock before start; it runs jobs only once started.
-        self.scheduler = Scheduler(self)
+        # The background layer, handed this deployment as its Host (database, executor).
+        # Made now, so tests can swap its clock before start; it runs work only once started.
+        self.scheduler = Worker(self)
+        #: ``ctx.scheduler``'s jobs (``_scheduled_functions``).
+        self.jobs = ScheduledQueue(self.scheduler)
         #: convex/crons.py's jobs: a work queue of the scheduler, kept in line at each (re)load
         #: by what serves the app (CLI commands that only look pass ``sync_crons=False``).
         self.crons = CronQueue(self.scheduler)
+        self.scheduler.queues += [
+            self.jobs,
+            WebhookQueue(self.scheduler),
+            PoolQueue(self.scheduler),
+            CompletionQueue(self.scheduler),
+            self.crons,
+        ]
         self.sync_crons = sync_crons
         self.functions_dir = self.app_dir / functions_dir
         self.database_url = database_url_for(self.app_dir, database_url)
@@ -203,8 +215,6 @@ class Deployment:
         self._app, self._database, self._env, self._files = app, database, env, files
         self.authenticator = authenticator
         self._executor = self._new_executor(app)
-        if not self.scheduler.queues:
-            self.scheduler.queues += [WebhookQueue(self), self.crons]
         set_process_default(env)
         try:
             if self.sync_crons:
@@ -222,7 +232,7 @@ class Deployment:
             env=self._env,
             log_sink=self.emit_logs,
             files=self._files,
-            scheduler=self.scheduler,
+            scheduler=self.jobs,
             call_observers=self.call_observers,
         )
 

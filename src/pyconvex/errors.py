@@ -100,6 +100,15 @@ class ConflictError(PyConvexError):
     """A transaction could not commit because of a concurrent one (retryable)."""
 
 
+class NonRetryableError(PyConvexError):
+    """Raised by background work (a work pool's action, a webhook handler) to fail at once:
+    no retry is attempted, whatever attempts are left.
+
+        if response.status_code == 404:
+            raise NonRetryableError("the customer is gone")
+    """
+
+
 class StoreUnavailableError(PyConvexError):
     """The database cannot be reached (restarting, network down): try again shortly.
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from .database.system import RATE_LIMITS
 from .errors import ConvexError
+from .functions.context import in_system_transaction
 from .http.response import Response
 
 SECOND = 1.0
@@ -187,10 +188,11 @@ class RateLimiter:
     ) -> dict[str, Any]:
         settings = self._config(name, config)
         now = _now(ctx)
-        status: dict[str, Any] = await _in_transaction(
+        status: dict[str, Any] = await in_system_transaction(
             ctx,
             lambda db: self._take(db, name, settings, key, count, reserve, throws, write, now),
             write=write,
+            what="A rate limit",
         )
         return status
 
@@ -201,7 +203,7 @@ class RateLimiter:
             for row in await _rows(db, name, key):
                 await db.delete(row["_id"])
 
-        await _in_transaction(ctx, forget)
+        await in_system_transaction(ctx, forget, what="A rate limit")
 
     async def get_value(self, ctx: Any, name: str, *, key: str | None = None) -> dict[str, Any]:
         """``{"value", "ts", "shard", "config"}`` of one shard, as of now."""
@@ -214,7 +216,7 @@ class RateLimiter:
             state, _ = calculate(_state(row), settings, now, 0)
             return {**state, "shard": shard, "config": settings.__dict__}
 
-        value: dict[str, Any] = await _in_transaction(ctx, read, write=False)
+        value: dict[str, Any] = await in_system_transaction(ctx, read, write=False)
         return value
 
     async def _take(
@@ -312,22 +314,6 @@ async def _rows(db: Any, name: str, key: str | None) -> list[dict[str, Any]]:
         .collect()
     )
     return rows
-
-
-async def _in_transaction(ctx: Any, body: Any, *, write: bool = True) -> Any:
-    """Run ``body(system db)`` in the mutation's transaction (a query's snapshot), or in a
-    transaction of its own from an action."""
-    db = getattr(ctx, "db", None)
-    if db is not None:
-        if write and not hasattr(db, "system_writer"):
-            raise TypeError("A rate limit is taken in a mutation or an action, not a query")
-        return await body(db.system_writer() if write else db.system)
-    database = ctx._executor.database  # an action: no transaction of its own
-
-    async def run(writer: Any) -> Any:
-        return await body(writer.system_writer())
-
-    return await database.transact(run)
 
 
 def too_many_requests(status: dict[str, Any], message: str = "Too many requests") -> Response:

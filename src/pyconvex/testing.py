@@ -213,22 +213,19 @@ class ConvexTest:
             t.clock.advance(3600)                            # an hour later...
             await t.finish_scheduled_functions()             # ...the reminders run
 
-        Recorded webhook events due by then are processed too. Returns how many
-        jobs and events ran. Jobs run one after another, in scheduled order.
+        Recorded webhook events, work pool items and cron runs due by then are processed
+        too. Returns how many ran. Due mutations run one after another, in scheduled order;
+        due actions run side by side, and are waited for.
         """
         await self.start()
         scheduler = self.deployment.scheduler
         ran = 0
         for _ in range(max_rounds):
-            now = self.clock.now()
-            due = await scheduler.due(now, 1000)
-            for job in due:
-                await scheduler.run_job(job)
-            events = await scheduler.run_queues(now, 1000)
-            await self.deployment.crons.settle()  # cron actions run on their own
-            if not due and not events:
+            taken = await scheduler.run_queues(self.clock.now(), 1000)
+            await scheduler.settle()  # actions run on their own tasks
+            if not taken:
                 return ran
-            ran += len(due) + events
+            ran += taken
         raise RuntimeError(
             f"Scheduled functions were still due after {max_rounds} rounds: "
             "does a job keep scheduling itself with no delay?"

@@ -26,14 +26,14 @@ from ..database.system import CRON_JOB_LOGS, CRON_JOBS
 from ..errors import ConflictError
 from ..functions.context import Auth
 from ..functions.logs import Execution, LogLine, current_execution
-from ..scheduler import describe_failure
 from ..tasks import cancel_and_wait
 from .cronspec import CronSpec
+from .items import describe_failure
 
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
     from ..functions import Executor
-    from ..scheduler import Scheduler
+    from .worker import Worker
 
 KEPT_RUNS = 5
 MAX_RESULT = 1000
@@ -69,20 +69,20 @@ def _due(reader: DatabaseReader, until: float | None = None) -> Any:
 
 
 class CronQueue:
-    """The :class:`~pyconvex.scheduler.WorkQueue` of cron jobs (given its scheduler)."""
+    """The :class:`~pyconvex.background.worker.WorkQueue` of cron jobs."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
         #: Action runs in flight: each runs on its own, so a slow one holds up no other job.
         self.running: set[asyncio.Task[None]] = set()
 
     @property
     def database(self) -> Database:
-        return self.scheduler.database
+        return self.worker.database
 
     @property
     def executor(self) -> Executor:
-        return self.scheduler.executor
+        return self.worker.executor
 
     # -- deploying -------------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ class CronQueue:
         """Bring ``_cron_jobs`` in line with the app's jobs, by name: new ones are added
         (first run from now), changed ones get their next run from now, removed ones go
         with their logs. Unchanged ones keep their next run, however many processes start."""
-        now = self.scheduler.clock()
+        now = self.worker.clock()
 
         async def apply(writer: DatabaseWriter) -> None:
             system = writer.system_writer()
@@ -148,12 +148,12 @@ class CronQueue:
 
     async def recover(self) -> int:
         """Action runs a stopped worker left ``running``: failed, and on to the next run."""
-        now = self.scheduler.clock()
+        now = self.worker.clock()
 
         async def fail(system: DatabaseWriter, row: dict[str, Any]) -> None:
             await self._record(system, row, now, error=CUT_OFF, lines=[])
 
-        return await self.scheduler.sweep_abandoned(
+        return await self.worker.sweep_abandoned(
             lambda reader: reader.query(CRON_JOBS).with_index(
                 "by_due", lambda q: q.eq("state", "running")
             ),
@@ -187,7 +187,7 @@ class CronQueue:
                 error = exc
             finally:
                 current_execution.reset(token)
-            now = self.scheduler.clock()
+            now = self.worker.clock()
             await self._record(
                 system, current, now, result=result, error=error, lines=execution.lines
             )
@@ -200,7 +200,7 @@ class CronQueue:
 
     async def _claim(self, row: dict[str, Any]) -> bool:
         """Mark an action job running under this worker, if it is still due as read."""
-        worker = await self.scheduler.claimant()
+        worker = await self.worker.claimant()
 
         async def claim(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
@@ -235,7 +235,7 @@ class CronQueue:
     ) -> None:
         """Record a run made outside the row's transaction: an action under this worker's
         claim (a deploy may have changed the job meanwhile), or a job that could not start."""
-        worker = self.scheduler.worker_id
+        worker = self.worker.worker_id
 
         async def record(writer: DatabaseWriter) -> None:
             system = writer.system_writer()
@@ -247,7 +247,7 @@ class CronQueue:
                     return
             elif not _still_due(current, row):
                 return
-            now = self.scheduler.clock()
+            now = self.worker.clock()
             await self._record(system, current, now, result=result, error=error, lines=lines)
 
         await self.database.transact(record)

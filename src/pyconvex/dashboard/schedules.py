@@ -64,6 +64,6 @@ async def jobs(d: Dashboard, request: Request) -> Response:
 async def cancel(d: Dashboard, request: Request) -> Response:
     job_id = request.path_params["job_id"]
     if ids.is_id_of(job_id, SCHEDULED_FUNCTIONS):
-        scheduler = d.deployment.scheduler
-        await d.deployment.database.transact(lambda w: scheduler.cancel_in(w, job_id), system=True)
+        jobs = d.deployment.jobs
+        await d.deployment.database.transact(lambda w: jobs.cancel_in(w, job_id), system=True)
     return d.redirect("/schedules?done=canceled")

@@ -24,6 +24,8 @@ CRON_JOBS = "_cron_jobs"
 CRON_JOB_LOGS = "_cron_job_logs"
 # pyconvex.rate_limit's state: one row per (limit, key, shard).
 RATE_LIMITS = "_rate_limits"
+# pyconvex.workpool's items: one row per enqueued function, kept a day after it finished.
+WORKPOOL_WORK = "_workpool_work"
 # The Health page's counters: one document per process and 10-second bucket (metrics.py).
 METRICS = "_metrics"
 
@@ -161,6 +163,33 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "skipped": v.optional(v.float64()),  # how many runs a "skipped" row stands for
         }
     ).index("by_name", ["name", "scheduled"]),
+    WORKPOOL_WORK: define_table(
+        {
+            "pool": v.string(),
+            "function": v.string(),
+            "args": v.any(),
+            # "completing": its result is in, its on_complete still to run
+            "status": v.union(
+                v.literal("pending"),
+                v.literal("running"),
+                v.literal("completing"),
+                v.literal("finished"),
+            ),
+            # pending: when to (re)try; completing and finished: when it finished
+            "next_attempt_at": v.float64(),
+            "attempts": v.int64(),
+            "max_parallelism": v.int64(),
+            "retry": v.optional(v.any()),  # the RetryPolicy of an action, as a dict
+            "on_complete": v.optional(v.string()),
+            "context": v.optional(v.any()),
+            "result": v.optional(v.any()),
+            "last_error": v.optional(v.string()),
+            "canceled": v.optional(v.boolean()),
+            "claimed_by": v.optional(v.string()),  # the worker running its action
+        }
+    )
+    .index("by_due", ["status", "next_attempt_at"])
+    .index("by_pool", ["pool", "status"]),
     RATE_LIMITS: define_table(
         {
             "name": v.string(),

@@ -11,11 +11,13 @@ own writes); each call from an action is a transaction of its own.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from .scheduling import SchedulerApi
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
-    from ..scheduler import SchedulerApi
     from ..storage.api import StorageActions, StorageReader, StorageWriter
     from .executor import Executor
 
@@ -73,9 +75,7 @@ class MutationCtx(QueryCtx):
     @property
     def scheduler(self) -> SchedulerApi:
         """Schedule or cancel jobs, as part of this mutation's transaction."""
-        from ..scheduler import SchedulerApi
-
-        return SchedulerApi(self._executor.scheduler, self.db)
+        return SchedulerApi(self._executor.scheduler, self._executor.database, self.db)
 
     async def run_mutation(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run another mutation in this transaction (all-or-nothing with the caller)."""
@@ -101,9 +101,7 @@ class ActionCtx:
     @property
     def scheduler(self) -> SchedulerApi:
         """Schedule or cancel jobs (at once: an action has no transaction)."""
-        from ..scheduler import SchedulerApi
-
-        return SchedulerApi(self._executor.scheduler, None)
+        return SchedulerApi(self._executor.scheduler, self._executor.database, None)
 
     async def run_query(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run a query (public or internal) and return its result."""
@@ -116,3 +114,25 @@ class ActionCtx:
     async def run_action(self, ref: Any, args: dict[str, Any] | None = None) -> Any:
         """Run another action and return its result."""
         return await self._executor.run(ref, args, kind="action", auth=self.auth)
+
+
+async def in_system_transaction(
+    ctx: Any, body: Callable[[Any], Awaitable[Any]], *, write: bool = True, what: str = "This"
+) -> Any:
+    """Run ``body(system db)`` in the mutation's transaction (a query's snapshot), or in a
+    transaction of its own from an action: how pyconvex's components (rate limits, work
+    pools) keep their state in system tables, atomic with the function that calls them."""
+    db = getattr(ctx, "db", None)
+    if db is not None:
+        if write and not hasattr(db, "system_writer"):
+            raise TypeError(f"{what} runs in a mutation or an action, not a query")
+        return await body(db.system_writer() if write else db.system)
+    database = ctx._executor.database  # an action: no transaction of its own
+    if not write:
+        async with database.read(system=True) as reader:
+            return await body(reader)
+
+    async def run(writer: Any) -> Any:
+        return await body(writer.system_writer())
+
+    return await database.transact(run)

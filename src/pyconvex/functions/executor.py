@@ -51,8 +51,8 @@ from .registry import App
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader
     from ..env import EnvStore
-    from ..scheduler import Scheduler
     from ..storage import FileStorage
+    from .scheduling import JobScheduler
 
 
 @dataclass(slots=True)
@@ -135,7 +135,7 @@ class Executor:
         env: EnvStore | None = None,
         log_sink: Sink | None = None,
         files: FileStorage | None = None,
-        scheduler: Scheduler | None = None,
+        scheduler: JobScheduler | None = None,
         call_observers: list[CallObserver] | None = None,
     ) -> None:
         self.app = app
@@ -159,7 +159,7 @@ class Executor:
         return self._files
 
     @property
-    def scheduler(self) -> Scheduler:
+    def scheduler(self) -> JobScheduler:
         if self._scheduler is None:
             raise RuntimeError("This executor has no scheduler")
         return self._scheduler

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import ids
 from ..database.system import WEBHOOK_EVENTS
-from .processing import check_event_id, replay, replay_failed
 from .receiver import REDACTED
 
 # A header whose name holds one of these carries a signature or a secret. The receiver
@@ -18,6 +18,7 @@ _SECRET_WORDS = (
 )  # fmt: skip
 
 if TYPE_CHECKING:
+    from ..database import DatabaseWriter
     from ..deployment import Deployment
 
 __all__ = ["detail", "get", "recent", "replay", "replay_failed", "summary"]
@@ -80,3 +81,53 @@ def detail(row: dict[str, Any]) -> dict[str, Any]:
         "headers": headers,
         "body": row["body"].decode("utf-8", errors="replace"),
     }
+
+
+def check_event_id(event_id: str) -> None:
+    """:class:`LookupError` unless ``event_id`` is the id of a ``_webhook_events`` row."""
+    if not ids.is_id_of(event_id, WEBHOOK_EVENTS):
+        raise LookupError(f"{event_id!r} is not a webhook event id")
+
+
+def _fresh(now: float) -> dict[str, Any]:
+    """An event's fields when it is to be processed again, with a fresh count of attempts."""
+    return {"status": "pending", "attempts": 0, "last_error": None, "next_attempt_at": now}
+
+
+async def replay(deployment: Deployment, event_id: str) -> None:
+    """Process an event again now (whatever its status), with a fresh count of attempts;
+    :class:`LookupError` if there is no such event."""
+    check_event_id(event_id)
+
+    async def again(writer: DatabaseWriter) -> None:
+        system = writer.system_writer()
+        row = await system.get(event_id)
+        if row is None:
+            raise LookupError(f"No webhook event {event_id}")
+        await system.patch(row["_id"], _fresh(deployment.scheduler.clock()))
+        deployment.scheduler.work_added(writer)
+
+    await deployment.database.transact(again, system=True)
+
+
+async def replay_failed(deployment: Deployment, since: float) -> int:
+    """Process again every failed event received at or after ``since`` (epoch seconds),
+    in one transaction; how many."""
+
+    async def again(writer: DatabaseWriter) -> int:
+        system = writer.system_writer()
+        failed = await (
+            system.query(WEBHOOK_EVENTS)
+            .with_index("by_due", lambda r: r.eq("status", "failed"))
+            .collect()
+        )
+        chosen = [row for row in failed if row["received_at"] >= since]
+        now = deployment.scheduler.clock()
+        for row in chosen:
+            await system.patch(row["_id"], _fresh(now))
+        if chosen:
+            deployment.scheduler.work_added(writer)
+        return len(chosen)
+
+    count: int = await deployment.database.transact(again, system=True)
+    return count

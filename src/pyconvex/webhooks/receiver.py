@@ -14,7 +14,7 @@ Per delivery, in this order:
 4. answer 200. A 2xx means the event is on disk.
 
 The event row is its own queue entry (``status`` ``pending`` with a
-``next_attempt_at``); :mod:`pyconvex.webhooks.processing` runs the handlers.
+``next_attempt_at``); :mod:`pyconvex.background.webhooks` runs the handlers.
 Step 3 goes through the database's group commit, so deliveries arriving
 together share one commit, each still answered only after it.
 """
@@ -175,7 +175,7 @@ class WebhookReceiver:
         scheduler = executor.scheduler
         fields["next_attempt_at"] = scheduler.clock()
         await writer.insert(WEBHOOK_EVENTS, fields)
-        await scheduler.work_added(writer)
+        scheduler.work_added(writer)
         return True
 
 

@@ -1,0 +1,332 @@
+"""The one machinery of background work: items that run a function, with retries.
+
+Scheduled functions, webhook events and work pool items are each a table whose rows are
+their own queue entries; an :class:`ItemQueue` runs one such table for the worker:
+
+- the items due are taken in one transaction (a batch). A **mutation** item runs inside it,
+  in a savepoint: its writes and its item's outcome commit together, exactly once, and one
+  that raises has its writes undone and its failure recorded while the others commit;
+- an **action** item is claimed in that transaction (under the worker's lease) and runs
+  after it commits, on its own task, so a slow one holds up nothing else; its outcome is
+  recorded in a transaction of its own. One cut off by a crash is found by a live worker
+  (:meth:`ItemQueue.recover`) and dealt with as the table says (failed, or tried again);
+- what a failure leads to is the item's :class:`RetryPolicy`: another attempt after an
+  exponential backoff scaled by a random 0.5-1.5 (so failing items do not retry in
+  lockstep), until ``max_attempts``, unless the function raised
+  :class:`~pyconvex.errors.NonRetryableError`.
+
+Every failed attempt is logged, with the item and the traceback, to the Python log and to
+the deployment's logs (``pyconvex logs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..errors import ConflictError, NonRetryableError
+from ..functions.context import Auth
+from ..functions.logs import Execution, current_execution
+from ..tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from ..database import Database, DatabaseReader, DatabaseWriter
+    from ..functions import Executor
+    from .worker import Worker
+
+CONCURRENCY = 10  # action items of one queue that one process runs at once
+_log = logging.getLogger("pyconvex.scheduler")
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``"ValueError: msg"`` for an item's recorded error, cut at 2,000 characters so that a
+    huge message can never push the row past the document size limit."""
+    text = str(exc)
+    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:2000]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how far apart, a failing item is tried.
+
+    Attempt ``n + 1`` follows failed attempt ``n`` after ``initial_backoff * base ** (n - 1)``
+    seconds (at most ``max_backoff``) times a random factor between 0.5 and 1.5.
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.25
+    base: float = 2.0
+    max_backoff: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise TypeError(f"max_attempts must be an int, not {self.max_attempts!r}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        for name, least in (("initial_backoff", 0.0), ("base", 1.0), ("max_backoff", 0.0)):
+            number = getattr(self, name)
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, not {number!r}")
+            if not least <= number < float("inf"):
+                raise ValueError(f"{name} must be a finite number of at least {least}")
+
+    @classmethod
+    def of(cls, given: Mapping[str, Any] | RetryPolicy) -> RetryPolicy:
+        """A policy from a dict such as ``{"max_attempts": 5, "initial_backoff": 0.25,
+        "base": 2}`` (any key left out keeps its default)."""
+        if isinstance(given, RetryPolicy):
+            return given
+        if not isinstance(given, Mapping):
+            raise TypeError(f"retry must be a dict or True/False, not {type(given).__name__}")
+        unknown = set(given) - {"max_attempts", "initial_backoff", "base", "max_backoff"}
+        if unknown:
+            raise ValueError(f"Unknown retry setting(s): {', '.join(sorted(unknown))}")
+        return cls(**given)
+
+    def as_value(self) -> dict[str, Any]:
+        """The policy as stored on an item's row."""
+        return {
+            "max_attempts": self.max_attempts,
+            "initial_backoff": float(self.initial_backoff),
+            "base": float(self.base),
+            "max_backoff": float(self.max_backoff),
+        }
+
+    def delay(self, attempt: int) -> float:
+        """Seconds between failed attempt ``attempt`` (1-based) and the next."""
+        try:
+            backoff = self.initial_backoff * self.base ** (attempt - 1)
+        except OverflowError:
+            backoff = self.max_backoff
+        return float(min(backoff, self.max_backoff) * (0.5 + random.random()))
+
+    def retry_after(self, attempts: int, error: BaseException) -> float | None:
+        """Seconds until the next attempt after ``attempts`` attempts, the last of which
+        raised ``error``; None if there is to be no other."""
+        if isinstance(error, NonRetryableError) or attempts >= self.max_attempts:
+            return None
+        return self.delay(attempts)
+
+
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class Outcome(NamedTuple):
+    """How one attempt ended: its return value, or the exception it raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+class ItemQueue(ABC):
+    """A :class:`~pyconvex.background.worker.WorkQueue` over a table of items that each run a
+    function. Subclasses say where the items are and what an outcome writes."""
+
+    #: Action items this process runs at once (more wait for a free slot).
+    max_running = CONCURRENCY
+    #: Whether how late items start is the scheduler lag of the Health metrics.
+    observes_lag = False
+    #: Whether action items are claimed and run (else every item runs as a mutation).
+    runs_actions = True
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        #: This process's action runs in flight.
+        self.running: set[asyncio.Task[None]] = set()
+
+    @property
+    def database(self) -> Database:
+        return self.worker.database
+
+    @property
+    def executor(self) -> Executor:
+        return self.worker.executor
+
+    # -- what a table says -----------------------------------------------------------------
+
+    @abstractmethod
+    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
+        """The query of items waiting to run (due by ``until``, if given), soonest first."""
+
+    @abstractmethod
+    def in_flight(self, reader: DatabaseReader) -> Any:
+        """The query of items whose action a worker has claimed."""
+
+    @abstractmethod
+    def due_time(self, row: dict[str, Any]) -> float:
+        """When ``row`` is due."""
+
+    @abstractmethod
+    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The function ``row`` runs and its arguments."""
+
+    @abstractmethod
+    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
+        """Mark ``row``'s action as running under ``worker``, its attempt counted."""
+
+    @abstractmethod
+    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
+        """Whether ``row`` (as read now) is still running under ``worker``'s claim."""
+
+    @abstractmethod
+    async def finish(
+        self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool
+    ) -> None:
+        """Record an attempt's ``outcome`` on ``row`` (as read now): success, a retry later, or
+        a final failure. ``claimed``: the attempt was counted when its action was claimed."""
+
+    @abstractmethod
+    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
+        """Deal with ``row``, whose action a worker that is gone had claimed."""
+
+    def label(self, row: dict[str, Any]) -> str:
+        """How logs name ``row``."""
+        return f"{self.call(row)[0]} ({row['_id']})"
+
+    async def admit(
+        self, system: DatabaseWriter, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Of the due ``rows``, those to run now (a work pool leaves out those over its
+        parallelism); read in the batch's transaction."""
+        return rows
+
+    # -- the work queue --------------------------------------------------------------------
+
+    async def next_due(self) -> float | None:
+        if len(self.running) >= self.max_running:
+            return None  # the end of a run wakes the worker
+        async with self.database.read(system=True) as reader:
+            row = await self.pending(reader).first()
+        return None if row is None else self.due_time(row)
+
+    async def run_due(self, now: float, limit: int) -> int:
+        """Take the items due by ``now`` (at most ``limit``): run the mutations in this
+        transaction, claim the actions in it and start them once it commits; how many
+        items were taken."""
+        worker = await self.worker.claimant()
+        free = self.max_running - len(self.running)
+        executions: list[Execution] = []
+        failures: list[tuple[dict[str, Any], BaseException]] = []
+        claimed: list[dict[str, Any]] = []
+        lags: list[float] = []
+
+        async def batch(writer: DatabaseWriter) -> int:
+            for kept in (executions, failures, claimed, lags):
+                kept.clear()  # a batch that conflicted starts over (its logs too)
+            system = writer.system_writer()
+            taken = 0
+            for row in await self.admit(system, await self.pending(system, now).claim(limit)):
+                path, args = self.call(row)
+                try:
+                    fn = self.executor.resolve(path)
+                except Exception as exc:  # the code changed under it
+                    execution = self.executor.execution(path)
+                    executions.append(execution)
+                    failures.append((row, exc))
+                    self._failed(execution, row, exc)
+                    await self.finish(system, row, Outcome(error=exc), claimed=False)
+                    taken += 1
+                    continue
+                if fn.kind == "action" and self.runs_actions:
+                    if len(claimed) >= free:
+                        break  # the rest wait for a free slot
+                    await self.claim(system, row, worker)
+                    claimed.append(row)
+                else:
+                    outcome = await self._run_nested(writer, row, path, args, executions)
+                    if outcome.error is not None:
+                        failures.append((row, outcome.error))
+                    await self.finish(system, row, outcome, claimed=False)
+                taken += 1
+                lags.append(now - self.due_time(row))
+            return taken
+
+        try:
+            taken: int = await self.database.transact(batch)
+        finally:
+            for execution in executions:
+                execution.finish()
+        if self.observes_lag:
+            for lag in lags:
+                self.worker.observe_lag(lag)
+        for row, error in failures:
+            _log.warning(
+                "%s failed", self.label(row), exc_info=(type(error), error, error.__traceback__)
+            )
+        for row in claimed:
+            task = asyncio.create_task(self._run_action(row, worker))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
+        return taken
+
+    async def _run_nested(
+        self,
+        writer: DatabaseWriter,
+        row: dict[str, Any],
+        path: str,
+        args: dict[str, Any],
+        kept: list[Execution],
+    ) -> Outcome:
+        executor = self.executor
+        execution = executor.execution(path)
+        kept.append(execution)
+        token = current_execution.set(execution)
+        try:
+            value = await executor.run_nested(path, args, writer, Auth(), kinds=("mutation",))
+        except ConflictError:
+            raise
+        except Exception as exc:  # its writes are undone (savepoint); its failure recorded
+            self._failed(execution, row, exc)
+            return Outcome(error=exc)
+        finally:
+            current_execution.reset(token)
+        return Outcome(value)
+
+    async def _run_action(self, row: dict[str, Any], worker: str) -> None:
+        path, args = self.call(row)
+        executor = self.executor
+        try:
+            with executor.executing(path) as execution:
+                try:
+                    outcome = Outcome(await executor.run(path, args, kind="action"))
+                except Exception as exc:
+                    outcome = Outcome(error=exc)
+                    self._failed(execution, row, exc)
+                    _log.warning(
+                        "%s failed", self.label(row), exc_info=(type(exc), exc, exc.__traceback__)
+                    )
+
+            async def record(writer: DatabaseWriter) -> None:
+                system = writer.system_writer()
+                current = await system.get(row["_id"])
+                if current is not None and self.claimed_by(current, worker):
+                    await self.finish(system, current, outcome, claimed=True)
+
+            await self.database.transact(record)
+        except asyncio.CancelledError:
+            raise  # the server is stopping: a live worker recovers the claim
+        except Exception:
+            _log.exception("The outcome of %s could not be recorded", self.label(row))
+        finally:
+            self.worker.wake()
+
+    def _failed(self, execution: Execution, row: dict[str, Any], error: BaseException) -> None:
+        """The failure in the deployment's logs (``pyconvex logs``), with its traceback."""
+        trace = "".join(traceback.format_exception(error)).rstrip()
+        execution.add("ERROR", f"{self.label(row)} failed:\n{trace}")
+
+    async def settle(self) -> None:
+        while self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*self.running)
+
+    async def recover(self) -> int:
+        return await self.worker.sweep_abandoned(self.in_flight, self.cut_off)

@@ -1,0 +1,232 @@
+"""Work pools: the rows of ``_workpool_work`` and the two queues that run them.
+
+An item runs its function (:class:`PoolQueue`), with the machinery every background item
+uses (:mod:`.items`): at most ``max_parallelism`` items of one pool run at once, counted in
+the table, so across every process; a failed action is retried per its policy. Its result
+(``{"kind": "success", "return_value"} | {"kind": "failed", "error"} | {"kind":
+"canceled"}``) then goes to its ``on_complete`` mutation, which :class:`CompletionQueue`
+runs once, in a transaction of its own, marking the item finished in the same commit.
+
+An item's life: ``pending`` -> ``running`` (an action, claimed) -> ``pending`` again (a
+retry, after a backoff) -> ``completing`` (its result is in; only with an ``on_complete``)
+-> ``finished``. Finished items are kept for ``KEPT_SECONDS`` (their status can be read),
+then purged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from .. import values
+from ..database.system import WORKPOOL_WORK
+from .items import NO_RETRY, ItemQueue, Outcome, RetryPolicy, describe_failure
+
+if TYPE_CHECKING:
+    from ..database import DatabaseReader, DatabaseWriter
+
+KEPT_SECONDS = 24 * 3600.0  # Convex's workpool keeps a finished item's status a day
+MAX_PARALLELISM = 100
+MAX_RESULT_BYTES = 256 * 1024
+SCAN = 1000  # pending items looked at for one whose pool has room
+PURGE_BATCH = 500
+CUT_OFF = "Transient error while executing action: the worker running it stopped"
+_log = logging.getLogger("pyconvex.workpool")
+
+
+def in_status(reader: DatabaseReader, status: str, until: float | None = None) -> Any:
+    """Items in ``status``, by ``next_attempt_at`` (only those up to ``until``, if given)."""
+
+    def bounds(q: Any) -> Any:
+        q = q.eq("status", status)
+        return q if until is None else q.lte("next_attempt_at", until)
+
+    return reader.query(WORKPOOL_WORK).with_index("by_due", bounds)
+
+
+def of_pool(reader: DatabaseReader, pool: str, status: str) -> Any:
+    return reader.query(WORKPOOL_WORK).with_index(
+        "by_pool", lambda q: q.eq("pool", pool).eq("status", status)
+    )
+
+
+async def _running(reader: DatabaseReader) -> Counter[str]:
+    """How many items of each pool are running, in every process."""
+    return Counter(row["pool"] for row in await in_status(reader, "running").collect())
+
+
+def _result(outcome: Outcome) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"kind": "failed", "error": describe_failure(outcome.error)}
+    try:
+        values.check_value(outcome.value)
+        size = len(values.dumps(outcome.value, wire=False))
+    except (TypeError, ValueError) as exc:
+        return {"kind": "failed", "error": f"Its return value cannot be kept: {exc}"}
+    if size > MAX_RESULT_BYTES:
+        return {"kind": "failed", "error": f"Its return value is too large to keep ({size} bytes)"}
+    return {"kind": "success", "return_value": outcome.value}
+
+
+async def conclude(
+    system: DatabaseWriter, row: dict[str, Any], result: dict[str, Any], now: float, **fields: Any
+) -> None:
+    """Give ``row`` its final ``result``: to its ``on_complete``, or finished at once."""
+    status = "completing" if row.get("on_complete") else "finished"
+    await system.patch(
+        row["_id"],
+        {**fields, "status": status, "result": result, "next_attempt_at": now, "claimed_by": None},
+    )
+
+
+class PoolQueue(ItemQueue):
+    """Runs the items of every pool, each pool within its ``max_parallelism``."""
+
+    # Each pool's own bound applies across processes; this only stops one process from
+    # taking more than any pool could allow.
+    max_running = MAX_PARALLELISM
+
+    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
+        return in_status(reader, "pending", until)
+
+    def in_flight(self, reader: DatabaseReader) -> Any:
+        return in_status(reader, "running")
+
+    def due_time(self, row: dict[str, Any]) -> float:
+        return float(row["next_attempt_at"])
+
+    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return row["function"], row["args"]
+
+    def label(self, row: dict[str, Any]) -> str:
+        return f"Work {row['_id']} of pool {row['pool']} ({row['function']})"
+
+    async def next_due(self) -> float | None:
+        """The soonest pending item whose pool has room (of the first ``SCAN``)."""
+        if len(self.running) >= self.max_running:
+            return None
+        async with self.database.read(system=True) as reader:
+            running = await _running(reader)
+            for row in await self.pending(reader).take(SCAN):
+                if running[row["pool"]] < row["max_parallelism"]:
+                    return self.due_time(row)
+        return None  # every pool with work is full: the end of a run wakes the workers
+
+    async def admit(
+        self, system: DatabaseWriter, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        # Read in the batch's transaction: two workers that both see room for one more
+        # conflict on this read, and the second finds the pool full when it runs again.
+        running = await _running(system)
+        admitted = []
+        for row in rows:
+            if running[row["pool"]] < row["max_parallelism"]:
+                running[row["pool"]] += 1
+                admitted.append(row)
+        return admitted
+
+    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
+        await system.patch(
+            row["_id"], {"status": "running", "attempts": row["attempts"] + 1, "claimed_by": worker}
+        )
+
+    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
+        return bool(row["status"] == "running" and row.get("claimed_by") == worker)
+
+    async def finish(
+        self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool
+    ) -> None:
+        attempts = row["attempts"] if claimed else row["attempts"] + 1
+        now = self.worker.clock()
+        if claimed:
+            self.worker.work_added(system)  # a slot of the pool is free, in every process
+        error = outcome.error
+        if error is not None and claimed and not row.get("canceled"):
+            policy = RetryPolicy.of(row["retry"]) if row.get("retry") else NO_RETRY
+            retry_after = policy.retry_after(attempts, error)
+            if retry_after is not None:
+                await system.patch(
+                    row["_id"],
+                    {
+                        "status": "pending",
+                        "attempts": attempts,
+                        "next_attempt_at": now + retry_after,
+                        "last_error": describe_failure(error),
+                        "claimed_by": None,
+                    },
+                )
+                return
+        result = _result(outcome)
+        if row.get("canceled") and result["kind"] == "failed":
+            result = {"kind": "canceled"}
+        await conclude(system, row, result, now, attempts=attempts)
+
+    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
+        await self.finish(system, row, Outcome(error=RuntimeError(CUT_OFF)), claimed=True)
+
+    async def recover(self) -> int:
+        recovered = await super().recover()
+        await self._purge()
+        return recovered
+
+    async def _purge(self) -> None:
+        """Forget items finished more than ``KEPT_SECONDS`` ago (a batch at a time)."""
+        until = self.worker.clock() - KEPT_SECONDS
+        async with self.database.read(system=True) as reader:
+            if await in_status(reader, "finished", until).first() is None:
+                return
+
+        async def purge(writer: DatabaseWriter) -> None:
+            system = writer.system_writer()
+            for row in await in_status(system, "finished", until).take(PURGE_BATCH):
+                await system.delete(row["_id"])
+
+        await self.database.transact(purge)
+
+
+class CompletionQueue(ItemQueue):
+    """Runs each finished item's ``on_complete`` mutation, once, then marks it finished.
+
+    Several completions may share one commit, each in a savepoint of its own: one that raises
+    has its writes undone and is logged, the others commit (never with the work itself).
+    """
+
+    runs_actions = False  # on_complete is a mutation: an action there fails as one
+
+    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
+        return in_status(reader, "completing", until)
+
+    def in_flight(self, reader: DatabaseReader) -> Any:
+        return in_status(reader, "completing")  # never claimed: recover() looks at nothing
+
+    def due_time(self, row: dict[str, Any]) -> float:
+        return float(row["next_attempt_at"])
+
+    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        args = {"work_id": row["_id"], "context": row.get("context"), "result": row["result"]}
+        return row["on_complete"], args
+
+    def label(self, row: dict[str, Any]) -> str:
+        return f"on_complete {row['on_complete']} of work {row['_id']} (pool {row['pool']})"
+
+    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
+        raise AssertionError("on_complete runs in its transaction: it is never claimed")
+
+    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
+        return False
+
+    async def finish(
+        self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool
+    ) -> None:
+        # Its failure is logged, not retried (as Convex's workpool): the item has its result.
+        fields: dict[str, Any] = {"status": "finished", "next_attempt_at": self.worker.clock()}
+        if outcome.error is not None:
+            fields["last_error"] = f"on_complete: {describe_failure(outcome.error)}"
+        await system.patch(row["_id"], fields)
+
+    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
+        raise AssertionError("on_complete runs in its transaction: it is never claimed")
+
+    async def recover(self) -> int:
+        return 0
