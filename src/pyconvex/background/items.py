@@ -163,8 +163,12 @@ class ItemQueue(ABC):
         """When ``row`` is due."""
 
     @abstractmethod
-    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """The function ``row`` runs and its arguments."""
+    def function(self, row: dict[str, Any]) -> str:
+        """The function ``row`` runs."""
+
+    @abstractmethod
+    async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The arguments ``row``'s function gets."""
 
     @abstractmethod
     async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
@@ -187,7 +191,7 @@ class ItemQueue(ABC):
 
     def label(self, row: dict[str, Any]) -> str:
         """How logs name ``row``."""
-        return f"{self.call(row)[0]} ({row['_id']})"
+        return f"{self.function(row)} ({row['_id']})"
 
     async def admit(
         self, system: DatabaseWriter, rows: list[dict[str, Any]]
@@ -222,7 +226,7 @@ class ItemQueue(ABC):
             system = writer.system_writer()
             taken = 0
             for row in await self.admit(system, await self.pending(system, now).claim(limit)):
-                path, args = self.call(row)
+                path = self.function(row)
                 try:
                     fn = self.executor.resolve(path)
                 except Exception as exc:  # the code changed under it
@@ -239,6 +243,7 @@ class ItemQueue(ABC):
                     await self.claim(system, row, worker)
                     claimed.append(row)
                 else:
+                    args = await self.arguments(row)
                     outcome = await self._run_nested(writer, row, path, args, executions)
                     if outcome.error is not None:
                         failures.append((row, outcome.error))
@@ -289,11 +294,12 @@ class ItemQueue(ABC):
         return Outcome(value)
 
     async def _run_action(self, row: dict[str, Any], worker: str) -> None:
-        path, args = self.call(row)
+        path = self.function(row)
         executor = self.executor
         try:
             with executor.executing(path) as execution:
                 try:
+                    args = await self.arguments(row)
                     outcome = Outcome(await executor.run(path, args, kind="action"))
                 except Exception as exc:
                     outcome = Outcome(error=exc)

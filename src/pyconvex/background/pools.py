@@ -96,8 +96,11 @@ class PoolQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row["next_attempt_at"])
 
-    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return row["function"], row["args"]
+    def function(self, row: dict[str, Any]) -> str:
+        return str(row["function"])
+
+    async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
+        return dict(row["args"])
 
     def label(self, row: dict[str, Any]) -> str:
         return f"Work {row['_id']} of pool {row['pool']} ({row['function']})"
@@ -203,9 +206,11 @@ class CompletionQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row["next_attempt_at"])
 
-    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        args = {"work_id": row["_id"], "context": row.get("context"), "result": row["result"]}
-        return row["on_complete"], args
+    def function(self, row: dict[str, Any]) -> str:
+        return str(row["on_complete"])
+
+    async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
+        return {"work_id": row["_id"], "context": row.get("context"), "result": row["result"]}
 
     def label(self, row: dict[str, Any]) -> str:
         return f"on_complete {row['on_complete']} of work {row['_id']} (pool {row['pool']})"

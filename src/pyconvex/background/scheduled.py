@@ -102,8 +102,11 @@ class ScheduledQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row["scheduled_time"])
 
-    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return row["name"], row["args"]
+    def function(self, row: dict[str, Any]) -> str:
+        return str(row["name"])
+
+    async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
+        return dict(row["args"])
 
     def label(self, row: dict[str, Any]) -> str:
         return f"Scheduled job {row['_id']} ({row['name']})"

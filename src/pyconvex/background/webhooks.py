@@ -29,20 +29,21 @@ from .items import ItemQueue, Outcome, RetryPolicy, describe_failure
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
+    from ..storage import FileStorage
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 3600.0
 CUT_OFF = "the server stopped while the handler was running"
 
 
-def handler_args(row: dict[str, Any]) -> dict[str, Any]:
-    """What the handler gets: the verified event, its payload re-read from the stored raw body."""
+def handler_args(row: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """What the handler gets: the verified event, its payload re-read from the raw body."""
     return {
         "provider": row["provider"],
         "id": None if row["event_id"].startswith("sha256:") else row["event_id"],
         "type": row.get("type"),
         "timestamp": row.get("timestamp"),
-        "payload": _payload(row["body"]),
+        "payload": _payload(body),
     }
 
 
@@ -53,6 +54,16 @@ def _payload(body: bytes) -> Any:
     except ValueError:
         return None  # not representable as a Convex value (e.g. a 2^70 integer): the raw body stays
     return payload
+
+
+async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
+    """An event's raw body: in its row, or (a large one) in file storage."""
+    if not row.get("body_file"):
+        return bytes(row["body"])
+    body = await files.read_bytes(row["body_file"])
+    if body is None:
+        raise LookupError(f"The body of webhook event {row['_id']} is gone from file storage")
+    return body
 
 
 def in_status(reader: DatabaseReader, status: str, until: float | None = None) -> Any:
@@ -77,8 +88,11 @@ class WebhookQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row.get("next_attempt_at") or 0.0)
 
-    def call(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        return row["handler"], handler_args(row)
+    def function(self, row: dict[str, Any]) -> str:
+        return str(row["handler"])
+
+    async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
+        return handler_args(row, await body_of(self.executor.files, row))
 
     def label(self, row: dict[str, Any]) -> str:
         return f"Webhook event {row['_id']} ({row['provider']} {row['event_id']}, {row['handler']})"

@@ -126,7 +126,7 @@ async def event_page(d: Dashboard, request: Request) -> Response:
     row = await _event(d, request)
     if row is None:
         return _missing(d, request)
-    detail = events.detail(row)
+    detail = events.detail(await events.with_body(d.deployment, row))
     headers = sorted(detail["headers"].items())
     return d.render(
         request,

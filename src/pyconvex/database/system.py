@@ -71,8 +71,11 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "type": v.optional(v.string()),
             "timestamp": v.optional(v.float64()),
             "received_at": v.float64(),
-            "headers": v.record(v.string(), v.string()),
-            "body": v.bytes(),
+            # [name, value] pairs (a header name is any HTTP token, and "$x" is no field
+            # name); rows recorded by pyconvex 0.1.0 hold a record
+            "headers": v.union(v.array(v.array(v.string())), v.record(v.string(), v.string())),
+            "body": v.bytes(),  # empty when the body is in file storage (body_file)
+            "body_file": v.optional(v.string()),  # the _storage id of a large body
             "handler": v.string(),
             "status": v.union(
                 v.literal("pending"),

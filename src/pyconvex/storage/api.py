@@ -75,10 +75,7 @@ class StorageActions(StorageReader):
 
     async def get(self, storage_id: str) -> bytes | None:
         """The whole file as bytes, or None. For large files serve ``get_url`` instead."""
-        row = await self._row(storage_id)
-        if row is None:
-            return None
-        return b"".join([chunk async for chunk in self._files.blobs.read(row["blob"])])
+        return await self._files.read_bytes(storage_id)
 
     async def delete(self, storage_id: str) -> None:
         await self._files.delete(storage_id)

@@ -99,6 +99,13 @@ class FileStorage:
         async with self.database.read(system=True) as reader:
             return await self.row(reader, storage_id)
 
+    async def read_bytes(self, storage_id: object) -> bytes | None:
+        """The whole file as bytes, or None if there is no such file."""
+        row = await self.read_row(storage_id)
+        if row is None:
+            return None
+        return b"".join([chunk async for chunk in self.blobs.read(row["blob"])])
+
     # -- writing ---------------------------------------------------------------------------
 
     async def store(

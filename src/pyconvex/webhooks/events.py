@@ -37,7 +37,15 @@ async def get(deployment: Deployment, event_id: str) -> dict[str, Any]:
         row = await reader.get(event_id)
     if row is None:
         raise LookupError(f"No webhook event {event_id}")
-    return row
+    return await with_body(deployment, row)
+
+
+async def with_body(deployment: Deployment, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its raw body in ``body``, read from file storage if it is large."""
+    if not row.get("body_file"):
+        return row
+    body = await deployment.files.read_bytes(row["body_file"])
+    return {**row, "body": body if body is not None else b"[the body is gone from file storage]"}
 
 
 def _when(seconds: float | None) -> str | None:
@@ -66,20 +74,30 @@ def is_secret_header(name: str) -> bool:
     return any(word in lower for word in _SECRET_WORDS)
 
 
-def detail(row: dict[str, Any]) -> dict[str, Any]:
+def header_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """An event's headers as recorded, in order (rows of 0.1.0 kept a dict)."""
+    stored = row["headers"]
+    if isinstance(stored, dict):
+        return list(stored.items())
+    return [(name, value) for name, value in stored]
+
+
+def detail(row: dict[str, Any], body: bytes | None = None) -> dict[str, Any]:
     """Everything, with the raw body as text (invalid UTF-8 replaced) for reading, and the
     values of secret-looking headers as ``[redacted]`` (the CLI, the admin API and the
-    dashboard show events through this)."""
-    headers = {
-        name: REDACTED if is_secret_header(name) else value
-        for name, value in row["headers"].items()
-    }
+    dashboard show events through this). A header sent twice is shown once, its values
+    joined with ", " (as HTTP reads them). ``body``: a large body, read from file storage."""
+    headers: dict[str, str] = {}
+    for name, value in header_pairs(row):
+        shown = REDACTED if is_secret_header(name) else value
+        headers[name] = f"{headers[name]}, {shown}" if name in headers else shown
+    raw = row["body"] if body is None else body
     return {
         **summary(row),
         "handler": row["handler"],
         "completed_at": _when(row.get("completed_at")),
         "headers": headers,
-        "body": row["body"].decode("utf-8", errors="replace"),
+        "body": raw.decode("utf-8", errors="replace"),
     }
 
 

@@ -40,15 +40,21 @@ if TYPE_CHECKING:
     from ..database import DatabaseWriter
 
 DEFAULT_MAX_ATTEMPTS = 8
+# A body larger than this goes to file storage, not into the event's row (a document is at
+# most 1 MiB, and every status change rewrites the row).
+INLINE_BODY_BYTES = 64 * 1024
 # Verification failures that are the deployment's fault, not the sender's.
 _MISCONFIGURED = ("no_secret", "malformed_secret")
 _ALWAYS_REDACTED = ("authorization", "cookie", "proxy-authorization")
 REDACTED = "[redacted]"
 
 
-def redact(headers: dict[str, str], scheme: Scheme) -> dict[str, str]:
+def redact(headers: list[tuple[str, str]], scheme: Scheme) -> list[list[str]]:
+    """The request's headers as stored: ``[name, value]`` pairs, in order, names lowercased,
+    signatures and secrets replaced by ``[redacted]``."""
     hidden = set(scheme.secret_headers) | set(_ALWAYS_REDACTED)
-    return {name: (REDACTED if name in hidden else value) for name, value in headers.items()}
+    pairs = ((name.lower(), value) for name, value in headers)
+    return [[name, REDACTED if name in hidden else value] for name, value in pairs]
 
 
 def _secrets(value: str | None) -> list[str]:
@@ -113,11 +119,17 @@ class WebhookReceiver:
         if handshake is not None:
             return handshake
         executor = ctx._executor
+        body_file = None
+        if len(body) > INLINE_BODY_BYTES:  # on disk (fsynced) before the row that names it
+            body_file = await executor.files.store(body, "application/octet-stream")
         # Deliveries arriving together share one commit (the committer's batch), each
         # answered once it is durable.
         recorded = await executor.database.transact(
-            lambda writer: self._record(executor, writer, event, request), system=True
+            lambda writer: self._record(executor, writer, event, request, body_file),
+            system=True,
         )
+        if not recorded and body_file is not None:
+            await executor.files.delete(body_file)  # a duplicate's copy
         return Response.json(
             {"received": True} if recorded else {"received": True, "duplicate": True}
         )
@@ -144,7 +156,12 @@ class WebhookReceiver:
             logging.getLogger("pyconvex.webhooks").error(message)
 
     async def _record(
-        self, executor: Any, writer: DatabaseWriter, event: Any, request: Any
+        self,
+        executor: Any,
+        writer: DatabaseWriter,
+        event: Any,
+        request: Any,
+        body_file: str | None,
     ) -> bool:
         event_id = event.id or "sha256:" + hashlib.sha256(event.body).hexdigest()
         existing = (
@@ -156,18 +173,21 @@ class WebhookReceiver:
         )
         if existing is not None:
             return False
-        headers = redact({k.lower(): v for k, v in request.headers.items()}, self.scheme)
+        raw = request.headers.raw
+        headers = redact([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw], self.scheme)
         fields: dict[str, Any] = {
             "provider": event.provider,
             "event_id": event_id,
             "received_at": time.time(),
             "headers": headers,
-            "body": event.body,
+            "body": event.body if body_file is None else b"",
             "handler": self.handler_path,
             "status": "pending",
             "attempts": 0,
             "max_attempts": self.max_attempts,
         }
+        if body_file is not None:
+            fields["body_file"] = body_file
         if event.type is not None:
             fields["type"] = event.type
         if event.timestamp is not None:
