@@ -289,6 +289,43 @@ def test_twilio_library_both_ways() -> None:
     )
 
 
+def test_twilio_shared_key_signatures_are_hmac_sha256_as_the_library_reads_them() -> None:
+    from twilio.request_validator import HMAC_SHA256, RequestValidator
+
+    validator = RequestValidator("shared-key-secret")
+    url = "https://mycompany.com/sms"
+    params = {"MessageSid": "SM1", "Body": "hi"}
+    body = b"MessageSid=SM1&Body=hi"
+    theirs = validator.compute_signature(url, params, HMAC_SHA256)
+    settings = "key=webhooks_sharedkey_1, algorithm=HMAC_SHA256"
+    headers = {"X-Twilio-Signature": theirs, "X-Twilio-Webhooks-Signature-Settings": settings}
+    event = verify("twilio", body=body, headers=headers, secret="shared-key-secret", url=url)
+    assert event.payload == {"MessageSid": "SM1", "Body": "hi"}
+    # the same bytes without the settings header are checked as SHA-1, and fail
+    with pytest.raises(WebhookVerificationError) as sha1:
+        verify(
+            "twilio",
+            body=body,
+            headers={"X-Twilio-Signature": theirs},
+            secret="shared-key-secret",
+            url=url,
+        )
+    assert sha1.value.reason == "bad_signature"
+    # a settings header without algorithm= means SHA-1, as the library reads it
+    legacy = validator.compute_signature(url, params)
+    headers = {"X-Twilio-Signature": legacy, "X-Twilio-Webhooks-Signature-Settings": "key=k1"}
+    assert verify("twilio", body=body, headers=headers, secret="shared-key-secret", url=url)
+    # an algorithm neither knows fails
+    headers = {
+        "X-Twilio-Signature": theirs,
+        "X-Twilio-Webhooks-Signature-Settings": "algorithm=HMAC_MD5",
+    }
+    with pytest.raises(WebhookVerificationError) as unknown:
+        verify("twilio", body=body, headers=headers, secret="shared-key-secret", url=url)
+    assert unknown.value.reason == "malformed_header"
+    assert not validator.validate(url, params, theirs, "HMAC_MD5")
+
+
 # -- fuzzing: whatever the bytes, only WebhookVerificationError ---------------------------------
 
 HEADER_NAMES = sorted(
