@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from conftest import Served, wait_until
-from pyconvex.testing import sign_webhook
-from pyconvex.webhooks import events
+from conftest import Served, eventually, wait_until
+from pyconvex.testing import ConvexTest, sign_webhook
+from pyconvex.webhooks import admin, events
+from test_workpool import most_at_once
 
 SECRET = "whsec_stripe"
 
@@ -88,3 +92,160 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_recorded(
     event = {"id": "evt_huge", "type": "t", "data": "y" * (21 * 1024 * 1024)}
     assert deliver(served, event).status_code == 413
     assert on_loop(served, events.recent(served.deployment)) == []
+
+
+# -- webhook operations (API.md section 21), on tests/apps/hooks --------------------------------
+
+HOOKS = Path(__file__).parent / "apps" / "hooks"
+GITHUB = "gh-secret"
+
+
+@pytest.fixture
+async def t() -> AsyncIterator[ConvexTest]:
+    async with ConvexTest(HOOKS) as harness:
+        await harness.deployment.env.set("STRIPE_SECRET", SECRET)
+        await harness.deployment.env.set("GITHUB_SECRET", GITHUB)
+        yield harness
+
+
+async def hook(t: ConvexTest, path: str, event_id: str, provider: str = "github") -> None:
+    secret = GITHUB if provider == "github" else SECRET
+    body = {"id": event_id, "type": path, "n": event_id}
+    signed = sign_webhook(provider, secret, body, event_id=event_id, event_type=path)
+    answer = await t.fetch(path, method="POST", headers=signed.headers, body=signed.body)
+    assert answer.status_code == 200, answer.text
+
+
+async def run_op(t: ConvexTest, **request: Any) -> dict[str, Any]:
+    return await admin.run(t.deployment, request)
+
+
+async def test_a_paused_provider_records_and_answers_but_runs_nothing_until_resumed(
+    t: ConvexTest,
+) -> None:
+    assert await run_op(t, action="pause", id="github") == {"provider": "github", "changed": True}
+    await hook(t, "/hooks/rated", "g1")
+    await hook(t, "/hooks/stripe", "s1", provider="stripe")  # another provider runs
+    await t.finish_all_scheduled_functions()
+    assert await t.query("hooks:handled") == ["s1"]
+    [waiting] = (await run_op(t, action="list", provider="github"))["events"]
+    assert waiting["status"] == "pending" and waiting["attempts"] == 0
+    assert [p["provider"] for p in (await run_op(t, action="paused"))["paused"]] == ["github"]
+    assert await run_op(t, action="resume", id="github") == {"provider": "github", "changed": True}
+    await t.finish_all_scheduled_functions()
+    assert await t.query("hooks:handled") == ["g1", "s1"]
+
+
+async def test_rate_holds_runs_back_until_the_bucket_refills(t: ConvexTest) -> None:
+    for n in range(5):
+        await hook(t, "/hooks/rated", f"r{n}")
+    await t.finish_scheduled_functions()
+    assert len(await t.query("hooks:handled")) == 3  # rate=(3, 60): the others wait
+    assert await t.deployment.scheduler.next_due() == pytest.approx(t.clock.now() + 20, abs=1)
+    await t.advance(40)  # a token every 20 s
+    assert len(await t.query("hooks:handled")) == 5
+    statuses = {e["status"] for e in (await run_op(t, action="list"))["events"]}
+    assert statuses == {"succeeded"}  # none was dropped
+
+
+async def test_max_parallelism_bounds_an_endpoints_handlers(tmp_path: Path) -> None:
+    from pyconvex.deployment import Deployment
+
+    async with Deployment(HOOKS, database_url=f"sqlite:///{tmp_path}/db.sqlite3") as deployment:
+        await deployment.env.set("GITHUB_SECRET", GITHUB)
+        test = ConvexTest(HOOKS)
+        test.deployment = deployment  # deliver through this deployment's site app
+        for n in range(8):
+            await hook(test, "/hooks/slow", f"p{n}")
+        deployment.scheduler.start()
+
+        async def all_ran() -> bool:
+            return len(await deployment.executor.run("hooks:handled")) == 8
+
+        await eventually(all_ran, "the slow handlers never all ran")
+        runs = await deployment.executor.run("hooks:runs")
+    assert most_at_once(runs) == 2
+
+
+async def test_a_handler_may_raise_non_retryable_error(t: ConvexTest) -> None:
+    await hook(t, "/hooks/refuse", "x1")
+    await t.finish_all_scheduled_functions()
+    [event] = (await run_op(t, action="list"))["events"]
+    assert event["status"] == "failed" and event["attempts"] == 1
+    assert event["last_error"] == "NonRetryableError: event x1 cannot be handled"
+
+
+async def test_every_failed_attempt_is_logged_with_the_event_and_traceback(t: ConvexTest) -> None:
+    await hook(t, "/hooks/broken", "b1")
+    await t.finish_all_scheduled_functions()
+    failures = [line.message for line in t.logs if line.level == "ERROR"]
+    assert len(failures) == 2  # max_attempts=2: both attempts
+    for message in failures:
+        assert "github b1" in message and "Traceback" in message
+        assert "RuntimeError: the handler broke" in message
+
+
+async def test_succeeded_events_are_purged_after_their_retention(t: ConvexTest) -> None:
+    await hook(t, "/hooks/stripe", "old", provider="stripe")
+    await hook(t, "/hooks/broken", "dead")
+    await t.finish_all_scheduled_functions()
+    t.clock.advance(86400 + 1)  # retention_days=1
+    await t.deployment.scheduler.recover()
+    remaining = (await run_op(t, action="list"))["events"]
+    assert [e["event_id"] for e in remaining] == ["dead"]  # failed ones are kept
+    assert (await run_op(t, action="purge", status="failed"))["purged"] == 1
+    assert (await run_op(t, action="list"))["events"] == []
+
+
+async def test_bulk_replay_and_list_filters(t: ConvexTest) -> None:
+    await hook(t, "/hooks/broken", "f1")
+    t.clock.advance(100)
+    await hook(t, "/hooks/broken", "f2")
+    await hook(t, "/hooks/stripe", "s1", provider="stripe")
+    await t.finish_all_scheduled_functions()
+    failed = (await run_op(t, action="list", status="failed"))["events"]
+    assert [e["event_id"] for e in failed] == ["f2", "f1"]
+    found = (await run_op(t, action="list", text='"n": "f2"'))["events"]
+    assert [e["event_id"] for e in found] == ["f2"]
+    by_type = (await run_op(t, action="list", type="/hooks/stripe"))["events"]
+    assert [e["event_id"] for e in by_type] == ["s1"]
+    assert [
+        e["event_id"] for e in (await run_op(t, action="list", provider="stripe"))["events"]
+    ] == ["s1"]
+    received = {e["event_id"]: e for e in failed}
+    since = datetime.fromisoformat(received["f2"]["received_at"]).timestamp()
+    assert (await run_op(t, action="replay", failed=True, since=since))["replayed"] == 1
+    pending = (await run_op(t, action="list", status="pending"))["events"]
+    assert [e["event_id"] for e in pending] == ["f2"] and pending[0]["attempts"] == 0
+    with pytest.raises(ValueError, match="needs --since"):
+        await run_op(t, action="replay", failed=True)
+
+
+def test_the_command_line_pauses_lists_and_replays_on_a_running_server(
+    serve_app: Callable[..., Served],
+) -> None:
+    served = serve_app(HOOKS)
+    wait_until(lambda: served.deployment.started)
+    on_loop(served, served.deployment.env.set("GITHUB_SECRET", GITHUB))
+    remote = ["--url", served.api, "--admin-key", served.admin_key]
+
+    def cli(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["pyconvex", "webhooks", *words, *remote, "--app", str(HOOKS)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert "github's handlers are paused" in cli("pause", "github").stderr
+    signed = sign_webhook("github", GITHUB, {"a": 1}, event_id="c1", event_type="push")
+    answer = httpx.post(f"{served.site}/hooks/rated", content=signed.body, headers=signed.headers)
+    assert answer.status_code == 200
+    listed = json.loads(cli("list", "--status", "pending", "--format", "json").stdout)
+    assert [e["event_id"] for e in listed] == ["c1"]
+    assert "resumed" in cli("resume", "github").stderr
+    wait_until(lambda: served.call("query", "hooks:handled").json()["value"] == ["c1"])
+    refused = cli("replay", "--failed")
+    assert refused.returncode != 0 and "needs --since" in refused.stderr
+    assert (
+        "0 failed event(s) will be processed again"
+        in cli("replay", "--failed", "--since", "1h").stderr
+    )

@@ -157,7 +157,7 @@ async def test_an_action_handler(t: ConvexTest) -> None:
 
 
 async def test_replay_of_an_unknown_or_malformed_id_is_a_lookup_error(t: ConvexTest) -> None:
-    from pyconvex.webhooks.events import replay
+    from pyconvex.webhooks.operations import replay
 
     with pytest.raises(LookupError, match="is not a webhook event id"):
         await replay(t.deployment, "nope")
@@ -173,7 +173,7 @@ async def test_replay_of_an_unknown_or_malformed_id_is_a_lookup_error(t: ConvexT
 
 
 async def test_replay_runs_an_event_again(t: ConvexTest) -> None:
-    from pyconvex.webhooks.events import replay
+    from pyconvex.webhooks.operations import replay
 
     await post(t, "/hooks/stripe", "stripe", "whsec_stripe", STRIPE_EVENT)
     await t.finish_scheduled_functions()

@@ -316,6 +316,19 @@ async def _rows(db: Any, name: str, key: str | None) -> list[dict[str, Any]]:
     return rows
 
 
+async def take(
+    db: Any, name: str, config: Any, *, now: float, count: float = 1, write: bool = True
+) -> dict[str, Any]:
+    """Take ``count`` from the keyless limit ``name`` in ``db``'s transaction (a system
+    reader, or writer when ``write``): pyconvex's own throttles (webhook endpoints) use the
+    same state and arithmetic as apps' limits. ``{"ok", "retry_after"}``; never raises for
+    a refusal."""
+    limiter = RateLimiter({name: config})
+    return await limiter._take(
+        db, name, limiter.limits[name], None, count, False, False, write, now
+    )
+
+
 def too_many_requests(status: dict[str, Any], message: str = "Too many requests") -> Response:
     """A 429 for an HTTP action whose limit said no, with ``Retry-After`` (whole seconds)."""
     retry = status.get("retry_after") or 0

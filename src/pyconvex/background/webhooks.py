@@ -19,11 +19,13 @@ event is ``failed`` (the dead letter). ``pyconvex webhooks replay ID`` makes an 
 
 from __future__ import annotations
 
-import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import values
-from ..database.system import WEBHOOK_EVENTS
+from ..database.system import WEBHOOK_EVENTS, WEBHOOK_PAUSES
+from ..rate_limit import take
 from ..webhooks.core import parse_payload
 from .items import ItemQueue, Outcome, RetryPolicy, describe_failure
 
@@ -34,6 +36,9 @@ if TYPE_CHECKING:
 BACKOFF_START = 1.0
 BACKOFF_MAX = 3600.0
 CUT_OFF = "the server stopped while the handler was running"
+RETENTION_DAYS = 30.0  # succeeded events are kept this long (http.webhook(retention_days=))
+SCAN = 1000  # pending events looked at for one that may run (not paused, not throttled)
+PURGE_BATCH = 500
 
 
 def handler_args(row: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -66,6 +71,38 @@ async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
     return body
 
 
+def rate_limit_name(row: dict[str, Any]) -> str:
+    return f"webhook {row.get('endpoint') or row['provider']}"
+
+
+def _rate_config(rate: dict[str, float]) -> dict[str, Any]:
+    count, seconds = rate["count"], rate["seconds"]
+    return {"kind": "token bucket", "rate": count, "period": seconds, "capacity": count}
+
+
+@dataclass
+class Gates:
+    """What holds events back, as one transaction sees it: paused providers, and the
+    handlers each endpoint is running (in every process)."""
+
+    paused: set[str]
+    running: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    async def read(cls, reader: DatabaseReader) -> Gates:
+        paused = {row["provider"] for row in await reader.query(WEBHOOK_PAUSES).collect()}
+        running = Counter(
+            row.get("endpoint") for row in await in_status(reader, "processing").collect()
+        )
+        return cls(paused, running)
+
+    def full(self, row: dict[str, Any]) -> bool:
+        if row["provider"] in self.paused:
+            return True
+        most = row.get("max_parallelism")
+        return most is not None and self.running[row.get("endpoint")] >= most  # type: ignore[index]
+
+
 def in_status(reader: DatabaseReader, status: str, until: float | None = None) -> Any:
     """Events in ``status``, by ``next_attempt_at`` (only those due by ``until``, if given)."""
 
@@ -88,6 +125,53 @@ class WebhookQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row.get("next_attempt_at") or 0.0)
 
+    async def next_due(self) -> float | None:
+        """The soonest event that may run: its provider not paused, its endpoint under its
+        ``max_parallelism`` and (if it has a ``rate``) with a run left (else when it will
+        have one). Of the first ``SCAN`` pending events."""
+        if len(self.running) >= self.max_running:
+            return None
+        now = self.worker.clock()
+        soonest: float | None = None
+        async with self.database.read(system=True) as reader:
+            gates = await Gates.read(reader)
+            for row in await self.pending(reader).take(SCAN):
+                if gates.full(row):
+                    continue
+                due = self.due_time(row)
+                if row.get("rate"):
+                    allowed = await take(
+                        reader, rate_limit_name(row), _rate_config(row["rate"]), now=now,
+                        write=False,
+                    )  # fmt: skip
+                    if not allowed["ok"]:
+                        due = max(due, now + allowed["retry_after"])
+                soonest = due if soonest is None else min(soonest, due)
+                if due <= now or soonest <= due:
+                    break  # later events cannot be sooner
+        return soonest
+
+    async def admit(
+        self, system: DatabaseWriter, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        # Read and taken in the batch's transaction, so every process keeps to the same
+        # bounds: two that take the endpoint's last slot (or token) at once conflict.
+        gates = await Gates.read(system)
+        now = self.worker.clock()
+        admitted = []
+        for row in rows:
+            if gates.full(row):
+                continue
+            if row.get("rate"):
+                allowed = await take(
+                    system, rate_limit_name(row), _rate_config(row["rate"]), now=now
+                )
+                if not allowed["ok"]:
+                    continue
+            gates.running[row.get("endpoint")] += 1  # type: ignore[index]
+            admitted.append(row)
+        return admitted
+
     def function(self, row: dict[str, Any]) -> str:
         return str(row["handler"])
 
@@ -108,22 +192,65 @@ class WebhookQueue(ItemQueue):
         self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool
     ) -> None:
         attempts = row["attempts"] if claimed else row["attempts"] + 1
+        now = self.worker.clock()
         fields: dict[str, Any] = {"attempts": attempts, "claimed_by": None}
-        retry_after = None
+        if claimed and row.get("max_parallelism") is not None:
+            self.worker.work_added(system)  # a slot of the endpoint is free, in every process
         if outcome.error is None:
-            fields.update(status="succeeded")
+            days = row.get("retention_days", RETENTION_DAYS)
+            fields.update(
+                status="succeeded",
+                completed_at=now,
+                next_attempt_at=None,
+                expires_at=now + days * 86400.0,
+            )
+            await system.patch(row["_id"], fields)
+            return
+        fields["last_error"] = describe_failure(outcome.error)
+        retry_after = _policy(row).retry_after(attempts, outcome.error)
+        if retry_after is None:  # the dead letter: kept until replayed or purged by hand
+            fields.update(status="failed", completed_at=now, next_attempt_at=None)
         else:
-            fields["last_error"] = describe_failure(outcome.error)
-            retry_after = _policy(row).retry_after(attempts, outcome.error)
-        if retry_after is None:
-            fields.update(completed_at=time.time(), next_attempt_at=None)
-            fields.setdefault("status", "failed")
-        else:
-            fields.update(status="pending", next_attempt_at=self.worker.clock() + retry_after)
+            fields.update(status="pending", next_attempt_at=now + retry_after)
         await system.patch(row["_id"], fields)
 
     async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
         await self.finish(system, row, Outcome(error=RuntimeError(CUT_OFF)), claimed=True)
+
+    async def recover(self) -> int:
+        recovered = await super().recover()
+        await self.purge_expired()
+        return recovered
+
+    async def purge_expired(self) -> int:
+        """Delete succeeded events past their retention (a batch at a time), with their
+        large bodies; how many."""
+        now = self.worker.clock()
+        async with self.database.read(system=True) as reader:
+            if await _expired(reader, now).first() is None:
+                return 0
+        files = self.executor.files
+
+        async def purge(writer: DatabaseWriter) -> int:
+            system = writer.system_writer()
+            rows = await _expired(system, now).take(PURGE_BATCH)
+            for row in rows:
+                await system.delete(row["_id"])
+                if row.get("body_file"):
+                    await files.delete_in(writer, row["body_file"])
+            return len(rows)
+
+        purged: int = await self.database.transact(purge)
+        return purged
+
+
+def _expired(reader: DatabaseReader, now: float) -> Any:
+    return reader.query(WEBHOOK_EVENTS).with_index(
+        # gt(0): rows recorded before retention existed have no expires_at, and would sort
+        # first; they are purged by hand (pyconvex webhooks purge)
+        "by_expiry",
+        lambda q: q.eq("status", "succeeded").gt("expires_at", 0.0).lte("expires_at", now),
+    )
 
 
 def _policy(row: dict[str, Any]) -> RetryPolicy:

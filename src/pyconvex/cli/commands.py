@@ -177,55 +177,6 @@ def logs(ns: argparse.Namespace) -> int:
     return 0
 
 
-async def webhooks(ns: argparse.Namespace) -> int:
-    from ..webhooks import events
-
-    if ns.action in ("show", "replay") and not ns.id:
-        err.print(f"[red]✖ pyconvex webhooks {ns.action} needs an event ID (see webhooks list)[/]")
-        return 2
-    if ns.url:
-        remote = Remote(ns.url, ns.app, ns.admin_key)
-        if ns.action == "list":
-            return _print_events(remote.webhooks(ns.limit), ns.format)
-        if ns.action == "show":
-            print(json.dumps(remote.webhook(ns.id), indent=2, ensure_ascii=False))
-            return 0
-        remote.replay(ns.id)
-        err.print(f"[green]✔ {ns.id} will be processed again[/]")
-        return 0
-    async with Deployment(ns.app, database_url=ns.database_url, sync_crons=False) as deployment:
-        try:
-            if ns.action == "list":
-                found = [events.summary(r) for r in await events.recent(deployment, ns.limit)]
-                return _print_events(found, ns.format)
-            if ns.action == "show":
-                row = await events.get(deployment, ns.id)
-                print(json.dumps(events.detail(row), indent=2, ensure_ascii=False))
-                return 0
-            await events.replay(deployment, ns.id)
-        except LookupError as exc:
-            err.print(f"[red]✖ {escape(str(exc))}[/]")
-            return 1
-    err.print(f"[green]✔ {ns.id} will be processed again (by the running server's scheduler)[/]")
-    return 0
-
-
-def _print_events(found: list[dict[str, Any]], format: str) -> int:
-    if format == "json":
-        print(json.dumps(found, indent=2, ensure_ascii=False))
-        return 0
-    if not found:
-        err.print("No webhook events yet.")
-        return 0
-    fields = ["id", "provider", "event_id", "type", "status", "attempts", "received_at"]
-    rows = [
-        ["" if e[f] is None else str(e[f]) for f in fields] + [e["last_error"] or ""] for e in found
-    ]
-    headers = ["id", "provider", "event id", "type", "status", "attempts", "received", "last error"]
-    output.print_table(out, headers, rows, widest={"last error": 60})
-    return 0
-
-
 def init(ns: argparse.Namespace) -> int:
     target = Path(ns.dir)
     try:

@@ -26,7 +26,7 @@ from rich.markup import escape
 from .. import snapshot, values
 from ..deployment import not_an_app
 from ..errors import AppLoadError, ConvexError, PyConvexError
-from . import commands, serving, snapshots, workers
+from . import commands, serving, snapshots, webhooks, workers
 from .commands import err as _err
 from .remote import RemoteError
 
@@ -104,11 +104,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--lines", "-n", type=int, default=100, help="how many past lines (default 100)"
     )
 
-    hooks = app_command("webhooks", "List, show or replay recorded webhook events.", remote=True)
-    hooks.add_argument("action", choices=("list", "show", "replay"))
-    hooks.add_argument("id", metavar="ID", nargs="?", help="an event id (from list)")
+    hooks = app_command(
+        "webhooks",
+        "List, show, replay or purge recorded webhook events; pause or resume a provider's "
+        "handlers.",
+        remote=True,
+    )
+    hooks.add_argument(
+        "action", choices=("list", "show", "replay", "pause", "resume", "paused", "purge")
+    )
+    hooks.add_argument(
+        "id",
+        metavar="ID",
+        nargs="?",
+        help="an event id (show, replay) or a provider (pause, resume)",
+    )
     hooks.add_argument("--limit", type=int, default=50, help="list at most this many (default 50)")
     hooks.add_argument("--format", choices=("table", "json"), default="table")
+    hooks.add_argument("--provider", help="only this provider's events (list, replay, purge)")
+    hooks.add_argument(
+        "--status", choices=("pending", "processing", "succeeded", "failed"), help="list, purge"
+    )
+    hooks.add_argument("--type", help="only events of this type (list)")
+    hooks.add_argument(
+        "--since", help="received at or after: an ISO time (UTC unless zoned), epoch, or 2h/7d ago"
+    )
+    hooks.add_argument("--until", help="received at or before (list), as --since")
+    hooks.add_argument("--before", help="received before (purge), as --since")
+    hooks.add_argument("--grep", metavar="TEXT", help="only events whose body holds TEXT (list)")
+    hooks.add_argument(
+        "--failed", action="store_true", help="replay: every failed event (with --since)"
+    )
 
     data = app_command("data", "List the tables, or print the documents of one.", remote=True)
     data.add_argument("table", metavar="TABLE", nargs="?")
@@ -170,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": commands.run,
             "data": commands.data,
             "env": commands.env,
-            "webhooks": commands.webhooks,
+            "webhooks": webhooks.webhooks,
             "functions": commands.functions,
             "crons": commands.crons,
         }[ns.command]

@@ -84,18 +84,10 @@ class Remote:
         found: list[dict[str, Any]] = self._request("GET", "/api/crons")["crons"]
         return found
 
-    def webhooks(self, limit: int) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self._request(
-            "GET", "/api/webhooks", params={"limit": limit}
-        )["events"]
-        return found
-
-    def webhook(self, event_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._request("GET", f"/api/webhooks/{event_id}")["event"]
-        return found
-
-    def replay(self, event_id: str) -> None:
-        self._request("POST", f"/api/webhooks/{event_id}/replay")
+    def webhooks_op(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One ``pyconvex webhooks`` operation (:mod:`pyconvex.webhooks.admin`)."""
+        answer: dict[str, Any] = self._request("POST", "/api/webhooks/op", json=request)
+        return answer
 
     def logs(self, *, follow: bool) -> Iterator[LogLine]:
         params = {"follow": "1"} if follow else {}

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ..database.system import WEBHOOK_EVENTS
 from ..errors import PyConvexError
-from ..webhooks import events
+from ..webhooks import events, operations
 from .web import Dashboard
 
 SHOWN = 100
@@ -143,7 +143,7 @@ async def event_page(d: Dashboard, request: Request) -> Response:
 async def replay(d: Dashboard, request: Request) -> Response:
     event_id = request.path_params["event_id"]
     try:
-        await events.replay(d.deployment, event_id)
+        await operations.replay(d.deployment, event_id)
     except (LookupError, ValueError):
         return _missing(d, request)
     return d.redirect(f"/webhooks/{event_id}")
@@ -160,5 +160,5 @@ async def replay_failed(d: Dashboard, request: Request) -> Response:
     if when is not None and when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     since = when.timestamp() if when is not None else 0.0
-    count = await events.replay_failed(d.deployment, since)
+    count = await operations.replay_failed(d.deployment, since)
     return d.redirect(f"/webhooks?done=replayed-{count}")

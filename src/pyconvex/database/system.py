@@ -16,6 +16,8 @@ STORAGE = "_storage"
 UPLOAD_TOKENS = "_upload_tokens"
 SCHEDULED_FUNCTIONS = "_scheduled_functions"
 WEBHOOK_EVENTS = "_webhook_events"
+# Providers whose webhook handlers are paused (pyconvex webhooks pause PROVIDER).
+WEBHOOK_PAUSES = "_webhook_pauses"
 API_KEYS = "_api_keys"
 # A sync session's mutations that ran, so that one sent again after a reconnect runs once.
 SESSION_REQUESTS = "_session_requests"
@@ -90,10 +92,21 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "claimed_by": v.optional(v.string()),  # the worker running its action handler
             "last_error": v.optional(v.string()),
             "completed_at": v.optional(v.float64()),
+            # the receiver's path, and its throttles: handlers of the endpoint at once, and
+            # handler runs per period ({"count", "seconds"})
+            "endpoint": v.optional(v.string()),
+            "max_parallelism": v.optional(v.int64()),
+            "rate": v.optional(v.object({"count": v.float64(), "seconds": v.float64()})),
+            "retention_days": v.optional(v.float64()),
+            "expires_at": v.optional(v.float64()),  # succeeded: when it is purged
         }
     )
     .index("by_event", ["provider", "event_id"])
-    .index("by_due", ["status", "next_attempt_at"]),
+    .index("by_due", ["status", "next_attempt_at"])
+    .index("by_expiry", ["status", "expires_at"]),
+    WEBHOOK_PAUSES: define_table({"provider": v.string(), "paused_at": v.float64()}).index(
+        "by_provider", ["provider"]
+    ),
     API_KEYS: define_table(
         {
             "owner": v.string(),

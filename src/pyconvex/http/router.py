@@ -138,14 +138,22 @@ class HttpRouter:
         tolerance: float | None = None,
         url: str | None = None,
         max_attempts: int = 8,
+        max_parallelism: int | None = None,
+        rate: tuple[float, float] | None = None,
+        retention_days: float = 30,
     ) -> None:
         """Receive a provider's webhooks at ``path`` (POST): verify, deduplicate, record, answer
         200, then run ``handler`` (an internal mutation or action) in the background with retries.
 
             http.webhook(path="/webhooks/stripe", provider="stripe",
-                         secret_env="STRIPE_WEBHOOK_SECRET", handler=internal.billing.on_event)
+                         secret_env="STRIPE_WEBHOOK_SECRET", handler=internal.billing.on_event,
+                         max_parallelism=4, rate=(100, 60))
 
         ``url`` is the public URL the provider signs (Twilio, Square), if ``request.url`` is not it.
+        ``max_parallelism``: at most this many handlers of this endpoint at once, in every
+        process; ``rate=(count, seconds)``: at most ``count`` handler runs per ``seconds``.
+        Throttled events wait; none is dropped. Succeeded events are purged after
+        ``retention_days``; failed ones are kept until replayed or purged by hand.
         """
         from ..webhooks.receiver import WebhookReceiver, as_http_action
 
@@ -156,6 +164,9 @@ class HttpRouter:
             tolerance=tolerance,
             url=url,
             max_attempts=max_attempts,
+            max_parallelism=max_parallelism,
+            rate=rate,
+            retention_days=retention_days,
         )
         self.route(path=path, method="POST", handler=as_http_action(receiver))
 

@@ -24,7 +24,8 @@ Only public functions answer, unless the caller sends
     GET /api/logs[?follow=1]     recent log lines as JSON lines (then new ones as they come)
     GET|HEAD /api/storage/ID     a stored file (anyone with the URL; ids are unguessable)
     POST /api/storage/upload?token=...   an upload through a generate_upload_url() URL
-    GET /api/webhooks[?limit=50], GET /api/webhooks/ID, POST /api/webhooks/ID/replay
+    GET /api/webhooks[?limit=50], GET /api/webhooks/ID, POST /api/webhooks/ID/replay,
+    POST /api/webhooks/op (one `pyconvex webhooks` operation: webhooks/admin.py)
     GET /api/crons               the cron jobs, their next run and last runs
     GET /api/data                the tables and their sizes
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
@@ -371,13 +372,21 @@ class ApiApp:
     async def _webhooks(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
         if not admin:
             raise _AdminRequired
-        from ..webhooks import events
+        from ..webhooks import admin as webhook_admin
+        from ..webhooks import events, operations
 
         deployment = self.backend.deployment
         rest = scope["path"].removeprefix("/api/webhooks").strip("/")
         try:
-            if scope["method"] == "POST" and rest.endswith("/replay"):
-                await events.replay(deployment, rest.removesuffix("/replay"))  # 404 if unknown
+            if scope["method"] == "POST" and rest == "op":  # pyconvex webhooks --url
+                request = await self._json_body(scope, receive)
+                try:
+                    answer = await webhook_admin.run(deployment, request)
+                except ValueError as exc:
+                    raise BadRequestError(str(exc)) from None
+                await send_json(send, 200, answer)
+            elif scope["method"] == "POST" and rest.endswith("/replay"):
+                await operations.replay(deployment, rest.removesuffix("/replay"))  # 404 if unknown
                 await send_json(send, 200, {"replayed": True})
             elif scope["method"] == "GET" and not rest:
                 limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")

@@ -18,10 +18,9 @@ _SECRET_WORDS = (
 )  # fmt: skip
 
 if TYPE_CHECKING:
-    from ..database import DatabaseWriter
     from ..deployment import Deployment
 
-__all__ = ["detail", "get", "recent", "replay", "replay_failed", "summary"]
+__all__ = ["detail", "find", "get", "recent", "summary", "with_body"]
 
 
 async def recent(deployment: Deployment, limit: int = 50) -> list[dict[str, Any]]:
@@ -29,6 +28,49 @@ async def recent(deployment: Deployment, limit: int = 50) -> list[dict[str, Any]
     async with deployment.database.read(system=True) as reader:
         rows: list[dict[str, Any]] = await reader.query(WEBHOOK_EVENTS).order("desc").take(limit)
     return rows
+
+
+MAX_SCAN = 10_000  # events looked at for one filtered list
+
+
+async def find(
+    deployment: Deployment,
+    *,
+    provider: str | None = None,
+    status: str | None = None,
+    type: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """The newest events first that match every filter given: ``provider``, ``status``,
+    ``type`` (exact), received in ``[since, until]`` (epoch seconds), and ``text`` somewhere
+    in the raw body (case-insensitive; large bodies are read from file storage). Looks at the
+    newest ``MAX_SCAN`` events (of that status, with ``status``)."""
+    needle = text.lower().encode() if text else None
+    found: list[dict[str, Any]] = []
+    async with deployment.database.read(system=True) as reader:
+        table = reader.query(WEBHOOK_EVENTS)
+        query: Any = table
+        if status is not None:
+            query = table.with_index("by_due", lambda q: q.eq("status", status))
+        for row in await query.order("desc").take(MAX_SCAN):
+            if (
+                (provider is not None and row["provider"] != provider)
+                or (type is not None and row.get("type") != type)
+                or (since is not None and row["received_at"] < since)
+                or (until is not None and row["received_at"] > until)
+            ):
+                continue
+            if needle is not None:
+                body = (await with_body(deployment, row))["body"]
+                if needle not in body.lower():
+                    continue
+            found.append(row)
+            if len(found) >= limit:
+                break
+    return found
 
 
 async def get(deployment: Deployment, event_id: str) -> dict[str, Any]:
@@ -105,47 +147,3 @@ def check_event_id(event_id: str) -> None:
     """:class:`LookupError` unless ``event_id`` is the id of a ``_webhook_events`` row."""
     if not ids.is_id_of(event_id, WEBHOOK_EVENTS):
         raise LookupError(f"{event_id!r} is not a webhook event id")
-
-
-def _fresh(now: float) -> dict[str, Any]:
-    """An event's fields when it is to be processed again, with a fresh count of attempts."""
-    return {"status": "pending", "attempts": 0, "last_error": None, "next_attempt_at": now}
-
-
-async def replay(deployment: Deployment, event_id: str) -> None:
-    """Process an event again now (whatever its status), with a fresh count of attempts;
-    :class:`LookupError` if there is no such event."""
-    check_event_id(event_id)
-
-    async def again(writer: DatabaseWriter) -> None:
-        system = writer.system_writer()
-        row = await system.get(event_id)
-        if row is None:
-            raise LookupError(f"No webhook event {event_id}")
-        await system.patch(row["_id"], _fresh(deployment.scheduler.clock()))
-        deployment.scheduler.work_added(writer)
-
-    await deployment.database.transact(again, system=True)
-
-
-async def replay_failed(deployment: Deployment, since: float) -> int:
-    """Process again every failed event received at or after ``since`` (epoch seconds),
-    in one transaction; how many."""
-
-    async def again(writer: DatabaseWriter) -> int:
-        system = writer.system_writer()
-        failed = await (
-            system.query(WEBHOOK_EVENTS)
-            .with_index("by_due", lambda r: r.eq("status", "failed"))
-            .collect()
-        )
-        chosen = [row for row in failed if row["received_at"] >= since]
-        now = deployment.scheduler.clock()
-        for row in chosen:
-            await system.patch(row["_id"], _fresh(now))
-        if chosen:
-            deployment.scheduler.work_added(writer)
-        return len(chosen)
-
-    count: int = await deployment.database.transact(again, system=True)
-    return count

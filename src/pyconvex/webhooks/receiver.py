@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from ..database.system import WEBHOOK_EVENTS
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from ..database import DatabaseWriter
 
 DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_RETENTION_DAYS = 30.0
 # A body larger than this goes to file storage, not into the event's row (a document is at
 # most 1 MiB, and every status change rewrites the row).
 INLINE_BODY_BYTES = 64 * 1024
@@ -55,6 +55,22 @@ def redact(headers: list[tuple[str, str]], scheme: Scheme) -> list[list[str]]:
     hidden = set(scheme.secret_headers) | set(_ALWAYS_REDACTED)
     pairs = ((name.lower(), value) for name, value in headers)
     return [[name, REDACTED if name in hidden else value] for name, value in pairs]
+
+
+def _positive(number: Any) -> bool:
+    return (
+        not isinstance(number, bool)
+        and isinstance(number, (int, float))
+        and 0 < number < float("inf")
+    )
+
+
+def _rate(rate: Any) -> dict[str, float]:
+    """``(count, seconds)``: at most ``count`` handler runs per ``seconds`` (a token bucket
+    that holds ``count``)."""
+    if not isinstance(rate, (tuple, list)) or len(rate) != 2 or not all(map(_positive, rate)):
+        raise ValueError(f"rate must be (count, seconds), two positive numbers, not {rate!r}")
+    return {"count": float(rate[0]), "seconds": float(rate[1])}
 
 
 def _secrets(value: str | None) -> list[str]:
@@ -89,6 +105,9 @@ class WebhookReceiver:
         tolerance: float | None = None,
         url: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_parallelism: int | None = None,
+        rate: tuple[float, float] | None = None,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.scheme = scheme_of(provider)
         self.secret_env = secret_env
@@ -98,6 +117,19 @@ class WebhookReceiver:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.max_attempts = max_attempts
+        if max_parallelism is not None and (
+            isinstance(max_parallelism, bool)
+            or not isinstance(max_parallelism, int)
+            or max_parallelism < 1
+        ):
+            raise ValueError(
+                f"max_parallelism must be a whole number of at least 1, not {max_parallelism!r}"
+            )
+        self.max_parallelism = max_parallelism
+        self.rate = None if rate is None else _rate(rate)
+        if not _positive(retention_days):
+            raise ValueError(f"retention_days must be a positive number, not {retention_days!r}")
+        self.retention_days = float(retention_days)
 
     async def __call__(self, ctx: Any, request: Any) -> Response:
         body: bytes = await request.body()
@@ -178,14 +210,20 @@ class WebhookReceiver:
         fields: dict[str, Any] = {
             "provider": event.provider,
             "event_id": event_id,
-            "received_at": time.time(),
+            "received_at": executor.scheduler.clock(),
             "headers": headers,
             "body": event.body if body_file is None else b"",
             "handler": self.handler_path,
             "status": "pending",
             "attempts": 0,
             "max_attempts": self.max_attempts,
+            "endpoint": request.path,
+            "retention_days": self.retention_days,
         }
+        if self.max_parallelism is not None:
+            fields["max_parallelism"] = self.max_parallelism
+        if self.rate is not None:
+            fields["rate"] = self.rate
         if body_file is not None:
             fields["body_file"] = body_file
         if event.type is not None:

@@ -1,0 +1,179 @@
+"""Operating webhook endpoints: replay, pause and resume, purge.
+
+``pyconvex webhooks``, the admin API and the dashboard change recorded events only through
+these. Each is one transaction, and wakes the background workers when it makes work.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..database.system import WEBHOOK_EVENTS, WEBHOOK_PAUSES
+from .events import check_event_id
+
+if TYPE_CHECKING:
+    from ..database import DatabaseReader, DatabaseWriter
+    from ..deployment import Deployment
+
+_AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time(text: str, now: float | None = None) -> float:
+    """Epoch seconds from ``text``: an ISO 8601 date or time (UTC unless it names a zone),
+    epoch seconds, or a time ago (``30m``, ``2h``, ``7d``). :class:`ValueError` otherwise.
+
+        parse_time("2026-12-05T09:00")   # 09:00 UTC
+        parse_time("2h")                 # two hours ago
+    """
+    text = text.strip()
+    ago = _AGO.fullmatch(text)
+    if ago:
+        return (time.time() if now is None else now) - float(ago.group(1)) * _UNITS[ago.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give an ISO date or time (UTC unless it names a zone), "
+            "epoch seconds, or a time ago such as 30m, 2h or 7d"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _fresh(now: float) -> dict[str, Any]:
+    """An event's fields when it is to be processed again, with a fresh count of attempts."""
+    return {
+        "status": "pending",
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": now,
+        "expires_at": None,
+    }
+
+
+async def replay(deployment: Deployment, event_id: str) -> None:
+    """Process an event again now (whatever its status), with a fresh count of attempts;
+    :class:`LookupError` if there is no such event."""
+    check_event_id(event_id)
+
+    async def again(writer: DatabaseWriter) -> None:
+        system = writer.system_writer()
+        row = await system.get(event_id)
+        if row is None:
+            raise LookupError(f"No webhook event {event_id}")
+        await system.patch(row["_id"], _fresh(deployment.scheduler.clock()))
+        deployment.scheduler.work_added(writer)
+
+    await deployment.database.transact(again, system=True)
+
+
+def _in_status(reader: DatabaseReader, status: str) -> Any:
+    return reader.query(WEBHOOK_EVENTS).with_index("by_due", lambda r: r.eq("status", status))
+
+
+async def replay_failed(deployment: Deployment, since: float, provider: str | None = None) -> int:
+    """Process again every failed event received at or after ``since`` (epoch seconds), of
+    ``provider`` if given, in one transaction; how many."""
+
+    async def again(writer: DatabaseWriter) -> int:
+        system = writer.system_writer()
+        chosen = [
+            row
+            for row in await _in_status(system, "failed").collect()
+            if row["received_at"] >= since and provider in (None, row["provider"])
+        ]
+        now = deployment.scheduler.clock()
+        for row in chosen:
+            await system.patch(row["_id"], _fresh(now))
+        if chosen:
+            deployment.scheduler.work_added(writer)
+        return len(chosen)
+
+    count: int = await deployment.database.transact(again, system=True)
+    return count
+
+
+async def pause(deployment: Deployment, provider: str) -> bool:
+    """Run no handler for ``provider``'s events until :func:`resume` (deliveries are still
+    verified, recorded and answered 200); whether it was running."""
+
+    async def stop(writer: DatabaseWriter) -> bool:
+        system = writer.system_writer()
+        if await _pause_row(system, provider) is not None:
+            return False
+        await system.insert(WEBHOOK_PAUSES, {"provider": provider, "paused_at": time.time()})
+        return True
+
+    changed: bool = await deployment.database.transact(stop, system=True)
+    return changed
+
+
+async def resume(deployment: Deployment, provider: str) -> bool:
+    """Run ``provider``'s handlers again, the events that waited first; whether it was
+    paused."""
+
+    async def go(writer: DatabaseWriter) -> bool:
+        system = writer.system_writer()
+        row = await _pause_row(system, provider)
+        if row is None:
+            return False
+        await system.delete(row["_id"])
+        deployment.scheduler.work_added(writer)
+        return True
+
+    changed: bool = await deployment.database.transact(go, system=True)
+    return changed
+
+
+async def paused(deployment: Deployment) -> list[dict[str, Any]]:
+    """The paused providers, with when each was paused."""
+    async with deployment.database.read(system=True) as reader:
+        rows = await reader.query(WEBHOOK_PAUSES).collect()
+    return [{"provider": row["provider"], "paused_at": row["paused_at"]} for row in rows]
+
+
+async def _pause_row(reader: DatabaseReader, provider: str) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = await (
+        reader.query(WEBHOOK_PAUSES)
+        .with_index("by_provider", lambda q: q.eq("provider", provider))
+        .first()
+    )
+    return row
+
+
+async def purge(
+    deployment: Deployment,
+    status: str,
+    *,
+    before: float | None = None,
+    provider: str | None = None,
+) -> int:
+    """Delete the events in ``status`` (``failed`` or ``succeeded``) received before
+    ``before`` (all, if None), of ``provider`` if given, with their large bodies; how many."""
+    if status not in ("failed", "succeeded"):
+        raise ValueError(f"Only failed or succeeded events can be purged, not {status!r}")
+    files = deployment.files
+
+    async def delete(writer: DatabaseWriter) -> int:
+        system = writer.system_writer()
+        chosen = [
+            row
+            for row in await _in_status(system, status).collect()
+            if (before is None or row["received_at"] < before)
+            and provider in (None, row["provider"])
+        ]
+        for row in chosen:
+            await system.delete(row["_id"])
+            if row.get("body_file"):
+                await files.delete_in(writer, row["body_file"])
+        return len(chosen)
+
+    count: int = await deployment.database.transact(delete, system=True)
+    return count
