@@ -15,7 +15,6 @@ WARN line saying how many. The last ``KEPT_RUNS`` runs of each job are kept.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -26,14 +25,12 @@ from ..database.system import CRON_JOB_LOGS, CRON_JOBS
 from ..errors import ConflictError
 from ..functions.context import Auth
 from ..functions.logs import Execution, LogLine, current_execution
-from ..tasks import cancel_and_wait
 from .cronspec import CronSpec
 from .items import describe_failure
+from .worker import QueueBase
 
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
-    from ..functions import Executor
-    from .worker import Worker
 
 KEPT_RUNS = 5
 MAX_RESULT = 1000
@@ -68,21 +65,8 @@ def _due(reader: DatabaseReader, until: float | None = None) -> Any:
     return reader.query(CRON_JOBS).with_index("by_due", bounds)
 
 
-class CronQueue:
+class CronQueue(QueueBase):
     """The :class:`~pyconvex.background.worker.WorkQueue` of cron jobs."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        #: Action runs in flight: each runs on its own, so a slow one holds up no other job.
-        self.running: set[asyncio.Task[None]] = set()
-
-    @property
-    def database(self) -> Database:
-        return self.worker.database
-
-    @property
-    def executor(self) -> Executor:
-        return self.worker.executor
 
     # -- deploying -------------------------------------------------------------------------
 
@@ -133,18 +117,8 @@ class CronQueue:
             if fn.kind == "mutation":
                 await self._run_mutation(row)
             elif await self._claim(row):
-                task = asyncio.create_task(self._run_action(row))
-                self.running.add(task)
-                task.add_done_callback(self.running.discard)
+                self.spawn(self._run_action(row))
         return len(rows)
-
-    async def settle(self) -> None:
-        """Wait for the action runs in flight (tests: all that was due has then run)."""
-        while self.running:
-            await asyncio.gather(*self.running, return_exceptions=True)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(*self.running)
 
     async def recover(self) -> int:
         """Action runs a stopped worker left ``running``: failed, and on to the next run."""

@@ -26,21 +26,20 @@ import logging
 import random
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ConflictError, NonRetryableError
 from ..functions.context import Auth
 from ..functions.logs import Execution, current_execution
-from ..tasks import cancel_and_wait
+from .worker import QueueBase
 
 if TYPE_CHECKING:
-    from ..database import Database, DatabaseReader, DatabaseWriter
-    from ..functions import Executor
-    from .worker import Worker
+    from ..database import DatabaseReader, DatabaseWriter
 
 CONCURRENCY = 10  # action items of one queue that one process runs at once
+PURGE_BATCH = 500  # finished rows deleted per transaction
 _log = logging.getLogger("pyconvex.scheduler")
 
 
@@ -124,7 +123,7 @@ class Outcome(NamedTuple):
     error: BaseException | None = None
 
 
-class ItemQueue(ABC):
+class ItemQueue(QueueBase, ABC):
     """A :class:`~pyconvex.background.worker.WorkQueue` over a table of items that each run a
     function. Subclasses say where the items are and what an outcome writes."""
 
@@ -134,19 +133,6 @@ class ItemQueue(ABC):
     observes_lag = False
     #: Whether action items are claimed and run (else every item runs as a mutation).
     runs_actions = True
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        #: This process's action runs in flight.
-        self.running: set[asyncio.Task[None]] = set()
-
-    @property
-    def database(self) -> Database:
-        return self.worker.database
-
-    @property
-    def executor(self) -> Executor:
-        return self.worker.executor
 
     # -- what a table says -----------------------------------------------------------------
 
@@ -265,9 +251,7 @@ class ItemQueue(ABC):
                 "%s failed", self.label(row), exc_info=(type(error), error, error.__traceback__)
             )
         for row in claimed:
-            task = asyncio.create_task(self._run_action(row, worker))
-            self.running.add(task)
-            task.add_done_callback(self.running.discard)
+            self.spawn(self._run_action(row, worker))
         return taken
 
     async def _run_nested(
@@ -327,12 +311,29 @@ class ItemQueue(ABC):
         trace = "".join(traceback.format_exception(error)).rstrip()
         execution.add("ERROR", f"{self.label(row)} failed:\n{trace}")
 
-    async def settle(self) -> None:
-        while self.running:
-            await asyncio.gather(*self.running, return_exceptions=True)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(*self.running)
-
     async def recover(self) -> int:
         return await self.worker.sweep_abandoned(self.in_flight, self.cut_off)
+
+    async def purge(
+        self,
+        expired: Callable[[DatabaseReader], Any],
+        also: Callable[[DatabaseWriter, dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> int:
+        """Delete up to ``PURGE_BATCH`` rows of the query ``expired(reader)`` (and ``also``
+        what each leaves behind) in one transaction; how many. Looks with a read first: most
+        sweeps find nothing, and then take no write lock."""
+        async with self.database.read(system=True) as reader:
+            if await expired(reader).first() is None:
+                return 0
+
+        async def purge(writer: DatabaseWriter) -> int:
+            system = writer.system_writer()
+            rows = await expired(system).take(PURGE_BATCH)
+            for row in rows:
+                await system.delete(row["_id"])
+                if also is not None:
+                    await also(writer, row)
+            return len(rows)
+
+        purged: int = await self.database.transact(purge)
+        return purged

@@ -30,7 +30,6 @@ KEPT_SECONDS = 24 * 3600.0  # Convex's workpool keeps a finished item's status a
 MAX_PARALLELISM = 100
 MAX_RESULT_BYTES = 256 * 1024
 SCAN = 1000  # pending items looked at for one whose pool has room
-PURGE_BATCH = 500
 CUT_OFF = "Transient error while executing action: the worker running it stopped"
 _log = logging.getLogger("pyconvex.workpool")
 
@@ -173,19 +172,10 @@ class PoolQueue(ItemQueue):
         await self._purge()
         return recovered
 
-    async def _purge(self) -> None:
-        """Forget items finished more than ``KEPT_SECONDS`` ago (a batch at a time)."""
+    async def _purge(self) -> int:
+        """Forget items finished more than ``KEPT_SECONDS`` ago."""
         until = self.worker.clock() - KEPT_SECONDS
-        async with self.database.read(system=True) as reader:
-            if await in_status(reader, "finished", until).first() is None:
-                return
-
-        async def purge(writer: DatabaseWriter) -> None:
-            system = writer.system_writer()
-            for row in await in_status(system, "finished", until).take(PURGE_BATCH):
-                await system.delete(row["_id"])
-
-        await self.database.transact(purge)
+        return await self.purge(lambda reader: in_status(reader, "finished", until))
 
 
 class CompletionQueue(ItemQueue):

@@ -38,7 +38,6 @@ BACKOFF_MAX = 3600.0
 CUT_OFF = "the server stopped while the handler was running"
 RETENTION_DAYS = 30.0  # succeeded events are kept this long (http.webhook(retention_days=))
 SCAN = 1000  # pending events looked at for one that may run (not paused, not throttled)
-PURGE_BATCH = 500
 
 
 def handler_args(row: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -223,25 +222,15 @@ class WebhookQueue(ItemQueue):
         return recovered
 
     async def purge_expired(self) -> int:
-        """Delete succeeded events past their retention (a batch at a time), with their
-        large bodies; how many."""
+        """Delete succeeded events past their retention, with their large bodies; how many."""
         now = self.worker.clock()
-        async with self.database.read(system=True) as reader:
-            if await _expired(reader, now).first() is None:
-                return 0
         files = self.executor.files
 
-        async def purge(writer: DatabaseWriter) -> int:
-            system = writer.system_writer()
-            rows = await _expired(system, now).take(PURGE_BATCH)
-            for row in rows:
-                await system.delete(row["_id"])
-                if row.get("body_file"):
-                    await files.delete_in(writer, row["body_file"])
-            return len(rows)
+        async def body(writer: DatabaseWriter, row: dict[str, Any]) -> None:
+            if row.get("body_file"):
+                await files.delete_in(writer, row["body_file"])
 
-        purged: int = await self.database.transact(purge)
-        return purged
+        return await self.purge(lambda reader: _expired(reader, now), body)
 
 
 def _expired(reader: DatabaseReader, now: float) -> Any:

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..tasks import cancel_and_wait
@@ -67,6 +67,36 @@ class WorkQueue(Protocol):
 
     async def stop(self) -> None:
         """Cancel this process's items in flight (the server is stopping)."""
+
+
+class QueueBase:
+    """What every work queue has: its worker, and this process's runs in flight (each on a
+    task of its own, so a slow one holds up nothing else)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.running: set[asyncio.Task[None]] = set()
+
+    @property
+    def database(self) -> Database:
+        return self.worker.database
+
+    @property
+    def executor(self) -> Executor:
+        return self.worker.executor
+
+    def spawn(self, run: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(run)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+
+    async def settle(self) -> None:
+        """Wait for the runs in flight (tests: all that was due has then run)."""
+        while self.running:
+            await asyncio.gather(*self.running, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await cancel_and_wait(*self.running)
 
 
 class Worker:
