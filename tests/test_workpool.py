@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -234,3 +235,85 @@ async def test_status_of_work_running_now(t: ConvexTest) -> None:
         "state": "finished",
         "previous_attempts": 1,
     }
+
+
+# -- found in review --------------------------------------------------------------------------
+
+
+async def test_a_job_canceled_earlier_in_the_same_batch_does_not_run(t: ConvexTest) -> None:
+    victim = await t.mutation("work:schedule_pair")
+    t.clock.advance(10)  # both due: one batch takes them, the canceling job first
+    await t.finish_scheduled_functions()
+    job = await t.run(lambda ctx: ctx.db.system.get(victim))
+    assert job["state"]["kind"] == "canceled"
+    assert await t.query("work:notes") == []
+
+
+async def test_work_canceled_earlier_in_the_same_batch_does_not_run(t: ConvexTest) -> None:
+    victim = await t.mutation("work:enqueue_then_cancel_later")
+    t.clock.advance(2)
+    await t.finish_all_scheduled_functions()
+    assert await t.query("work:notes") == []
+    [done] = await t.query("work:completions")
+    assert done["work_id"] == victim and done["result"] == {"kind": "canceled"}
+
+
+async def test_a_full_pool_holds_up_no_other_pool_and_the_worker_does_not_spin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = 0
+    run_due = PoolQueue.run_due
+
+    async def counted(self: PoolQueue, now: float, limit: int) -> int:
+        nonlocal batches
+        batches += 1
+        return await run_due(self, now, limit)
+
+    monkeypatch.setattr(PoolQueue, "run_due", counted)
+    async with Deployment(APP, database_url=f"sqlite:///{tmp_path}/db.sqlite3") as deployment:
+        await deployment.executor.run("work:start_slow", {"n": 150, "seconds": 0.2})
+        await deployment.executor.run("work:start_other_note", {"text": "other"})
+        deployment.scheduler.start()
+
+        async def other_ran() -> bool:
+            return bool(await deployment.executor.run("work:notes") == ["other"])
+
+        await eventually(other_ran, "pool one's item waited behind pool three's backlog")
+        assert len(await deployment.executor.run("work:runs")) < 150  # while three is busy
+        await asyncio.sleep(0.5)  # the backlog drains, three at a time
+        # a batch per slot that frees (and the odd wake-up), not a busy loop of empty ones
+        assert batches < 60
+
+
+async def test_an_outcome_that_cannot_be_recorded_is_tried_again(
+    t: ConvexTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finish = PoolQueue.finish
+    failed: list[bool] = []
+
+    async def flaky_finish(self: PoolQueue, system: Any, row: Any, outcome: Any, **kw: Any) -> None:
+        if kw["claimed"] and not failed:
+            failed.append(True)
+            raise RuntimeError("the database went away")
+        await finish(self, system, row, outcome, **kw)
+
+    monkeypatch.setattr(PoolQueue, "finish", flaky_finish)
+    work_id = await t.mutation("work:start_flaky", {"key": "r", "fails": 0})
+    await t.finish_all_scheduled_functions()
+    assert failed == [True]
+    status = await t.query("work:status", {"id": work_id, "pool": "retrying"})
+    assert status == {"state": "finished", "previous_attempts": 1}
+
+
+async def test_a_time_that_is_not_finite_is_refused(t: ConvexTest) -> None:
+    with pytest.raises(Exception, match="finite number of seconds"):
+        await t.mutation("work:start_nan")
+    with pytest.raises(Exception, match="finite time"):
+        await t.mutation("work:schedule_nan")
+    assert await items(t) == []
+
+
+async def test_a_long_backlog_in_a_pool_of_one_finishes_in_a_test(t: ConvexTest) -> None:
+    await t.mutation("work:start_many_notes", {"n": 150})
+    await t.finish_scheduled_functions()
+    assert len(await t.query("work:notes")) == 150

@@ -205,7 +205,7 @@ class ConvexTest:
         ) as client:
             return await client.request(method, path, headers=headers, content=body, json=json)
 
-    async def finish_scheduled_functions(self, *, max_rounds: int = 100) -> int:
+    async def finish_scheduled_functions(self, *, max_rounds: int = 10_000) -> int:
         """Run every job due by ``t.clock``, and the due jobs those schedule, until none is left.
 
             await t.mutation(api.orders.place, {...})        # schedules a follow-up with delay 0
@@ -227,8 +227,9 @@ class ConvexTest:
                 return ran
             ran += taken
         raise RuntimeError(
-            f"Scheduled functions were still due after {max_rounds} rounds: "
-            "does a job keep scheduling itself with no delay?"
+            f"Scheduled functions were still due after {max_rounds} rounds: does a job keep "
+            "scheduling itself with no delay? (A round runs what is due within each work "
+            "pool's max_parallelism: for a longer backlog, pass a larger max_rounds.)"
         )
 
     async def finish_all_scheduled_functions(self, *, max_rounds: int = 100) -> int:

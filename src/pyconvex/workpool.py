@@ -31,6 +31,7 @@ What Convex's ``@convex-dev/workpool`` does, in Python:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +44,7 @@ from .functions.context import in_system_transaction
 
 __all__ = ["DEFAULT_RETRY", "NonRetryableError", "Workpool"]
 
-#: Convex's default: five attempts, 0.25 s before the second, doubling.
+#: Convex's default retry behaviour: five attempts, 0.25 s before the second, doubling.
 DEFAULT_RETRY = RetryPolicy(max_attempts=5, initial_backoff=0.25, base=2.0)
 
 
@@ -62,7 +63,8 @@ class Workpool:
         work_id = await pool.enqueue_action(ctx, internal.emails.send, {"to": address})
 
     ``retry`` is a dict of ``max_attempts``, ``initial_backoff`` (seconds) and ``base``,
-    ``True`` for :data:`DEFAULT_RETRY`, or ``False`` for a single attempt.
+    ``True`` for :data:`DEFAULT_RETRY`, or ``False`` (the default, as Convex's
+    ``retryActionsByDefault``) for a single attempt.
     """
 
     def __init__(
@@ -70,7 +72,7 @@ class Workpool:
         name: str,
         *,
         max_parallelism: int = 10,
-        retry: Mapping[str, Any] | RetryPolicy | bool = True,
+        retry: Mapping[str, Any] | RetryPolicy | bool = False,
     ) -> None:
         if not isinstance(name, str) or not name or not name.isprintable():
             raise ValueError(f"A work pool's name must be a printable string, not {name!r}")
@@ -144,8 +146,12 @@ class Workpool:
             raise InvalidValueError(f"Arguments for {fn.path} must be a dict, not {type(args)}")
         values.check_value(args, what=f"Arguments enqueued for {fn.path}")
         values.check_value(context, what="A work pool's context")
-        if isinstance(run_after, bool) or not isinstance(run_after, (int, float)):
-            raise TypeError(f"run_after takes a number of seconds, not {run_after!r}")
+        if (
+            isinstance(run_after, bool)
+            or not isinstance(run_after, (int, float))
+            or not math.isfinite(run_after)
+        ):
+            raise TypeError(f"run_after takes a finite number of seconds, not {run_after!r}")
         fields: dict[str, Any] = {
             "pool": self.name,
             "function": fn.path,

@@ -24,15 +24,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConflictError, NonRetryableError
+from ..errors import ConflictError, FunctionNotFoundError, NonRetryableError
 from ..functions.context import Auth
-from ..functions.logs import Execution, current_execution
+from ..functions.logs import Execution, LogLine, current_execution
 from .worker import QueueBase
 
 if TYPE_CHECKING:
@@ -108,7 +109,9 @@ class RetryPolicy:
     def retry_after(self, attempts: int, error: BaseException) -> float | None:
         """Seconds until the next attempt after ``attempts`` attempts, the last of which
         raised ``error``; None if there is to be no other."""
-        if isinstance(error, NonRetryableError) or attempts >= self.max_attempts:
+        # A function that is not there (the code changed) is not mended by waiting either.
+        final = isinstance(error, (NonRetryableError, FunctionNotFoundError))
+        if final or attempts >= self.max_attempts:
             return None
         return self.delay(attempts)
 
@@ -123,6 +126,22 @@ class Outcome(NamedTuple):
     error: BaseException | None = None
 
 
+@dataclass
+class _Batch:
+    """What one batch keeps while its transaction runs (cleared when it runs again)."""
+
+    worker: str
+    now: float
+    executions: list[Execution] = field(default_factory=list)
+    failures: list[tuple[dict[str, Any], BaseException]] = field(default_factory=list)
+    claimed: list[dict[str, Any]] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def clear(self) -> None:
+        for kept in (self.executions, self.failures, self.claimed, self.lags):
+            kept.clear()
+
+
 class ItemQueue(QueueBase, ABC):
     """A :class:`~pyconvex.background.worker.WorkQueue` over a table of items that each run a
     function. Subclasses say where the items are and what an outcome writes."""
@@ -133,6 +152,8 @@ class ItemQueue(QueueBase, ABC):
     observes_lag = False
     #: Whether action items are claimed and run (else every item runs as a mutation).
     runs_actions = True
+    #: Due items a batch looks through for ones :meth:`admit` lets run (0: just ``limit``).
+    scan = 0
 
     # -- what a table says -----------------------------------------------------------------
 
@@ -179,12 +200,18 @@ class ItemQueue(QueueBase, ABC):
         """How logs name ``row``."""
         return f"{self.function(row)} ({row['_id']})"
 
-    async def admit(
-        self, system: DatabaseWriter, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Of the due ``rows``, those to run now (a work pool leaves out those over its
-        parallelism); read in the batch's transaction."""
-        return rows
+    @abstractmethod
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` (as read now) still waits to run: not canceled, not taken."""
+
+    async def gates(self, system: DatabaseWriter) -> Any:
+        """What :meth:`admit` needs to know, read once per batch in its transaction."""
+        return None
+
+    async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
+        """Whether the due ``row`` may run now (a work pool refuses one over its
+        parallelism); a row admitted counts in ``gates`` for the next."""
+        return True
 
     # -- the work queue --------------------------------------------------------------------
 
@@ -201,58 +228,84 @@ class ItemQueue(QueueBase, ABC):
         items were taken."""
         worker = await self.worker.claimant()
         free = self.max_running - len(self.running)
-        executions: list[Execution] = []
-        failures: list[tuple[dict[str, Any], BaseException]] = []
-        claimed: list[dict[str, Any]] = []
-        lags: list[float] = []
+        batch = _Batch(worker, now)
 
-        async def batch(writer: DatabaseWriter) -> int:
-            for kept in (executions, failures, claimed, lags):
-                kept.clear()  # a batch that conflicted starts over (its logs too)
+        async def attempt(writer: DatabaseWriter) -> int:
+            batch.clear()  # a batch that conflicted starts over (its logs too)
             system = writer.system_writer()
+            gates = await self.gates(system)
+            seen: set[str] = set()
             taken = 0
-            for row in await self.admit(system, await self.pending(system, now).claim(limit)):
-                path = self.function(row)
-                try:
-                    fn = self.executor.resolve(path)
-                except Exception as exc:  # the code changed under it
-                    execution = self.executor.execution(path)
-                    executions.append(execution)
-                    failures.append((row, exc))
-                    self._failed(execution, row, exc)
-                    await self.finish(system, row, Outcome(error=exc), claimed=False)
-                    taken += 1
-                    continue
-                if fn.kind == "action" and self.runs_actions:
-                    if len(claimed) >= free:
-                        break  # the rest wait for a free slot
-                    await self.claim(system, row, worker)
-                    claimed.append(row)
-                else:
-                    args = await self.arguments(row)
-                    outcome = await self._run_nested(writer, row, path, args, executions)
-                    if outcome.error is not None:
-                        failures.append((row, outcome.error))
-                    await self.finish(system, row, outcome, claimed=False)
-                taken += 1
-                lags.append(now - self.due_time(row))
+            # The first ``limit`` due items; more (up to ``scan``) only if some were held back.
+            for page in (limit, self.scan):
+                rows = await self.pending(system, now).claim(page) if page > len(seen) else []
+                held = False
+                for due in rows:
+                    if taken >= limit:
+                        break
+                    if due["_id"] in seen:
+                        continue
+                    seen.add(due["_id"])
+                    verdict = await self._take(writer, batch, due, gates, free)
+                    held = held or verdict is None
+                    taken += verdict is True
+                if taken >= limit or not held or len(rows) < page:
+                    break
             return taken
 
         try:
-            taken: int = await self.database.transact(batch)
+            taken: int = await self.database.transact(attempt)
         finally:
-            for execution in executions:
+            for execution in batch.executions:
                 execution.finish()
         if self.observes_lag:
-            for lag in lags:
+            for lag in batch.lags:
                 self.worker.observe_lag(lag)
-        for row, error in failures:
+        for row, error in batch.failures:
             _log.warning(
                 "%s failed", self.label(row), exc_info=(type(error), error, error.__traceback__)
             )
-        for row in claimed:
+        for row in batch.claimed:
             self.spawn(self._run_action(row, worker))
         return taken
+
+    async def _take(
+        self, writer: DatabaseWriter, batch: _Batch, due: dict[str, Any], gates: Any, free: int
+    ) -> bool | None:
+        """Run (a mutation) or claim (an action) the due item ``due`` in the batch's
+        transaction: True; False if it is no longer pending; None if it must wait (its
+        gates are shut, or every action slot is taken)."""
+        system = writer.system_writer()
+        # Read again: an item run earlier in this batch may have canceled this one.
+        row = await system.get(due["_id"])
+        if row is None or not self.is_pending(row):
+            return False
+        path = self.function(row)
+        try:
+            fn = self.executor.resolve(path)
+        except Exception as exc:  # the code changed under it (not retried)
+            execution = self.executor.execution(path)
+            batch.executions.append(execution)
+            batch.failures.append((row, exc))
+            self._failed(execution, row, exc)
+            await self.finish(system, row, Outcome(error=exc), claimed=False)
+            return True
+        is_action = fn.kind == "action" and self.runs_actions
+        if is_action and len(batch.claimed) >= free:
+            return None
+        if not await self.admit(system, row, gates):
+            return None
+        if is_action:
+            await self.claim(system, row, batch.worker)
+            batch.claimed.append(row)
+        else:
+            args = await self.arguments(row)
+            outcome = await self._run_nested(writer, row, path, args, batch.executions)
+            if outcome.error is not None:
+                batch.failures.append((row, outcome.error))
+            await self.finish(system, row, outcome, claimed=False)
+        batch.lags.append(batch.now - self.due_time(row))
+        return True
 
     async def _run_nested(
         self,
@@ -298,13 +351,22 @@ class ItemQueue(QueueBase, ABC):
                 if current is not None and self.claimed_by(current, worker):
                     await self.finish(system, current, outcome, claimed=True)
 
-            await self.database.transact(record)
-        except asyncio.CancelledError:
-            raise  # the server is stopping: a live worker recovers the claim
-        except Exception:
-            _log.exception("The outcome of %s could not be recorded", self.label(row))
+            await self._until_recorded(record, row)
         finally:
             self.worker.wake()
+
+    async def _until_recorded(self, record: Callable[[DatabaseWriter], Any], row: Any) -> None:
+        """Commit an action's outcome, trying again while the database is away: given up,
+        the row would stay claimed by this live worker, which no sweep recovers."""
+        pause = 0.1
+        while True:
+            try:
+                await self.database.transact(record)
+                return
+            except Exception:
+                _log.exception("The outcome of %s could not be recorded; retrying", self.label(row))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
     def _failed(self, execution: Execution, row: dict[str, Any], error: BaseException) -> None:
         """The failure in the deployment's logs (``pyconvex logs``), with its traceback."""
@@ -312,7 +374,16 @@ class ItemQueue(QueueBase, ABC):
         execution.add("ERROR", f"{self.label(row)} failed:\n{trace}")
 
     async def recover(self) -> int:
-        return await self.worker.sweep_abandoned(self.in_flight, self.cut_off)
+        return await self.worker.sweep_abandoned(self.in_flight, self._cut_off)
+
+    async def _cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
+        message = f"{self.label(row)} was cut off: the worker running it stopped"
+        _log.warning(message)
+        sink = self.executor.log_sink
+        if sink is not None:
+            line = LogLine(time.time(), "ERROR", message, self.function(row), "background")
+            system.after_commit(lambda: sink([line]))
+        await self.cut_off(system, row)
 
     async def purge(
         self,

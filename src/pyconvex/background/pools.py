@@ -62,9 +62,12 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         values.check_value(outcome.value)
         size = len(values.dumps(outcome.value, wire=False))
     except (TypeError, ValueError) as exc:
-        return {"kind": "failed", "error": f"Its return value cannot be kept: {exc}"}
+        # It ran (a mutation's writes are committed): success, without the value.
+        _log.warning("A work item's return value cannot be kept: %s", exc)
+        return {"kind": "success", "return_value": None}
     if size > MAX_RESULT_BYTES:
-        return {"kind": "failed", "error": f"Its return value is too large to keep ({size} bytes)"}
+        _log.warning("A work item's return value is too large to keep (%d bytes)", size)
+        return {"kind": "success", "return_value": None}
     return {"kind": "success", "return_value": outcome.value}
 
 
@@ -85,6 +88,7 @@ class PoolQueue(ItemQueue):
     # Each pool's own bound applies across processes; this only stops one process from
     # taking more than any pool could allow.
     max_running = MAX_PARALLELISM
+    scan = SCAN  # a full pool's items are passed over for other pools'
 
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         return in_status(reader, "pending", until)
@@ -115,18 +119,22 @@ class PoolQueue(ItemQueue):
                     return self.due_time(row)
         return None  # every pool with work is full: the end of a run wakes the workers
 
-    async def admit(
-        self, system: DatabaseWriter, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    async def gates(self, system: DatabaseWriter) -> Counter[str]:
         # Read in the batch's transaction: two workers that both see room for one more
         # conflict on this read, and the second finds the pool full when it runs again.
-        running = await _running(system)
-        admitted = []
-        for row in rows:
-            if running[row["pool"]] < row["max_parallelism"]:
-                running[row["pool"]] += 1
-                admitted.append(row)
-        return admitted
+        return await _running(system)
+
+    async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
+        if gates[row["pool"]] >= row["max_parallelism"]:
+            return False
+        gates[row["pool"]] += 1
+        # Into the range of running items even for a mutation (done by the end of this
+        # transaction): a concurrent batch that read that range then conflicts with this one.
+        await system.patch(row["_id"], {"status": "running"})
+        return True
+
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        return bool(row["status"] == "pending")
 
     async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
         await system.patch(
@@ -210,6 +218,9 @@ class CompletionQueue(ItemQueue):
 
     def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
         return False
+
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        return bool(row["status"] == "completing")
 
     async def finish(
         self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool

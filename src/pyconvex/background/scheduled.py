@@ -114,6 +114,9 @@ class ScheduledQueue(ItemQueue):
     async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
         await system.patch(row["_id"], {"state": {"kind": "in_progress"}, "claimed_by": worker})
 
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        return bool(row["state"]["kind"] == "pending")
+
     def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
         return bool(row["state"]["kind"] == "in_progress" and row.get("claimed_by") == worker)
 

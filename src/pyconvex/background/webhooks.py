@@ -115,6 +115,8 @@ def in_status(reader: DatabaseReader, status: str, until: float | None = None) -
 class WebhookQueue(ItemQueue):
     """The worker's queue of recorded webhook events."""
 
+    scan = SCAN  # a paused or throttled endpoint's events are passed over for others'
+
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         return in_status(reader, "pending", until)
 
@@ -150,26 +152,24 @@ class WebhookQueue(ItemQueue):
                     break  # later events cannot be sooner
         return soonest
 
-    async def admit(
-        self, system: DatabaseWriter, rows: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        # Read and taken in the batch's transaction, so every process keeps to the same
-        # bounds: two that take the endpoint's last slot (or token) at once conflict.
-        gates = await Gates.read(system)
-        now = self.worker.clock()
-        admitted = []
-        for row in rows:
-            if gates.full(row):
-                continue
-            if row.get("rate"):
-                allowed = await take(
-                    system, rate_limit_name(row), _rate_config(row["rate"]), now=now
-                )
-                if not allowed["ok"]:
-                    continue
-            gates.running[row.get("endpoint")] += 1  # type: ignore[index]
-            admitted.append(row)
-        return admitted
+    async def gates(self, system: DatabaseWriter) -> Gates:
+        # Read (and tokens taken) in the batch's transaction, so every process keeps to the
+        # same bounds: two that take an endpoint's last slot (or token) at once conflict.
+        return await Gates.read(system)
+
+    async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
+        if gates.full(row):
+            return False
+        if row.get("rate"):
+            now = self.worker.clock()
+            allowed = await take(system, rate_limit_name(row), _rate_config(row["rate"]), now=now)
+            if not allowed["ok"]:
+                return False
+        gates.running[row.get("endpoint")] += 1
+        return True
+
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        return bool(row["status"] == "pending")
 
     def function(self, row: dict[str, Any]) -> str:
         return str(row["handler"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -114,6 +115,9 @@ class Worker:
         self.worker_id = "w" + uuid.uuid4().hex[:16]
         self._leased = False
         self._batches: dict[int, asyncio.Task[None]] = {}
+        # Queues whose last batch took nothing, and when: items due by then are held back
+        # (or the database is away), so they wait for a wake-up or the next poll.
+        self._stalled: dict[int, float] = {}
         #: Told how late each due scheduled job starts (seconds past its scheduled time: the
         #: Health metrics' scheduler lag). Must be quick, must not raise.
         self.lag_observers: list[Callable[[float], None]] = []
@@ -171,6 +175,7 @@ class Worker:
     # -- waking ----------------------------------------------------------------------------
 
     def wake(self) -> None:
+        self._stalled.clear()
         self._wake.set()
 
     def work_added(self, writer: DatabaseWriter) -> None:
@@ -229,20 +234,18 @@ class Worker:
 
     async def _work(self) -> None:
         await self.database.persistence.listen(CHANNEL, self.wake)
-        recovered = await self.recover()
-        if recovered:
-            _log.warning("%d background item(s) cut off by a stop were recovered", recovered)
-        swept = time.monotonic()
+        swept: float | None = None
         while True:
             self._wake.clear()
             try:
-                if time.monotonic() - swept >= POLL_SECONDS:
+                if swept is None or time.monotonic() - swept >= POLL_SECONDS:
+                    recovered = await self.recover()
+                    if recovered:
+                        _log.warning("%d background item(s) cut off by a stop recovered", recovered)
                     swept = time.monotonic()
-                    if await self.recover():
-                        _log.warning("Work cut off by a worker that stopped was recovered")
                 upcoming = await self._start_batches()
                 timeout = POLL_SECONDS
-                if upcoming is not None:
+                if upcoming is not None and math.isfinite(upcoming):
                     timeout = min(max(upcoming - self.clock(), 0.0), POLL_SECONDS)
                 if timeout > 0:
                     self.idle.set()
@@ -254,6 +257,7 @@ class Worker:
                     finally:
                         self.idle.clear()
             except TimeoutError:
+                self._stalled.clear()  # time has passed: what could not run may run now
                 continue
             except asyncio.CancelledError:
                 raise
@@ -268,7 +272,7 @@ class Worker:
             if number in self._batches:
                 continue  # its batch will wake us when it ends
             due = await queue.next_due()
-            if due is None:
+            if due is None or due <= self._stalled.get(number, -math.inf):
                 continue
             now = self.clock()
             if due <= now:
@@ -278,12 +282,17 @@ class Worker:
         return upcoming
 
     async def _batch(self, number: int, queue: WorkQueue, now: float) -> None:
+        taken = 0
         try:
-            await queue.run_due(now, QUEUE_BATCH)
+            taken = await queue.run_due(now, QUEUE_BATCH)
         except asyncio.CancelledError:
             raise
         except Exception:
             _log.exception("A batch of %s could not be run", type(queue).__name__)
         finally:
             self._batches.pop(number, None)
-            self.wake()
+            if not taken:
+                # Due, yet nothing could be taken (the database is away, or the items are
+                # held back): not again until something changes, or time passes.
+                self._stalled[number] = now
+            self._wake.set()

@@ -12,6 +12,7 @@ executor as a :class:`JobScheduler`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +43,8 @@ def _when(value: datetime | float | int) -> float:
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"run_at() takes a datetime or epoch seconds, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise TypeError(f"run_at() takes a finite time, not {value!r}")
     return float(value)
 
 
@@ -67,8 +70,12 @@ class SchedulerApi:
 
         await ctx.scheduler.run_after(0, internal.emails.send, {"to": "a@example.com"})
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds != seconds:
-            raise TypeError(f"run_after() takes a number of seconds, not {seconds!r}")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+        ):
+            raise TypeError(f"run_after() takes a finite number of seconds, not {seconds!r}")
         when = self._scheduler.clock() + max(float(seconds), 0.0)
         job_id: str = await self._in_transaction(
             lambda w: self._scheduler.schedule_in(w, when, ref, args)

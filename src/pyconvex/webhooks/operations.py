@@ -55,6 +55,7 @@ def _fresh(now: float) -> dict[str, Any]:
         "last_error": None,
         "next_attempt_at": now,
         "expires_at": None,
+        "claimed_by": None,
     }
 
 

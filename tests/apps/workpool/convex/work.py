@@ -175,3 +175,55 @@ async def completions(ctx, args):
 @query
 async def notes(ctx, args):
     return [row["text"] for row in await ctx.db.query("notes").collect()]
+
+
+one = Workpool("one", max_parallelism=1)
+
+
+@mutation
+async def start_many_notes(ctx, args):
+    for i in range(args["n"]):
+        await one.enqueue_mutation(ctx, internal.work.note, {"text": f"n{i}"})
+
+
+@mutation
+async def start_other_note(ctx, args):
+    return await one.enqueue_mutation(ctx, internal.work.note, {"text": args["text"]})
+
+
+@mutation
+async def schedule_pair(ctx, args):
+    """A job at +0 that cancels a job at +5 (both due by the time the test looks)."""
+    victim = await ctx.scheduler.run_after(5, internal.work.note, {"text": "victim"})
+    await ctx.scheduler.run_after(0, internal.work.cancel_job, {"id": victim})
+    return victim
+
+
+@internal_mutation
+async def cancel_job(ctx, args):
+    await ctx.scheduler.cancel(args["id"])
+
+
+@mutation
+async def enqueue_then_cancel_later(ctx, args):
+    """A note item at +1, and one at +0 (same pool) that cancels it."""
+    victim = await three.enqueue_mutation(
+        ctx, internal.work.note, {"text": "victim"}, on_complete=internal.work.done, run_after=1
+    )
+    await three.enqueue_mutation(ctx, internal.work.cancel_work, {"id": victim})
+    return victim
+
+
+@internal_mutation
+async def cancel_work(ctx, args):
+    await three.cancel(ctx, args["id"])
+
+
+@mutation
+async def start_nan(ctx, args):
+    await three.enqueue_mutation(ctx, internal.work.note, {"text": "x"}, run_after=float("nan"))
+
+
+@mutation
+async def schedule_nan(ctx, args):
+    await ctx.scheduler.run_at(float("nan"), internal.work.note, {"text": "x"})
