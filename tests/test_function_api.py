@@ -160,7 +160,9 @@ def test_an_int_no_float_holds_is_an_error_naming_its_path(web: Served) -> None:
     ],
 )
 def test_malformed_requests_are_400(web: Served, body: bytes, message: str) -> None:
-    response = httpx.post(f"{web.api}/api/query", content=body)
+    response = httpx.post(
+        f"{web.api}/api/query", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert message in response.json()["message"]
 
@@ -272,7 +274,9 @@ def test_logs_endpoint(web: Served) -> None:
 
 def test_query_ts_and_query_at_ts_read_one_commit(web: Served) -> None:
     def ts() -> str:
-        response = httpx.post(f"{web.api}/api/query_ts")
+        response = httpx.post(
+            f"{web.api}/api/query_ts", headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 200
         found: str = response.json()["ts"]
         assert found.isdigit()

@@ -386,6 +386,120 @@ def plain_json(value: Any) -> Any:
 
 
 _json_encoder = msgspec.json.Encoder(enc_hook=plain_json)
+_json_decoder = msgspec.json.Decoder()
+
+#: How deep JSON from a client may nest: as deep as a Convex value (API.md section 20).
+MAX_JSON_DEPTH = VALUE_LIMITS.max_depth
+
+
+class NestingError(InvalidValueError):
+    """JSON, or a value, nested deeper than a limit. ``path`` is where it first went past
+    it (``.a[0].b``), ``""`` when that could not be found."""
+
+    def __init__(self, limit: int, path: str) -> None:
+        self.limit = limit
+        self.path = path
+        where = f" at path {path}" if path else ""
+        super().__init__(f"nested more than {limit} levels deep{where}")
+
+
+def parse_json(data: bytes | str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON a client sent: :class:`NestingError` when it nests more than ``max_depth``
+    containers deep, :class:`InvalidValueError` when it is not JSON.
+
+    Never a ``RecursionError``: the parser and every recursive walk over a parsed value (the
+    validators, Convex JSON decoding) run out of Python stack somewhere between a few hundred
+    and a thousand levels, and that would be a 500 for a malformed request.
+    """
+    try:
+        parsed = _json_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise InvalidValueError(str(exc)) from None
+    except RecursionError:
+        raise NestingError(max_depth, _deep_path_in_text(data, max_depth)) from None
+    # Counting brackets runs in C and clears nearly every body without a walk: JSON cannot
+    # nest deeper than the containers it opens.
+    if isinstance(data, str):
+        opened = data.count("[") + data.count("{")
+    else:
+        opened = data.count(b"[") + data.count(b"{")
+    if opened > max_depth:
+        path = deep_path(parsed, max_depth)
+        if path is not None:
+            raise NestingError(max_depth, path)
+    return parsed
+
+
+_CONTAINERS = (dict, list)
+
+
+def deep_path(value: object, max_depth: int) -> str | None:
+    """The path of the first list or dict nested inside ``max_depth`` others (so too deep
+    for that limit), or None. Recurses at most ``max_depth`` levels, whatever ``value`` is."""
+    cls = value.__class__
+    if cls is not dict and cls is not list:
+        return None
+    if max_depth <= 0:
+        return ""
+    items: Any = value.values() if cls is dict else value  # type: ignore[attr-defined]
+    kinds = set(map(type, items))
+    if dict not in kinds and list not in kinds:
+        return None  # the common leaf, decided in C
+    pairs: Any = value.items() if cls is dict else enumerate(value)  # type: ignore[attr-defined, arg-type]
+    for key, item in pairs:
+        if item.__class__ in _CONTAINERS:
+            inner = deep_path(item, max_depth - 1)
+            if inner is not None:
+                return _segment(key) + inner
+    return None
+
+
+def _segment(key: object) -> str:
+    if isinstance(key, int):
+        return f"[{key}]"
+    text = str(key)
+    return "." + (text if len(text) <= 40 else text[:37] + "...")
+
+
+# Strings (escapes included) and the punctuation that opens, closes and separates.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]', re.DOTALL)
+_TEXT_SEARCHED = 256 * 1024
+
+
+def _deep_path_in_text(data: bytes | str, max_depth: int) -> str:
+    """Where JSON text first nests more than ``max_depth`` deep, from the text itself: for
+    JSON too deep for the parser to return a value at all. ``""`` if not found."""
+    # A Python loop per token: only the start is searched, so a body built to be slow to
+    # search (megabytes of commas before the deep part) costs milliseconds, not seconds.
+    start = data[:_TEXT_SEARCHED]
+    raw = start.encode() if isinstance(start, str) else bytes(start)
+    stack: list[list[Any]] = []  # per open container: [is an object, index or key]
+    key_next = False
+    for token in _JSON_TOKEN.finditer(raw):
+        text = token.group()
+        first = text[0]
+        if first == 0x22:  # a string: a key when an object expects one
+            if key_next and stack:
+                try:
+                    stack[-1][1] = msgspec.json.decode(text)
+                except msgspec.DecodeError:
+                    stack[-1][1] = text[1:-1].decode("utf-8", "replace")
+            key_next = False
+        elif first in b"[{":
+            if len(stack) >= max_depth:
+                return "".join(_segment(key) for _, key in stack)
+            stack.append([first == 0x7B, "" if first == 0x7B else 0])
+            key_next = first == 0x7B
+        elif first in b"]}":
+            if stack:
+                stack.pop()
+            key_next = False
+        elif stack:  # a comma
+            if stack[-1][0]:
+                key_next = True
+            else:
+                stack[-1][1] += 1
+    return ""
 
 
 def dumps(value: Value, *, wire: bool = True) -> bytes:
@@ -396,8 +510,10 @@ def dumps(value: Value, *, wire: bool = True) -> bytes:
 def loads(data: bytes | str) -> Value:
     """Parse Convex JSON bytes; raises ``ValueError`` on malformed JSON."""
     try:
-        parsed = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
+        parsed = parse_json(data)
+    except NestingError:
+        raise
+    except InvalidValueError as exc:
         raise InvalidValueError(f"invalid JSON: {exc}") from None
     return from_convex_json(parsed)
 

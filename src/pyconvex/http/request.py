@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, MutableMapping
 from typing import Any
 
-import msgspec
 from starlette.datastructures import FormData, Headers, QueryParams, UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
-from ..errors import BadRequestError, PayloadTooLargeError
+from ..errors import BadRequestError, InvalidValueError, PayloadTooLargeError
+from ..values import NestingError, parse_json
 
 __all__ = ["FormData", "Headers", "QueryParams", "Request", "UploadFile"]
 
@@ -35,7 +35,6 @@ Receive = Any
 
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
-_json = msgspec.json.Decoder()
 
 
 def payload_too_large(limit: int) -> PayloadTooLargeError:
@@ -178,11 +177,15 @@ class Request:
         return (await self.body()).decode("utf-8", errors="replace")
 
     async def json(self) -> Any:
-        """The body parsed as JSON; raises ``ValueError`` (a ``BadRequestError``) if it is not."""
+        """The body parsed as JSON; raises ``ValueError`` (a ``BadRequestError``) if it is not,
+        or if it nests deeper than a Convex value may (64 levels). Left uncaught, that is a
+        400 with the reason, not a 500."""
         raw = await self.body()
         try:
-            return _json.decode(raw)
-        except msgspec.DecodeError as exc:
+            return parse_json(raw)
+        except NestingError as exc:
+            raise BadRequestError(f"The request body is JSON {exc}") from None
+        except InvalidValueError as exc:
             raise BadRequestError(f"Invalid JSON in the request body: {exc}") from None
 
     async def form_data(self) -> FormData:

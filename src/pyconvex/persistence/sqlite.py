@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ConflictError
+from ..owner_only import open_private, private_dir, tighten_file
 from .base import (
     Persistence,
     ReadTransaction,
@@ -217,6 +218,16 @@ def _wal(conn: sqlite3.Connection) -> str:
     return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
 
 
+def _owner_only(path: str) -> None:
+    """The database file 0600 before SQLite opens it: it gives the WAL and SHM files it
+    makes the database's own mode (they hold the same data). One made by an older version
+    with the umask's mode is tightened, with the WAL and SHM a crash left beside it."""
+    if not os.path.exists(path):
+        os.close(open_private(path, os.O_RDWR))
+    for name in (path, path + "-wal", path + "-shm"):
+        tighten_file(name)
+
+
 class SqlitePersistence(Persistence):
     """Documents, indexes and globals in one SQLite file.
 
@@ -229,7 +240,8 @@ class SqlitePersistence(Persistence):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
         self._synchronous = synchronous.upper()
         parent = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(parent, exist_ok=True)
+        private_dir(parent)
+        _owner_only(self.path)
         self._readers: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -310,13 +322,13 @@ class SqlitePersistence(Persistence):
         if not _LEASE.match(name):
             raise ValueError(f"Invalid lease name {name!r}")
         folder = Path(self.path + ".leases")
-        folder.mkdir(exist_ok=True)
+        private_dir(folder)
         return folder / name
 
     async def hold_lease(self, name: str) -> None:
         if name in self._leases:
             return
-        handle = open(self._lease_path(name), "a+b")  # noqa: SIM115 - held until close
+        handle = os.fdopen(open_private(self._lease_path(name), os.O_RDWR | os.O_APPEND), "a+b")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

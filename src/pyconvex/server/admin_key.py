@@ -13,6 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ..owner_only import open_private, private_dir
+
 ENV_NAME = "PYCONVEX_ADMIN_KEY"
 FILE_NAME = "admin_key"
 
@@ -29,12 +31,12 @@ def admin_key(state_dir: Path, *, create: bool = True) -> str | None:
         stored = ""
     if stored or not create:
         return stored or None
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir, tighten=True)
     key = "pyconvex-admin-" + secrets.token_urlsafe(32)
     # Written aside, then linked into place: two processes starting at once
     # agree on the first key, and nobody ever reads a half-written file.
     tmp = state_dir / f".{FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = open_private(tmp, os.O_WRONLY | os.O_EXCL)
     with os.fdopen(fd, "w") as out:
         out.write(key + "\n")
     try:

@@ -31,6 +31,12 @@ Only public functions answer, unless the caller sends
     GET /api/data/TABLE[?limit=100&order=desc]   documents, as Convex JSON
 
 ``/dashboard/`` is the dashboard (``pyconvex.dashboard``), signed in with the admin key.
+
+Hostile clients (API.md section 20, docs/security.md): ``POST`` and ``PUT`` take only
+``Content-Type: application/json`` (415), except the upload URL; a ``Content-Length`` over
+the body limit is a 413 before the body is read; JSON nested deeper than a Convex value
+may be is a 400 naming the path; in development a ``Host`` that does not name this machine
+is a 421 (server/hosts.py).
 """
 
 from __future__ import annotations
@@ -39,8 +45,6 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-
-import msgspec
 
 from .. import values
 from ..auth import TokenAuth
@@ -54,7 +58,7 @@ from ..errors import (
 from ..functions.define import Kind
 from ..functions.failures import client_message, error_data
 from ..functions.logs import LogLine, current_execution
-from ..http.request import QueryParams, Request
+from ..http.request import QueryParams, Request, payload_too_large
 from ..sync.session import Session, sync_path
 from .admin_key import matches
 from .asgi import (
@@ -70,6 +74,7 @@ from .asgi import (
     send_unavailable,
 )
 from .files import serve_file, take_upload
+from .hosts import ENV_NAME as HOSTS_ENV_NAME
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -85,7 +90,8 @@ _FORMATS = {
     "json": values.to_clean_json,
     "convex_encoded_json": values.to_convex_json,
 }
-_decode = msgspec.json.Decoder()
+_JSON_METHODS = frozenset({"POST", "PUT"})
+_UPLOAD = "/api/storage/upload"
 
 
 class _AdminRequired(Exception):
@@ -102,12 +108,19 @@ class ApiApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket" and sync_path(scope["path"]):
+                if self._misdirected(scope) or self._foreign_page(scope):
+                    # Closed before it is accepted: the handshake is answered 403.
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 await Session(self.backend, scope, receive, send).run()
                 return
             await self.backend.handle_other(scope, receive, send)
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        if self._misdirected(scope):
+            await self._refuse_host(scope, send)
+            return
         if dashboard_path(path):
             await self._dashboard(scope, receive, send)
             return
@@ -127,6 +140,17 @@ class ApiApp:
         if handler is None:
             await send_text(send, 404, "No matching routes found")
             return
+        if method in _JSON_METHODS and path != _UPLOAD and not _is_json(scope):
+            # Any web page may POST text/plain or a form to any address without asking (no
+            # CORS preflight); application/json it may not. Upload URLs carry their own token.
+            await send_json(send, 415, {
+                "code": "UnsupportedMediaType",
+                "message": (
+                    f"{method} /api/... takes only Content-Type: application/json, not "
+                    f"{_shown(header(scope, b'content-type'))}"
+                ),
+            })  # fmt: skip
+            return
         try:
             await handler(scope, receive, send, admin)
         except BadRequestError as exc:
@@ -142,6 +166,29 @@ class ApiApp:
                     "message": "This endpoint needs the admin key (Authorization: Convex <key>)",
                 },
             )
+
+    def _misdirected(self, scope: Scope) -> bool:
+        hosts = self.backend.hosts
+        if hosts is None:
+            return False
+        # Every Host header, should there be several: the server may not pick the one we do.
+        named = [value for key, value in scope["headers"] if key == b"host"]
+        return not all(hosts.allows(bytes(value)) for value in named or [None])
+
+    def _foreign_page(self, scope: Scope) -> bool:
+        origins = self.backend.origins
+        return origins is not None and not origins.allows_origin(header(scope, b"origin"))
+
+    async def _refuse_host(self, scope: Scope, send: Send) -> None:
+        # Which names it does answer is left out: the page asking may be the attacker's.
+        message = (
+            "This server answers only requests addressed to this machine (localhost, an IP "
+            f"address, its hostname) or to a name in {HOSTS_ENV_NAME}, not Host "
+            f"{_shown(header(scope, b'host'))}: a web page may not reach it through a name of "
+            "its own (DNS rebinding)."
+        )
+        body = {"code": "MisdirectedRequest", "message": message}
+        await send_json(send, 421, body, head=scope["method"] == "HEAD")
 
     def _is_admin(self, scope: Scope) -> bool:
         authorization = header(scope, b"authorization")
@@ -172,7 +219,7 @@ class ApiApp:
             return self._data
         if path.startswith("/api/webhooks") and method in ("GET", "POST"):
             return self._webhooks
-        if path == "/api/storage/upload" and method == "POST":
+        if path == _UPLOAD and method == "POST":
             return self._upload
         if path.startswith("/api/storage/") and method in ("GET", "HEAD"):
             return self._file
@@ -217,7 +264,8 @@ class ApiApp:
 
     async def _function(self, scope: Scope, receive: Receive, send: Send, admin: bool) -> None:
         path: str = scope["path"]
-        body = await self._json_body(scope, receive)
+        # ``args`` may nest as deep as any Convex value, inside {"args": [...]}.
+        body = await self._json_body(scope, receive, envelope=2)
         kind = _KINDS.get(path)
         named = _run_path(path) if kind is None else body.get("path")
         if not isinstance(named, str) or not named:
@@ -241,6 +289,12 @@ class ApiApp:
             raise BadRequestError(f"Invalid arguments: {exc}") from None
         if not isinstance(args, dict):
             raise BadRequestError(f'"args" must be an object, not {values.display_value(args)}')
+        deep = values.deep_path(args, values.MAX_JSON_DEPTH)
+        if deep is not None:
+            raise BadRequestError(
+                f"Invalid arguments: nested more than {values.MAX_JSON_DEPTH} levels deep "
+                f"at path {deep}"
+            )
         ts = _timestamp(body.get("ts")) if path == "/api/query_at_ts" else None
 
         # Unlike an HTTP action, a call with a bad token is refused up front (401), as
@@ -288,11 +342,26 @@ class ApiApp:
         backend = self.backend
         return client_message(exc, request_id, backend.deployment, production=backend.production)
 
-    async def _json_body(self, scope: Scope, receive: Receive) -> dict[str, Any]:
-        raw = await Request(scope, receive, max_body=self.backend.max_body).body()
+    async def _json_body(
+        self, scope: Scope, receive: Receive, *, envelope: int = 0
+    ) -> dict[str, Any]:
+        """The request body, a JSON object nested at most ``envelope`` levels deeper than
+        a Convex value may be."""
+        limit = self.backend.max_body
+        length = header(scope, b"content-length")
+        # Refused from the header alone: the client need not send (nor we wait for) the rest.
+        if length is not None and not length.isdigit():
+            raise BadRequestError(f"Invalid Content-Length header: {_shown(length)}")
+        if length is not None and (len(length) > 18 or int(length) > limit):
+            raise payload_too_large(limit)
+        raw = await Request(scope, receive, max_body=limit).body()
+        depth = values.MAX_JSON_DEPTH + envelope
         try:
-            body = _decode.decode(raw) if raw else {}
-        except msgspec.DecodeError as exc:
+            body = values.parse_json(raw, max_depth=depth) if raw else {}
+        except values.NestingError as exc:
+            limits = f" (arguments may nest {values.MAX_JSON_DEPTH})" if envelope else ""
+            raise BadRequestError(f"The request body is JSON {exc}{limits}") from None
+        except InvalidValueError as exc:
             raise BadRequestError(f"The request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise BadRequestError("The request body must be a JSON object")
@@ -357,7 +426,7 @@ class ApiApp:
             return
         query = QueryParams(scope.get("query_string", b""))
         limit, order = query.get("limit", "100"), query.get("order", "desc")
-        if not limit.isdigit() or order not in ("asc", "desc"):
+        if not _count(limit) or order not in ("asc", "desc"):
             raise BadRequestError("limit must be a whole number and order asc or desc")
         try:
             async with database.read(system=table.startswith("_")) as reader:
@@ -390,7 +459,7 @@ class ApiApp:
                 await send_json(send, 200, {"replayed": True})
             elif scope["method"] == "GET" and not rest:
                 limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")
-                count = int(limit) if limit.isascii() and limit.isdigit() else 50
+                count = int(limit) if _count(limit) else 50
                 found = await events.recent(deployment, min(count, 1000))
                 await send_json(send, 200, {"events": [events.summary(row) for row in found]})
             elif scope["method"] == "GET":
@@ -427,6 +496,29 @@ class ApiApp:
             async for batch in _follow(backend, receive):
                 await send({"type": "http.response.body", "body": _lines(batch), "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the request says its body is JSON: one ``application/json`` type, with any
+    parameters (``; charset=utf-8``)."""
+    value = header(scope, b"content-type")
+    if value is None or b"," in value:
+        return False
+    return value.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+def _count(text: str) -> bool:
+    """Whether a query parameter is a plain count: ASCII digits (``int`` takes ``"²"`` and
+    ``"٣"`` too, or fails past 4,300 digits), not absurdly many."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
+def _shown(value: bytes | None) -> str:
+    """A header value as an error message quotes it: short, printable."""
+    if value is None:
+        return "none"
+    text = value[:80].decode("latin-1")
+    return repr(text + ("..." if len(value) > 80 else ""))
 
 
 def _run_path(path: str) -> str:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Literal, NamedTuple
 
 from ..deployment import Deployment
@@ -31,6 +31,7 @@ from ..tasks import cancel_and_wait
 from .admin_key import admin_key
 from .api import ApiApp
 from .asgi import Message, Receive, Scope, Send, dashboard_path
+from .hosts import host_check
 from .site import SiteApp
 
 RECENT_LOG_LINES = 1000
@@ -61,6 +62,7 @@ class Backend:
         site_port: int | None = None,
         key: str | None = None,
         dashboard: bool = True,
+        allowed_hosts: Iterable[str] | None = None,
     ) -> None:
         self.deployment = deployment
         self.production = production
@@ -84,6 +86,13 @@ class Backend:
         self.identity: Auth | None = None
         #: Whether ``/dashboard/`` is served on the API port (``serve --no-dashboard``).
         self.dashboard = dashboard
+        #: The ``Host`` values the API port answers (None: any). In development, names of
+        #: this machine only; ``allowed_hosts`` (default ``PYCONVEX_ALLOWED_HOSTS``) adds
+        #: names, and in production is the whole list (server/hosts.py).
+        self.hosts = host_check(production=production, allowed=allowed_hosts)
+        #: The pages that may open the sync socket, by their ``Origin``: in development,
+        #: those of the same names. A production app's pages live wherever it is deployed.
+        self.origins = None if production else self.hosts
         #: Told of every HTTP request served through ``Backend`` once it is answered (the dev
         #: console's access lines). An observer must be quick and must not raise.
         self.request_observers: list[Callable[[Handled], None]] = []

@@ -24,7 +24,9 @@ from .asgi import Receive, Scope, Send, header, send_json, send_text
 if TYPE_CHECKING:
     from .backend import Backend
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+# No file is this large: a longer number is refused unread (int() gives up at 4,300 digits).
+_MAX_DIGITS = 19
 # Stored files share the API port's origin with the dashboard: one a browser opened as a page
 # could act as a signed-in admin. Browsers are lenient with Content-Type ("text/plain,
 # text/html" is HTML to Chromium), so only a single, well-formed type from this list opens
@@ -64,6 +66,8 @@ def _range(value: bytes | None, size: int) -> tuple[int, int] | str | None:
     first, last = found.group(1), found.group(2)
     if not first and not last:
         return None
+    if len(first.lstrip("0")) > _MAX_DIGITS or len(last.lstrip("0")) > _MAX_DIGITS:
+        return "unsatisfiable"
     if not first:  # the last N bytes
         count = int(last)
         if count == 0:
@@ -95,12 +99,13 @@ async def serve_file(files: FileStorage, scope: Scope, send: Send, storage_id: s
     size: int = row["size"]
     etag = f'"{row["sha256"]}"'.encode()
     content_type: str = row.get("content_type") or "application/octet-stream"
+    safety = _safety_headers(content_type)
     common: list[tuple[bytes, bytes]] = [
         (b"content-type", content_type.encode("latin-1", "replace")),
         (b"etag", etag),
         (b"accept-ranges", b"bytes"),
         (b"cache-control", b"private, max-age=2592000, immutable"),
-        *_safety_headers(content_type),
+        *safety,
     ]
     if_none_match = header(scope, b"if-none-match")
     if if_none_match is not None and etag in [v.strip() for v in if_none_match.split(b",")]:
@@ -109,7 +114,9 @@ async def serve_file(files: FileStorage, scope: Scope, send: Send, storage_id: s
         return
     wanted = _range(header(scope, b"range"), size)
     if wanted == "unsatisfiable":
-        headers = [*common, (b"content-range", f"bytes */{size}".encode())]
+        # The body is this text, not the file: its type is text/plain, once.
+        headers = [(b"accept-ranges", b"bytes"), *safety]
+        headers.append((b"content-range", f"bytes */{size}".encode()))
         await send_text(send, 416, "Range Not Satisfiable", headers, head=head)
         return
     status, start, end = 200, 0, size
@@ -124,11 +131,19 @@ async def serve_file(files: FileStorage, scope: Scope, send: Send, storage_id: s
     await send({"type": "http.response.body", "body": b""})
 
 
+def _over(length: bytes | None, limit: int) -> bool:
+    """Whether a ``Content-Length`` says the body is over ``limit`` bytes."""
+    return length is not None and length.isdigit() and (len(length) > 18 or int(length) > limit)
+
+
 async def take_upload(backend: Backend, scope: Scope, receive: Receive, send: Send) -> None:
     files = backend.deployment.files
     token = QueryParams(scope.get("query_string", b"")).get("token")
     try:
         await files.check_token(token)  # before reading a byte of the body
+        # Refused from the header alone: neither side waits for a body that cannot fit.
+        if _over(header(scope, b"content-length"), files.max_upload):
+            raise BlobTooLarge(files.max_upload)
         request = Request(scope, receive, max_body=files.max_upload)
         content_type = request.headers.get("content-type") or None
         storage_id = await files.upload(token, request.stream(), content_type)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..functions.logs import LogLine
+from ..owner_only import open_private, private_dir
 from .asgi import encode_json
 
 FILE_NAME = "logs.jsonl"
@@ -25,12 +26,12 @@ class LogFile:
     """A sink that appends lines to the log file (one write per execution)."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir, tighten=True)
         self.path = state_dir / FILE_NAME
 
     def __call__(self, lines: list[LogLine]) -> None:
         data = b"".join(encode_json(line.to_json()) + b"\n" for line in lines)
-        with open(self.path, "ab") as out:
+        with os.fdopen(open_private(self.path, os.O_WRONLY | os.O_APPEND), "ab") as out:
             out.write(data)
             size = out.tell()
         if size > ROTATE_BYTES:

@@ -73,7 +73,9 @@ class SiteApp:
         limit = backend.max_body
         if method not in _NO_BODY:
             length = header(scope, b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > limit):
+            if length is not None and (
+                not length.isdigit() or len(length) > 18 or int(length) > limit
+            ):
                 await self._bad_request(send, _length_error(length, limit), head=False)
                 return
         request = Request(scope, receive, path, params, limit)

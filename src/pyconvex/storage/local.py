@@ -3,7 +3,8 @@
 A write goes to a temporary file in the same folder and is renamed into
 place when complete, so a reader never sees half a file and a crash leaves
 only a temporary file behind. File I/O runs in worker threads, 1 MiB at a
-time, so the event loop never waits on the disk.
+time, so the event loop never waits on the disk. Folders are 0700 and files
+0600 whatever the umask: what users stored is the deployment's alone.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
+from ..owner_only import open_private, private_dir
 from .base import CHUNK, BlobStore, Measured, Written, blob_name
 
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / blob_name(key)
@@ -28,9 +31,9 @@ class LocalBlobStore(BlobStore):
         self, key: str, chunks: AsyncIterator[bytes], *, max_size: int | None = None
     ) -> Written:
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{key}.partial")
-        out = await asyncio.to_thread(open, tmp, "wb")
+        out = await asyncio.to_thread(_create, tmp)
         measured = Measured(chunks, piece=CHUNK, max_size=max_size)
         try:
             async for piece in measured.pieces():
@@ -63,6 +66,11 @@ class LocalBlobStore(BlobStore):
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file, 0600: renamed into place, it is the blob (os.replace keeps the mode)."""
+    return os.fdopen(open_private(path, os.O_WRONLY | os.O_TRUNC), "wb")
 
 
 def _finish(out: object) -> None:

@@ -23,12 +23,14 @@ from typing import Any
 
 import msgspec
 
-from ..values import plain_json
+from ..errors import InvalidValueError
+from ..values import MAX_JSON_DEPTH, NestingError, parse_json, plain_json
 
 #: The largest message Convex's backend sends in one piece; bigger transitions are chunked.
 MAX_MESSAGE = 5_000_000
 
-_decoder = msgspec.json.Decoder()
+# The deepest a message holds a function's arguments: ModifyQuerySet.modifications[i].args[0].
+_MAX_DEPTH = MAX_JSON_DEPTH + 4
 _encoder = msgspec.json.Encoder(enc_hook=plain_json)
 _U64 = 2**64
 
@@ -106,8 +108,12 @@ def _args(message: dict[str, Any]) -> Any:
 def parse(frame: str | bytes) -> dict[str, Any]:
     """A client message, checked: ``ProtocolError`` names what is wrong with it."""
     try:
-        message = _decoder.decode(frame)
-    except msgspec.DecodeError as exc:
+        message = parse_json(frame, max_depth=_MAX_DEPTH)
+    except NestingError as exc:
+        raise ProtocolError(
+            f"A message is JSON {exc} (arguments may nest {MAX_JSON_DEPTH})"
+        ) from None
+    except InvalidValueError as exc:
         raise ProtocolError(f"A message is not JSON: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError('A message must be a JSON object with a "type"')
