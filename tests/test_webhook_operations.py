@@ -249,3 +249,68 @@ def test_the_command_line_pauses_lists_and_replays_on_a_running_server(
         "0 failed event(s) will be processed again"
         in cli("replay", "--failed", "--since", "1h").stderr
     )
+
+
+# -- found in review --------------------------------------------------------------------------
+
+
+async def test_a_throttled_or_paused_endpoint_holds_up_no_other(t: ConvexTest) -> None:
+    for n in range(5):
+        await hook(t, "/hooks/rated", f"r{n}")
+    await t.finish_scheduled_functions()  # three run; two wait for the bucket
+    await run_op(t, action="pause", id="github")
+    for n in range(30):
+        await hook(t, "/hooks/refuse", f"p{n}")  # paused
+    await hook(t, "/hooks/stripe", "s1", provider="stripe")
+    assert await t.deployment.scheduler.next_due() == pytest.approx(t.clock.now())
+    await t.finish_scheduled_functions()
+    assert "s1" in await t.query("hooks:handled")
+
+
+async def test_a_large_body_gone_from_storage_fails_its_event_alone(
+    t: ConvexTest,
+) -> None:
+    big = {"id": "evt_big", "type": "t", "blob": "z" * 70_000}
+    signed = sign_webhook("stripe", SECRET, big)
+    await t.fetch("/hooks/stripe", method="POST", headers=signed.headers, body=signed.body)
+    [row] = await events.recent(t.deployment)
+    await t.deployment.files.delete(row["body_file"])  # by hand, on the Files page say
+    await hook(t, "/hooks/stripe", "small", provider="stripe")
+    await t.finish_all_scheduled_functions()
+    assert await t.query("hooks:handled") == ["small"]
+    failed = (await run_op(t, action="list", status="failed"))["events"]
+    assert [e["event_id"] for e in failed] == ["evt_big"] and failed[0]["attempts"] == 1
+    assert "gone from file storage" in failed[0]["last_error"]
+
+
+async def test_absurd_ids_and_types_are_recorded_and_large_duplicates_store_nothing(
+    t: ConvexTest,
+) -> None:
+    body = {"id": "evt_" + "i" * 3000, "type": "t" * 2_000_000, "blob": "b" * 70_000}
+    signed = sign_webhook("stripe", SECRET, body)
+    for _ in range(3):
+        answer = await t.fetch(
+            "/hooks/stripe", method="POST", headers=signed.headers, body=signed.body
+        )
+        assert answer.status_code == 200
+    [row] = await events.recent(t.deployment)
+    assert row["event_id"].startswith("sha256:") and len(row["type"]) == 1000
+    async with t.deployment.database.read(system=True) as reader:
+        assert len(await reader.query("_storage").collect()) == 1  # one copy of the body
+
+
+def test_a_rate_below_one_is_refused() -> None:
+    from pyconvex.webhooks.receiver import WebhookReceiver
+
+    with pytest.raises(ValueError, match="a count of at least 1"):
+        WebhookReceiver(provider="stripe", secret_env="S", handler="hooks:record", rate=(0.5, 60))
+
+
+async def test_the_admin_operation_refuses_absurd_times(t: ConvexTest) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        await run_op(t, action="list", since=10**400)
+    from pyconvex.webhooks.operations import parse_time
+
+    for text in ("nan", "inf", "soon"):
+        with pytest.raises(ValueError):
+            parse_time(text)

@@ -317,3 +317,20 @@ async def test_a_long_backlog_in_a_pool_of_one_finishes_in_a_test(t: ConvexTest)
     await t.mutation("work:start_many_notes", {"n": 150})
     await t.finish_scheduled_functions()
     assert len(await t.query("work:notes")) == 150
+
+
+async def test_a_pool_with_a_long_backlog_holds_up_no_other_pool(t: ConvexTest) -> None:
+    await t.mutation("work:start_many_notes", {"n": 1050})  # pool one: one at a time
+    await t.mutation("work:start_other_pool_note", {"text": "other"})
+    [queue] = [q for q in t.deployment.scheduler.queues if isinstance(q, PoolQueue)]
+    assert await queue.next_due() == pytest.approx(t.clock.now())
+    assert await queue.run_due(t.clock.now(), 64) == 2  # one of pool one's, and pool three's
+    assert sorted(await t.query("work:notes")) == ["n0", "other"]
+
+
+async def test_an_outcome_too_large_for_its_row_is_recorded_bare(t: ConvexTest) -> None:
+    work_id = await t.mutation("work:start_big")
+    await t.finish_all_scheduled_functions()
+    assert (await t.query("work:status", {"id": work_id}))["state"] == "finished"
+    [done] = await t.query("work:completions")
+    assert done["result"] == {"kind": "success", "return_value": None}

@@ -22,16 +22,22 @@ the deployment's logs (``pyconvex logs``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConflictError, FunctionNotFoundError, NonRetryableError
+from ..errors import (
+    ConflictError,
+    FunctionNotFoundError,
+    NonRetryableError,
+    StoreUnavailableError,
+)
 from ..functions.context import Auth
 from ..functions.logs import Execution, LogLine, current_execution
 from .worker import QueueBase
@@ -40,6 +46,8 @@ if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
 
 CONCURRENCY = 10  # action items of one queue that one process runs at once
+# Errors that may pass if the outcome is written again a moment later.
+TRANSIENT = (StoreUnavailableError, ConflictError, OSError)
 PURGE_BATCH = 500  # finished rows deleted per transaction
 _log = logging.getLogger("pyconvex.scheduler")
 
@@ -126,6 +134,14 @@ class Outcome(NamedTuple):
     error: BaseException | None = None
 
 
+def _bare(outcome: Outcome) -> Outcome:
+    """``outcome`` without what may not fit in a row: the value, the long message."""
+    if outcome.error is None:
+        return Outcome()
+    kind = NonRetryableError if isinstance(outcome.error, NonRetryableError) else RuntimeError
+    return Outcome(error=kind(describe_failure(outcome.error)[:500]))
+
+
 @dataclass
 class _Batch:
     """What one batch keeps while its transaction runs (cleared when it runs again)."""
@@ -152,8 +168,6 @@ class ItemQueue(QueueBase, ABC):
     observes_lag = False
     #: Whether action items are claimed and run (else every item runs as a mutation).
     runs_actions = True
-    #: Due items a batch looks through for ones :meth:`admit` lets run (0: just ``limit``).
-    scan = 0
 
     # -- what a table says -----------------------------------------------------------------
 
@@ -204,7 +218,7 @@ class ItemQueue(QueueBase, ABC):
     def is_pending(self, row: dict[str, Any]) -> bool:
         """Whether ``row`` (as read now) still waits to run: not canceled, not taken."""
 
-    async def gates(self, system: DatabaseWriter) -> Any:
+    async def gates(self, reader: DatabaseReader) -> Any:
         """What :meth:`admit` needs to know, read once per batch in its transaction."""
         return None
 
@@ -230,26 +244,22 @@ class ItemQueue(QueueBase, ABC):
         free = self.max_running - len(self.running)
         batch = _Batch(worker, now)
 
+        lanes = await self.lanes()  # read before the batch: see lanes()
+
         async def attempt(writer: DatabaseWriter) -> int:
             batch.clear()  # a batch that conflicted starts over (its logs too)
             system = writer.system_writer()
             gates = await self.gates(system)
-            seen: set[str] = set()
             taken = 0
-            # The first ``limit`` due items; more (up to ``scan``) only if some were held back.
-            for page in (limit, self.scan):
-                rows = await self.pending(system, now).claim(page) if page > len(seen) else []
-                held = False
+            async for rows in self.candidates(system, now, limit, lanes):
                 for due in rows:
                     if taken >= limit:
                         break
-                    if due["_id"] in seen:
-                        continue
-                    seen.add(due["_id"])
                     verdict = await self._take(writer, batch, due, gates, free)
-                    held = held or verdict is None
+                    if verdict is None and lanes is not None:
+                        break  # this lane is held back: the rest of it too
                     taken += verdict is True
-                if taken >= limit or not held or len(rows) < page:
+                if taken >= limit:
                     break
             return taken
 
@@ -269,6 +279,23 @@ class ItemQueue(QueueBase, ABC):
             self.spawn(self._run_action(row, worker))
         return taken
 
+    async def lanes(self) -> list[dict[str, Any]] | None:
+        """The next item of each lane (a webhook endpoint, a pool) when the queue's items
+        are held back lane by lane (:class:`~.lanes.LanedQueue`); None: one lane."""
+        return None
+
+    async def candidates(
+        self,
+        system: DatabaseWriter,
+        now: float,
+        limit: int,
+        lanes: list[dict[str, Any]] | None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The due items a batch looks at, a lane at a time. ``claim``: the batch's read set
+        holds the items it took, not the range around them, so work added meanwhile is no
+        conflict."""
+        yield await self.pending(system, now).claim(limit)
+
     async def _take(
         self, writer: DatabaseWriter, batch: _Batch, due: dict[str, Any], gates: Any, free: int
     ) -> bool | None:
@@ -283,7 +310,8 @@ class ItemQueue(QueueBase, ABC):
         path = self.function(row)
         try:
             fn = self.executor.resolve(path)
-        except Exception as exc:  # the code changed under it (not retried)
+            args = await self.arguments(row)
+        except Exception as exc:  # the code changed under it, or its input is gone: final
             execution = self.executor.execution(path)
             batch.executions.append(execution)
             batch.failures.append((row, exc))
@@ -299,7 +327,6 @@ class ItemQueue(QueueBase, ABC):
             await self.claim(system, row, batch.worker)
             batch.claimed.append(row)
         else:
-            args = await self.arguments(row)
             outcome = await self._run_nested(writer, row, path, args, batch.executions)
             if outcome.error is not None:
                 batch.failures.append((row, outcome.error))
@@ -345,28 +372,40 @@ class ItemQueue(QueueBase, ABC):
                         "%s failed", self.label(row), exc_info=(type(exc), exc, exc.__traceback__)
                     )
 
-            async def record(writer: DatabaseWriter) -> None:
+            async def record(writer: DatabaseWriter, outcome: Outcome) -> None:
                 system = writer.system_writer()
                 current = await system.get(row["_id"])
                 if current is not None and self.claimed_by(current, worker):
                     await self.finish(system, current, outcome, claimed=True)
 
-            await self._until_recorded(record, row)
+            await self._until_recorded(record, outcome, row)
         finally:
             self.worker.wake()
 
-    async def _until_recorded(self, record: Callable[[DatabaseWriter], Any], row: Any) -> None:
+    async def _until_recorded(
+        self, record: Callable[..., Awaitable[None]], outcome: Outcome, row: Any
+    ) -> None:
         """Commit an action's outcome, trying again while the database is away: given up,
-        the row would stay claimed by this live worker, which no sweep recovers."""
+        the row would stay claimed by this live worker, which no sweep recovers. An outcome
+        that cannot be written at all (a row grown past the document limit) is recorded as
+        its bare success or failure instead."""
         pause = 0.1
+        bare = False
         while True:
             try:
-                await self.database.transact(record)
+                await self.database.transact(functools.partial(record, outcome=outcome))
                 return
-            except Exception:
+            except TRANSIENT:
                 _log.exception("The outcome of %s could not be recorded; retrying", self.label(row))
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 5.0)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+            except Exception:
+                if bare:  # the claim stays until this process ends; then it is recovered
+                    _log.exception("The outcome of %s cannot be recorded", self.label(row))
+                    return
+                _log.exception("The outcome of %s cannot be recorded as it is", self.label(row))
+                bare = True
+                outcome = _bare(outcome)
 
     def _failed(self, execution: Execution, row: dict[str, Any], error: BaseException) -> None:
         """The failure in the deployment's logs (``pyconvex logs``), with its traceback."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import values
 from ..database.system import WORKPOOL_WORK
 from .items import NO_RETRY, ItemQueue, Outcome, RetryPolicy, describe_failure
+from .lanes import LanedQueue
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 KEPT_SECONDS = 24 * 3600.0  # Convex's workpool keeps a finished item's status a day
 MAX_PARALLELISM = 100
 MAX_RESULT_BYTES = 256 * 1024
-SCAN = 1000  # pending items looked at for one whose pool has room
 CUT_OFF = "Transient error while executing action: the worker running it stopped"
 _log = logging.getLogger("pyconvex.workpool")
 
@@ -82,13 +82,15 @@ async def conclude(
     )
 
 
-class PoolQueue(ItemQueue):
+class PoolQueue(LanedQueue):
     """Runs the items of every pool, each pool within its ``max_parallelism``."""
 
     # Each pool's own bound applies across processes; this only stops one process from
     # taking more than any pool could allow.
     max_running = MAX_PARALLELISM
-    scan = SCAN  # a full pool's items are passed over for other pools'
+    table = WORKPOOL_WORK
+    lane = "pool"
+    lane_index = "by_lane"
 
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         return in_status(reader, "pending", until)
@@ -108,21 +110,15 @@ class PoolQueue(ItemQueue):
     def label(self, row: dict[str, Any]) -> str:
         return f"Work {row['_id']} of pool {row['pool']} ({row['function']})"
 
-    async def next_due(self) -> float | None:
-        """The soonest pending item whose pool has room (of the first ``SCAN``)."""
-        if len(self.running) >= self.max_running:
-            return None
-        async with self.database.read(system=True) as reader:
-            running = await _running(reader)
-            for row in await self.pending(reader).take(SCAN):
-                if running[row["pool"]] < row["max_parallelism"]:
-                    return self.due_time(row)
-        return None  # every pool with work is full: the end of a run wakes the workers
+    async def ready_at(
+        self, reader: DatabaseReader, head: dict[str, Any], gates: Any, now: float
+    ) -> float | None:
+        return None if gates[head["pool"]] >= head["max_parallelism"] else self.due_time(head)
 
-    async def gates(self, system: DatabaseWriter) -> Counter[str]:
+    async def gates(self, reader: DatabaseReader) -> Counter[str]:
         # Read in the batch's transaction: two workers that both see room for one more
         # conflict on this read, and the second finds the pool full when it runs again.
-        return await _running(system)
+        return await _running(reader)
 
     async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
         if gates[row["pool"]] >= row["max_parallelism"]:

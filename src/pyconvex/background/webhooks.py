@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import values
 from ..database.system import WEBHOOK_EVENTS, WEBHOOK_PAUSES
+from ..errors import NonRetryableError
 from ..rate_limit import take
 from ..webhooks.core import parse_payload
-from .items import ItemQueue, Outcome, RetryPolicy, describe_failure
+from .items import Outcome, RetryPolicy, describe_failure
+from .lanes import LanedQueue
 
 if TYPE_CHECKING:
     from ..database import DatabaseReader, DatabaseWriter
@@ -37,7 +39,6 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 3600.0
 CUT_OFF = "the server stopped while the handler was running"
 RETENTION_DAYS = 30.0  # succeeded events are kept this long (http.webhook(retention_days=))
-SCAN = 1000  # pending events looked at for one that may run (not paused, not throttled)
 
 
 def handler_args(row: dict[str, Any], body: bytes) -> dict[str, Any]:
@@ -64,9 +65,12 @@ async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
     """An event's raw body: in its row, or (a large one) in file storage."""
     if not row.get("body_file"):
         return bytes(row["body"])
-    body = await files.read_bytes(row["body_file"])
-    if body is None:
-        raise LookupError(f"The body of webhook event {row['_id']} is gone from file storage")
+    try:
+        body = await files.read_bytes(row["body_file"])
+    except OSError:
+        body = None
+    if body is None:  # deleted by hand: no retry brings it back
+        raise NonRetryableError(f"The body of webhook event {row['_id']} is gone from file storage")
     return body
 
 
@@ -112,10 +116,12 @@ def in_status(reader: DatabaseReader, status: str, until: float | None = None) -
     return reader.query(WEBHOOK_EVENTS).with_index("by_due", bounds)
 
 
-class WebhookQueue(ItemQueue):
+class WebhookQueue(LanedQueue):
     """The worker's queue of recorded webhook events."""
 
-    scan = SCAN  # a paused or throttled endpoint's events are passed over for others'
+    table = WEBHOOK_EVENTS
+    lane = "endpoint"
+    lane_index = "by_endpoint"
 
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         return in_status(reader, "pending", until)
@@ -126,36 +132,23 @@ class WebhookQueue(ItemQueue):
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row.get("next_attempt_at") or 0.0)
 
-    async def next_due(self) -> float | None:
-        """The soonest event that may run: its provider not paused, its endpoint under its
-        ``max_parallelism`` and (if it has a ``rate``) with a run left (else when it will
-        have one). Of the first ``SCAN`` pending events."""
-        if len(self.running) >= self.max_running:
+    async def ready_at(
+        self, reader: DatabaseReader, head: dict[str, Any], gates: Any, now: float
+    ) -> float | None:
+        if gates.full(head):
             return None
-        now = self.worker.clock()
-        soonest: float | None = None
-        async with self.database.read(system=True) as reader:
-            gates = await Gates.read(reader)
-            for row in await self.pending(reader).take(SCAN):
-                if gates.full(row):
-                    continue
-                due = self.due_time(row)
-                if row.get("rate"):
-                    allowed = await take(
-                        reader, rate_limit_name(row), _rate_config(row["rate"]), now=now,
-                        write=False,
-                    )  # fmt: skip
-                    if not allowed["ok"]:
-                        due = max(due, now + allowed["retry_after"])
-                soonest = due if soonest is None else min(soonest, due)
-                if due <= now or soonest <= due:
-                    break  # later events cannot be sooner
-        return soonest
+        due = self.due_time(head)
+        if head.get("rate"):
+            name, config = rate_limit_name(head), _rate_config(head["rate"])
+            allowed = await take(reader, name, config, now=now, write=False)
+            if not allowed["ok"]:
+                due = max(due, now + allowed["retry_after"])
+        return due
 
-    async def gates(self, system: DatabaseWriter) -> Gates:
+    async def gates(self, reader: DatabaseReader) -> Gates:
         # Read (and tokens taken) in the batch's transaction, so every process keeps to the
         # same bounds: two that take an endpoint's last slot (or token) at once conflict.
-        return await Gates.read(system)
+        return await Gates.read(reader)
 
     async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
         if gates.full(row):
@@ -166,6 +159,10 @@ class WebhookQueue(ItemQueue):
             if not allowed["ok"]:
                 return False
         gates.running[row.get("endpoint")] += 1
+        if row.get("max_parallelism") is not None:
+            # Into the range of running handlers even for a mutation (done by the end of this
+            # transaction): a concurrent batch that read that range then conflicts with this.
+            await system.patch(row["_id"], {"status": "processing"})
         return True
 
     def is_pending(self, row: dict[str, Any]) -> bool:

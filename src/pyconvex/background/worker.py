@@ -195,10 +195,14 @@ class Worker:
 
     async def recover(self) -> int:
         """Items that workers which are gone left claimed (at start-up, then every
-        ``POLL_SECONDS``, so a worker that dies is swept up by the ones that live)."""
+        ``POLL_SECONDS``, so a worker that dies is swept up by the ones that live). One
+        queue's failure is logged and keeps no other from its sweep."""
         recovered = 0
         for queue in self.queues:
-            recovered += await queue.recover()
+            try:
+                recovered += await queue.recover()
+            except Exception:
+                _log.exception("%s could not sweep up after stopped workers", type(queue).__name__)
         return recovered
 
     async def next_due(self, *, without: WorkQueue | None = None) -> float | None:
@@ -271,7 +275,12 @@ class Worker:
         for number, queue in enumerate(self.queues):
             if number in self._batches:
                 continue  # its batch will wake us when it ends
-            due = await queue.next_due()
+            try:
+                due = await queue.next_due()
+            except Exception:  # one queue's trouble holds up no other queue
+                _log.exception("%s could not say when its next item is due", type(queue).__name__)
+                self._stalled[number] = self.clock()
+                continue
             if due is None or due <= self._stalled.get(number, -math.inf):
                 continue
             now = self.clock()

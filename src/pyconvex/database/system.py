@@ -103,7 +103,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
     )
     .index("by_event", ["provider", "event_id"])
     .index("by_due", ["status", "next_attempt_at"])
-    .index("by_expiry", ["status", "expires_at"]),
+    .index("by_expiry", ["status", "expires_at"])
+    .index("by_endpoint", ["status", "endpoint", "next_attempt_at"]),
     WEBHOOK_PAUSES: define_table({"provider": v.string(), "paused_at": v.float64()}).index(
         "by_provider", ["provider"]
     ),
@@ -205,7 +206,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
         }
     )
     .index("by_due", ["status", "next_attempt_at"])
-    .index("by_pool", ["pool", "status"]),
+    .index("by_pool", ["pool", "status"])
+    .index("by_lane", ["status", "pool", "next_attempt_at"]),
     RATE_LIMITS: define_table(
         {
             "name": v.string(),

@@ -455,7 +455,10 @@ class ApiApp:
                     raise BadRequestError(str(exc)) from None
                 await send_json(send, 200, answer)
             elif scope["method"] == "POST" and rest.endswith("/replay"):
-                await operations.replay(deployment, rest.removesuffix("/replay"))  # 404 if unknown
+                try:  # 404 if unknown
+                    await operations.replay(deployment, rest.removesuffix("/replay"))
+                except ValueError as exc:  # being processed now
+                    raise BadRequestError(str(exc)) from None
                 await send_json(send, 200, {"replayed": True})
             elif scope["method"] == "GET" and not rest:
                 limit = QueryParams(scope.get("query_string", b"")).get("limit", "50")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import ids
 from ..database.system import STORAGE, UPLOAD_TOKENS
-from .base import BlobStore
+from .base import BlobStore, Written
 
 if TYPE_CHECKING:
     from ..database import Database, DatabaseReader, DatabaseWriter
@@ -112,18 +112,26 @@ class FileStorage:
         self, data: Data, content_type: str | None = None, *, max_size: int | None = None
     ) -> str:
         """Stream ``data`` into the store and record it; returns the storage id."""
-        key = secrets.token_hex(16)
-        written = await self.blobs.put(key, _chunks(data), max_size=max_size)
+        key, written = await self.put_bytes(data, max_size=max_size)
         try:
             return await self.database.transact(
-                lambda writer: self._record(
-                    writer, key, written.size, written.sha256, content_type
-                ),
-                system=True,
+                lambda writer: self.record_in(writer, key, written, content_type), system=True
             )
         except BaseException:
             await self.blobs.delete(key)
             raise
+
+    async def put_bytes(self, data: Data, *, max_size: int | None = None) -> tuple[str, Written]:
+        """Write ``data`` to the blob store (durably), not yet a file: its key and size. A
+        caller records it with :meth:`record_in` in its own transaction, or deletes it."""
+        key = secrets.token_hex(16)
+        return key, await self.blobs.put(key, _chunks(data), max_size=max_size)
+
+    async def record_in(
+        self, writer: DatabaseWriter, key: str, written: Written, content_type: str | None
+    ) -> str:
+        """Make the blob ``key`` a file in ``writer``'s transaction; its storage id."""
+        return await self._record(writer, key, written.size, written.sha256, content_type)
 
     @staticmethod
     async def _record(

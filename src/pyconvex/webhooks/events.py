@@ -86,7 +86,10 @@ async def with_body(deployment: Deployment, row: dict[str, Any]) -> dict[str, An
     """``row`` with its raw body in ``body``, read from file storage if it is large."""
     if not row.get("body_file"):
         return row
-    body = await deployment.files.read_bytes(row["body_file"])
+    try:
+        body = await deployment.files.read_bytes(row["body_file"])
+    except OSError:
+        body = None
     return {**row, "body": body if body is not None else b"[the body is gone from file storage]"}
 
 

@@ -6,6 +6,7 @@ these. Each is one transaction, and wakes the background workers when it makes w
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from datetime import UTC, datetime
@@ -34,9 +35,13 @@ def parse_time(text: str, now: float | None = None) -> float:
     if ago:
         return (time.time() if now is None else now) - float(ago.group(1)) * _UNITS[ago.group(2)]
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"{text!r} is not a time")
+        return seconds
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -69,6 +74,8 @@ async def replay(deployment: Deployment, event_id: str) -> None:
         row = await system.get(event_id)
         if row is None:
             raise LookupError(f"No webhook event {event_id}")
+        if row["status"] == "processing":  # two runs at once, one outcome lost
+            raise ValueError(f"Webhook event {event_id} is being processed now: replay it after")
         await system.patch(row["_id"], _fresh(deployment.scheduler.clock()))
         deployment.scheduler.work_added(writer)
 

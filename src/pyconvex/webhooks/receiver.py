@@ -43,6 +43,10 @@ DEFAULT_RETENTION_DAYS = 30.0
 # A body larger than this goes to file storage, not into the event's row (a document is at
 # most 1 MiB, and every status change rewrites the row).
 INLINE_BODY_BYTES = 64 * 1024
+# A provider's event id or type longer than these is kept as a digest, or cut (a sender
+# could otherwise push the row past the document limit, or an index key past the store's).
+MAX_EVENT_ID = 256
+MAX_TYPE = 1000
 # Verification failures that are the deployment's fault, not the sender's.
 _MISCONFIGURED = ("no_secret", "malformed_secret")
 _ALWAYS_REDACTED = ("authorization", "cookie", "proxy-authorization")
@@ -68,8 +72,16 @@ def _positive(number: Any) -> bool:
 def _rate(rate: Any) -> dict[str, float]:
     """``(count, seconds)``: at most ``count`` handler runs per ``seconds`` (a token bucket
     that holds ``count``)."""
-    if not isinstance(rate, (tuple, list)) or len(rate) != 2 or not all(map(_positive, rate)):
-        raise ValueError(f"rate must be (count, seconds), two positive numbers, not {rate!r}")
+    if (
+        not isinstance(rate, (tuple, list))
+        or len(rate) != 2
+        or not all(map(_positive, rate))
+        or rate[0] < 1
+    ):
+        raise ValueError(
+            f"rate must be (count, seconds): a count of at least 1 and positive seconds, "
+            f"not {rate!r}"
+        )
     return {"count": float(rate[0]), "seconds": float(rate[1])}
 
 
@@ -151,20 +163,33 @@ class WebhookReceiver:
         if handshake is not None:
             return handshake
         executor = ctx._executor
-        body_file = None
-        if len(body) > INLINE_BODY_BYTES:  # on disk (fsynced) before the row that names it
-            body_file = await executor.files.store(body, "application/octet-stream")
-        # Deliveries arriving together share one commit (the committer's batch), each
-        # answered once it is durable.
-        recorded = await executor.database.transact(
-            lambda writer: self._record(executor, writer, event, request, body_file),
-            system=True,
-        )
-        if not recorded and body_file is not None:
-            await executor.files.delete(body_file)  # a duplicate's copy
+        event_id = _event_id(event)
+        blob: tuple[str, Any] | None = None
+        if len(body) > INLINE_BODY_BYTES:
+            if await self._recorded(executor, event.provider, event_id):
+                return Response.json({"received": True, "duplicate": True})  # nothing stored
+            blob = await executor.files.put_bytes(body)  # durable before the row names it
+        try:
+            # Deliveries arriving together share one commit (the committer's batch), each
+            # answered once it is durable.
+            recorded = await executor.database.transact(
+                lambda writer: self._record(executor, writer, event, event_id, request, blob),
+                system=True,
+            )
+        except BaseException:
+            if blob is not None:
+                await executor.files.blobs.delete(blob[0])
+            raise
+        if not recorded and blob is not None:
+            await executor.files.blobs.delete(blob[0])  # a duplicate that raced this one
         return Response.json(
             {"received": True} if recorded else {"received": True, "duplicate": True}
         )
+
+    @staticmethod
+    async def _recorded(executor: Any, provider: str, event_id: str) -> bool:
+        async with executor.database.read(system=True) as reader:
+            return await _existing(reader, provider, event_id) is not None
 
     def _log_misconfigured(self, exc: WebhookVerificationError, request: Any) -> None:
         """The sender did nothing wrong: this deployment cannot verify anything until its
@@ -192,18 +217,11 @@ class WebhookReceiver:
         executor: Any,
         writer: DatabaseWriter,
         event: Any,
+        event_id: str,
         request: Any,
-        body_file: str | None,
+        blob: tuple[str, Any] | None,
     ) -> bool:
-        event_id = event.id or "sha256:" + hashlib.sha256(event.body).hexdigest()
-        existing = (
-            await writer.query(WEBHOOK_EVENTS)
-            .with_index(
-                "by_event", lambda q: q.eq("provider", event.provider).eq("event_id", event_id)
-            )
-            .first()
-        )
-        if existing is not None:
+        if await _existing(writer, event.provider, event_id) is not None:
             return False
         raw = request.headers.raw
         headers = redact([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw], self.scheme)
@@ -212,7 +230,7 @@ class WebhookReceiver:
             "event_id": event_id,
             "received_at": executor.scheduler.clock(),
             "headers": headers,
-            "body": event.body if body_file is None else b"",
+            "body": event.body if blob is None else b"",
             "handler": self.handler_path,
             "status": "pending",
             "attempts": 0,
@@ -224,10 +242,13 @@ class WebhookReceiver:
             fields["max_parallelism"] = self.max_parallelism
         if self.rate is not None:
             fields["rate"] = self.rate
-        if body_file is not None:
-            fields["body_file"] = body_file
+        if blob is not None:
+            key, written = blob
+            fields["body_file"] = await executor.files.record_in(
+                writer, key, written, "application/octet-stream"
+            )
         if event.type is not None:
-            fields["type"] = event.type
+            fields["type"] = str(event.type)[:MAX_TYPE]
         if event.timestamp is not None:
             fields["timestamp"] = float(event.timestamp)
         scheduler = executor.scheduler
@@ -235,6 +256,25 @@ class WebhookReceiver:
         await writer.insert(WEBHOOK_EVENTS, fields)
         scheduler.work_added(writer)
         return True
+
+
+def _event_id(event: Any) -> str:
+    """The event's id for deduplication: the provider's, or a digest of the body when it has
+    none, or of the id when it is absurdly long (an index key must stay small)."""
+    if not event.id:
+        return "sha256:" + hashlib.sha256(event.body).hexdigest()
+    if len(event.id) > MAX_EVENT_ID:
+        return "sha256:" + hashlib.sha256(event.id.encode("utf-8", "surrogatepass")).hexdigest()
+    return str(event.id)
+
+
+async def _existing(reader: Any, provider: str, event_id: str) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = await (
+        reader.query(WEBHOOK_EVENTS)
+        .with_index("by_event", lambda q: q.eq("provider", provider).eq("event_id", event_id))
+        .first()
+    )
+    return row
 
 
 def as_http_action(receiver: WebhookReceiver) -> HttpAction:

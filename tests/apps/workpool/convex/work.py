@@ -227,3 +227,20 @@ async def start_nan(ctx, args):
 @mutation
 async def schedule_nan(ctx, args):
     await ctx.scheduler.run_at(float("nan"), internal.work.note, {"text": "x"})
+
+
+@mutation
+async def start_other_pool_note(ctx, args):
+    return await three.enqueue_mutation(ctx, internal.work.note, {"text": args["text"]})
+
+
+@internal_action
+async def big_return(ctx, args):
+    return "x" * 250_000
+
+
+@mutation
+async def start_big(ctx, args):
+    return await three.enqueue_action(
+        ctx, internal.work.big_return, {"pad": "y" * 900_000}, on_complete=internal.work.done
+    )
