@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from . import owner_only
 from .auth import Authenticator, ProviderConfigError, parse_providers
 from .background.crons import CronQueue
 from .background.pools import CompletionQueue, PoolQueue
@@ -187,6 +188,8 @@ class Deployment:
         """Open the database, load the app (its module-level code sees the stored env
         vars), bring the indexes in line with the schema."""
         self._check_folder()  # before the database is opened: a wrong folder gets no files
+        if self.state_dir.exists():  # one an older version left readable to others
+            owner_only.private_dir(self.state_dir, tighten=True)
         database = Database(open_persistence(self.database_url))
         try:
             await database.setup(system_only=True)
