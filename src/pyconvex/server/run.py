@@ -1,6 +1,8 @@
 """Serving a :class:`Backend` with uvicorn: the API and the site on two sockets, one event loop.
 
-Both apps share the loop, the deployment and its database connections.
+Both apps share the loop, the deployment and its database connections, and one cap on
+open connections; uvicorn's HTTP protocol is replaced by one that enforces the limits
+of :mod:`.connections` (header, body and idle timeouts, header size) on both ports.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import uvicorn
 
+from . import connections
 from .api import ApiApp
 from .asgi import ASGIApp, Receive, Scope, Send
 from .backend import Backend
+from .connections import ConnectionGuard
 from .site import SiteApp
 
 
@@ -93,12 +97,23 @@ class _QuietServer(uvicorn.Server):
 def make_server(
     app: ASGIApp,
     *,
+    guard: ConnectionGuard | None = None,
     forwarded_allow_ips: str | None = None,
     log_level: str = "warning",
     signals: bool = True,
 ) -> uvicorn.Server:
+    """A uvicorn server for ``app`` whose connections count against ``guard`` (servers of
+    one process should share one: the file-descriptor limit is the process's)."""
+    if guard is None:
+        guard = ConnectionGuard(connections.connection_limit())
+    http, websocket = connections.protocol_classes(guard)
     config = uvicorn.Config(
         app,
+        http=http,
+        ws=websocket if websocket is not None else "none",
+        # uvicorn annotates an int, but hands it to call_later, which takes any seconds
+        # (tests lower it below one).
+        timeout_keep_alive=cast(int, connections.KEEP_ALIVE_TIMEOUT),
         lifespan="on",
         interface="asgi3",
         access_log=False,
@@ -146,7 +161,9 @@ class BackendServer:
     ) -> None:
         backend.site_port = listeners.site_port
         self.listeners = listeners
+        self.guard = ConnectionGuard(connections.connection_limit())
         options: dict[str, Any] = {
+            "guard": self.guard,
             "forwarded_allow_ips": forwarded_allow_ips,
             "log_level": log_level,
         }
