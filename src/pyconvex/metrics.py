@@ -345,8 +345,10 @@ class Metrics:
             )
             webhooks = min(
                 BACKLOG_LIMIT,
-                await count(WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "pending"))
-                + await count(WEBHOOK_EVENTS, "by_due", lambda q: q.eq("status", "processing")),
+                await count(WEBHOOK_EVENTS, "by_endpoint", lambda q: q.eq("status", "pending"))
+                + await count(
+                    WEBHOOK_EVENTS, "by_endpoint", lambda q: q.eq("status", "processing")
+                ),
             )
         if scheduler or webhooks:
             bucket = self._bucket()

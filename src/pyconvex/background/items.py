@@ -245,6 +245,8 @@ class ItemQueue(QueueBase, ABC):
         batch = _Batch(worker, now)
 
         lanes = await self.lanes()  # read before the batch: see lanes()
+        if lanes == []:
+            return 0  # nothing waits in any lane: no transaction
 
         async def attempt(writer: DatabaseWriter) -> int:
             batch.clear()  # a batch that conflicted starts over (its logs too)
@@ -303,8 +305,9 @@ class ItemQueue(QueueBase, ABC):
         transaction: True; False if it is no longer pending; None if it must wait (its
         gates are shut, or every action slot is taken)."""
         system = writer.system_writer()
-        # Read again: an item run earlier in this batch may have canceled this one.
-        row = await system.get(due["_id"])
+        row: dict[str, Any] | None = due
+        if writer.wrote(due["_id"]):  # an item run earlier in this batch changed it (canceled)
+            row = await system.get(due["_id"])
         if row is None or not self.is_pending(row):
             return False
         path = self.function(row)

@@ -42,14 +42,18 @@ class LanedQueue(ItemQueue):
         for a rate), or None while it is held back until something changes (paused, full:
         the change wakes the worker)."""
 
-    async def heads(self, reader: DatabaseReader) -> list[dict[str, Any]]:
-        """The next waiting item of every lane (a skip scan)."""
+    async def heads(
+        self, reader: DatabaseReader, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The first item in ``status`` (waiting ones by default) of every lane (a skip
+        scan)."""
+        status = status or self.waiting
         heads: list[dict[str, Any]] = []
         after: Any = _FIRST
         while len(heads) < MAX_LANES:
 
             def bounds(q: Any, after: Any = after) -> Any:
-                q = q.eq("status", self.waiting)
+                q = q.eq("status", status)
                 if after is _FIRST:
                     return q
                 if after is None:  # rows from before lanes existed sort first
@@ -63,10 +67,14 @@ class LanedQueue(ItemQueue):
             after = head.get(self.lane)
         return heads
 
-    def _lane(self, reader: DatabaseReader, lane: str, until: float) -> Any:
+    def in_lane(
+        self, reader: DatabaseReader, lane: str, until: float, status: str | None = None
+    ) -> Any:
+        """The items of ``lane`` in ``status`` (waiting ones by default) due by ``until``."""
+        status = status or self.waiting
         return reader.query(self.table).with_index(
             self.lane_index,
-            lambda q: q.eq("status", self.waiting).eq(self.lane, lane).lte(self.due_field, until),
+            lambda q: q.eq("status", status).eq(self.lane, lane).lte(self.due_field, until),
         )
 
     async def next_due(self) -> float | None:
@@ -75,8 +83,11 @@ class LanedQueue(ItemQueue):
         now = self.worker.clock()
         soonest: float | None = None
         async with self.database.read(system=True) as reader:
+            heads = await self.heads(reader)
+            if not heads:
+                return None  # the common case of an idle queue: one index probe
             gates = await self.gates(reader)
-            for head in await self.heads(reader):
+            for head in heads:
                 at = await self.ready_at(reader, head, gates, now)
                 if at is not None:
                     soonest = at if soonest is None else min(soonest, at)
@@ -101,4 +112,4 @@ class LanedQueue(ItemQueue):
             if lane is None:  # a row from before lanes: on its own
                 yield [head] if self.due_time(head) <= now else []
             else:
-                yield await self._lane(system, lane, now).claim(limit)
+                yield await self.in_lane(system, lane, now).claim(limit)

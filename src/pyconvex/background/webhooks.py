@@ -19,6 +19,7 @@ event is ``failed`` (the dead letter). ``pyconvex webhooks replay ID`` makes an 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -106,14 +107,9 @@ class Gates:
         return most is not None and self.running[row.get("endpoint")] >= most  # type: ignore[index]
 
 
-def in_status(reader: DatabaseReader, status: str, until: float | None = None) -> Any:
-    """Events in ``status``, by ``next_attempt_at`` (only those due by ``until``, if given)."""
-
-    def bounds(q: Any) -> Any:
-        q = q.eq("status", status)
-        return q if until is None else q.lte("next_attempt_at", until)
-
-    return reader.query(WEBHOOK_EVENTS).with_index("by_due", bounds)
+def in_status(reader: DatabaseReader, status: str) -> Any:
+    """Events in ``status``, endpoint by endpoint, each endpoint's in due order."""
+    return reader.query(WEBHOOK_EVENTS).with_index("by_endpoint", lambda q: q.eq("status", status))
 
 
 class WebhookQueue(LanedQueue):
@@ -124,7 +120,7 @@ class WebhookQueue(LanedQueue):
     lane_index = "by_endpoint"
 
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
-        return in_status(reader, "pending", until)
+        return in_status(reader, "pending")  # lane by lane: see LanedQueue
 
     def in_flight(self, reader: DatabaseReader) -> Any:
         return in_status(reader, "processing")
@@ -195,10 +191,7 @@ class WebhookQueue(LanedQueue):
         if outcome.error is None:
             days = row.get("retention_days", RETENTION_DAYS)
             fields.update(
-                status="succeeded",
-                completed_at=now,
-                next_attempt_at=None,
-                expires_at=now + days * 86400.0,
+                status="succeeded", completed_at=now, next_attempt_at=now + days * 86400.0
             )
             await system.patch(row["_id"], fields)
             return
@@ -219,7 +212,9 @@ class WebhookQueue(LanedQueue):
         return recovered
 
     async def purge_expired(self) -> int:
-        """Delete succeeded events past their retention, with their large bodies; how many."""
+        """Delete succeeded events past their retention, with their large bodies, endpoint
+        by endpoint; how many. (Rows that succeeded before retention existed have no time
+        to go by and no endpoint: they are purged by hand, pyconvex webhooks purge.)"""
         now = self.worker.clock()
         files = self.executor.files
 
@@ -227,16 +222,14 @@ class WebhookQueue(LanedQueue):
             if row.get("body_file"):
                 await files.delete_in(writer, row["body_file"])
 
-        return await self.purge(lambda reader: _expired(reader, now), body)
-
-
-def _expired(reader: DatabaseReader, now: float) -> Any:
-    return reader.query(WEBHOOK_EVENTS).with_index(
-        # gt(0): rows recorded before retention existed have no expires_at, and would sort
-        # first; they are purged by hand (pyconvex webhooks purge)
-        "by_expiry",
-        lambda q: q.eq("status", "succeeded").gt("expires_at", 0.0).lte("expires_at", now),
-    )
+        async with self.database.read(system=True) as reader:
+            lanes = [head.get("endpoint") for head in await self.heads(reader, "succeeded")]
+        purged = 0
+        for lane in lanes:
+            if lane is not None:
+                expired = functools.partial(self.in_lane, lane=lane, until=now, status="succeeded")
+                purged += await self.purge(expired, body)
+        return purged
 
 
 def _policy(row: dict[str, Any]) -> RetryPolicy:

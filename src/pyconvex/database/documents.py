@@ -104,6 +104,11 @@ class DatabaseWriter(DatabaseReader):
         """Wake ``channel``'s listeners in every process once this transaction commits."""
         self._txn.notify(channel)
 
+    def wrote(self, doc_id: str) -> bool:
+        """Whether this transaction has written the document ``doc_id`` (so a copy read
+        before may be out of date)."""
+        return doc_id in self._txn.writes
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         """A nested scope whose writes are undone if it raises; the transaction goes on."""

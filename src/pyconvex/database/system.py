@@ -73,9 +73,10 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "type": v.optional(v.string()),
             "timestamp": v.optional(v.float64()),
             "received_at": v.float64(),
-            # [name, value] pairs (a header name is any HTTP token, and "$x" is no field
-            # name); rows recorded by pyconvex 0.1.0 hold a record
-            "headers": v.union(v.array(v.array(v.string())), v.record(v.string(), v.string())),
+            # a JSON list of [name, value] pairs (a header name is any HTTP token, and "$x"
+            # is no field name; one string is also far cheaper to check on every write);
+            # rows recorded by pyconvex 0.1.0 hold a record
+            "headers": v.union(v.string(), v.record(v.string(), v.string())),
             "body": v.bytes(),  # empty when the body is in file storage (body_file)
             "body_file": v.optional(v.string()),  # the _storage id of a large body
             "handler": v.string(),
@@ -87,7 +88,8 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             ),
             "attempts": v.int64(),
             "max_attempts": v.int64(),
-            # while pending: when to (re)try; the row is its own queue entry
+            # while pending: when to (re)try (the row is its own queue entry); once
+            # succeeded: when it is purged (retention_days after)
             "next_attempt_at": v.optional(v.float64()),
             "claimed_by": v.optional(v.string()),  # the worker running its action handler
             "last_error": v.optional(v.string()),
@@ -98,12 +100,11 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
             "max_parallelism": v.optional(v.int64()),
             "rate": v.optional(v.object({"count": v.float64(), "seconds": v.float64()})),
             "retention_days": v.optional(v.float64()),
-            "expires_at": v.optional(v.float64()),  # succeeded: when it is purged
         }
     )
     .index("by_event", ["provider", "event_id"])
-    .index("by_due", ["status", "next_attempt_at"])
-    .index("by_expiry", ["status", "expires_at"])
+    # each endpoint's events in their due order, per status: the queue's lanes (one index
+    # for all that the queue, its purge and the listings ask, as each costs every write)
     .index("by_endpoint", ["status", "endpoint", "next_attempt_at"]),
     WEBHOOK_PAUSES: define_table({"provider": v.string(), "paused_at": v.float64()}).index(
         "by_provider", ["provider"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -47,17 +48,14 @@ async def find(
     """The newest events first that match every filter given: ``provider``, ``status``,
     ``type`` (exact), received in ``[since, until]`` (epoch seconds), and ``text`` somewhere
     in the raw body (case-insensitive; large bodies are read from file storage). Looks at the
-    newest ``MAX_SCAN`` events (of that status, with ``status``)."""
+    newest ``MAX_SCAN`` events."""
     needle = text.lower().encode() if text else None
     found: list[dict[str, Any]] = []
     async with deployment.database.read(system=True) as reader:
-        table = reader.query(WEBHOOK_EVENTS)
-        query: Any = table
-        if status is not None:
-            query = table.with_index("by_due", lambda q: q.eq("status", status))
-        for row in await query.order("desc").take(MAX_SCAN):
+        for row in await reader.query(WEBHOOK_EVENTS).order("desc").take(MAX_SCAN):
             if (
-                (provider is not None and row["provider"] != provider)
+                (status is not None and row["status"] != status)
+                or (provider is not None and row["provider"] != provider)
                 or (type is not None and row.get("type") != type)
                 or (since is not None and row["received_at"] < since)
                 or (until is not None and row["received_at"] > until)
@@ -124,7 +122,7 @@ def header_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     stored = row["headers"]
     if isinstance(stored, dict):
         return list(stored.items())
-    return [(name, value) for name, value in stored]
+    return [(name, value) for name, value in json.loads(stored)]
 
 
 def detail(row: dict[str, Any], body: bytes | None = None) -> dict[str, Any]:

@@ -59,7 +59,6 @@ def _fresh(now: float) -> dict[str, Any]:
         "attempts": 0,
         "last_error": None,
         "next_attempt_at": now,
-        "expires_at": None,
         "claimed_by": None,
     }
 
@@ -83,7 +82,7 @@ async def replay(deployment: Deployment, event_id: str) -> None:
 
 
 def _in_status(reader: DatabaseReader, status: str) -> Any:
-    return reader.query(WEBHOOK_EVENTS).with_index("by_due", lambda r: r.eq("status", status))
+    return reader.query(WEBHOOK_EVENTS).with_index("by_endpoint", lambda r: r.eq("status", status))
 
 
 async def replay_failed(deployment: Deployment, since: float, provider: str | None = None) -> int:

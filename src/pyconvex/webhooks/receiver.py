@@ -22,6 +22,7 @@ together share one commit, each still answered only after it.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -53,12 +54,12 @@ _ALWAYS_REDACTED = ("authorization", "cookie", "proxy-authorization")
 REDACTED = "[redacted]"
 
 
-def redact(headers: list[tuple[str, str]], scheme: Scheme) -> list[list[str]]:
-    """The request's headers as stored: ``[name, value]`` pairs, in order, names lowercased,
-    signatures and secrets replaced by ``[redacted]``."""
+def redact(headers: list[tuple[str, str]], scheme: Scheme) -> str:
+    """The request's headers as stored: a JSON list of ``[name, value]`` pairs, in order,
+    names lowercased, signatures and secrets replaced by ``[redacted]``."""
     hidden = set(scheme.secret_headers) | set(_ALWAYS_REDACTED)
     pairs = ((name.lower(), value) for name, value in headers)
-    return [[name, REDACTED if name in hidden else value] for name, value in pairs]
+    return json.dumps([[name, REDACTED if name in hidden else value] for name, value in pairs])
 
 
 def _positive(number: Any) -> bool:
