@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from conftest import Served, wait_until
+from pyconvex.webhooks import operations
 
 APP = Path(__file__).parent / "apps" / "dashboard"
 
@@ -374,3 +375,23 @@ def test_secret_looking_headers_are_redacted_everywhere() -> None:
         assert is_secret_header(name), name
     for name in ("content-type", "x-github-event", "user-agent", "x-github-delivery"):
         assert not is_secret_header(name), name
+
+
+def test_a_provider_is_paused_and_resumed_from_the_webhooks_page(
+    client: httpx.Client, served: Served
+):
+    csrf = sign_in(client, served)
+    assert "None: every provider" in client.get("/dashboard/webhooks").text
+    refused = client.post("/dashboard/webhooks/pause", data={"provider": "stripe"})
+    assert refused.status_code == 403  # no CSRF token: nothing paused
+    assert run(served, operations.paused(served.deployment)) == []
+    paused = client.post("/dashboard/webhooks/pause", data={"provider": "stripe", "csrf": csrf})
+    assert paused.status_code == 303
+    page = client.get(paused.headers["location"]).text
+    assert "are paused" in page and 'aria-label="Resume stripe"' in page
+    assert [p["provider"] for p in run(served, operations.paused(served.deployment))] == ["stripe"]
+    blank = client.post("/dashboard/webhooks/pause", data={"provider": " ", "csrf": csrf})
+    assert blank.status_code == 400 and "Name a provider" in blank.text
+    resumed = client.post("/dashboard/webhooks/resume", data={"provider": "stripe", "csrf": csrf})
+    assert resumed.status_code == 303
+    assert run(served, operations.paused(served.deployment)) == []

@@ -1,6 +1,7 @@
 """The Webhooks page: recorded events by provider, status and time (live); one event with
 its headers (signatures and secrets redacted: the receiver never stores them), attempts
-and last error; replay one, or every failed event received since a time."""
+and last error; replay one, or every failed event received since a time; pause and resume
+a provider's handlers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def routes() -> list[tuple[str, Any, list[str]]]:
         ("/webhooks", page, ["GET"]),
         ("/webhooks/events", rows, ["GET"]),
         ("/webhooks/replay-failed", replay_failed, ["POST"]),
+        ("/webhooks/pause", pause, ["POST"]),
+        ("/webhooks/resume", resume, ["POST"]),
         ("/webhooks/{event_id}", event_page, ["GET"]),
         ("/webhooks/{event_id}/state", event_state, ["GET"]),
         ("/webhooks/{event_id}/replay", replay, ["POST"]),
@@ -79,6 +82,8 @@ async def page(
     if count.isdigit():  # only a number: the query string is not a place for messages
         noun = "event" if count == "1" else "events"
         notice = f"{count} failed {noun} will be processed again."
+    elif done in ("paused", "resumed"):
+        notice = f"The provider's handlers are {done}."
     return d.render(
         request,
         "webhooks.html",
@@ -91,6 +96,7 @@ async def page(
             "query": request.url.query,
             "notice": notice,
             "error": error,
+            "paused": await operations.paused(d.deployment),
         },
         status=status,
     )
@@ -162,3 +168,26 @@ async def replay_failed(d: Dashboard, request: Request) -> Response:
     since = when.timestamp() if when is not None else 0.0
     count = await operations.replay_failed(d.deployment, since)
     return d.redirect(f"/webhooks?done=replayed-{count}")
+
+
+async def _provider(d: Dashboard, request: Request) -> str | Response:
+    provider = str((await request.form()).get("provider", "")).strip()
+    if not provider or len(provider) > 100 or not provider.isprintable():
+        return await page(d, request, error="Name a provider (stripe, github, ...)", status=400)
+    return provider
+
+
+async def pause(d: Dashboard, request: Request) -> Response:
+    provider = await _provider(d, request)
+    if isinstance(provider, Response):
+        return provider
+    await operations.pause(d.deployment, provider)
+    return d.redirect("/webhooks?done=paused")
+
+
+async def resume(d: Dashboard, request: Request) -> Response:
+    provider = await _provider(d, request)
+    if isinstance(provider, Response):
+        return provider
+    await operations.resume(d.deployment, provider)
+    return d.redirect("/webhooks?done=resumed")
