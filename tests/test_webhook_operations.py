@@ -314,3 +314,19 @@ async def test_the_admin_operation_refuses_absurd_times(t: ConvexTest) -> None:
     for text in ("nan", "inf", "soon"):
         with pytest.raises(ValueError):
             parse_time(text)
+
+
+async def test_bulk_operations_go_a_chunk_at_a_time(
+    t: ConvexTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyconvex.webhooks import operations
+
+    monkeypatch.setattr(operations, "CHUNK", 2)  # five events: three transactions, pages
+    for n in range(5):
+        await hook(t, "/hooks/broken", f"c{n}")
+    await t.finish_all_scheduled_functions()
+    assert (await run_op(t, action="replay", failed=True, since=0.0))["replayed"] == 5
+    assert len((await run_op(t, action="list", status="pending"))["events"]) == 5
+    await t.finish_all_scheduled_functions()
+    assert (await run_op(t, action="purge", status="failed"))["purged"] == 5
+    assert (await run_op(t, action="list"))["events"] == []

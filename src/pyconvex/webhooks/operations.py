@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -85,26 +86,66 @@ def _in_status(reader: DatabaseReader, status: str) -> Any:
     return reader.query(WEBHOOK_EVENTS).with_index("by_endpoint", lambda r: r.eq("status", status))
 
 
+CHUNK = 500  # events changed per transaction by a bulk operation
+
+
+async def _matching(
+    deployment: Deployment, status: str, keep: Callable[[dict[str, Any]], bool]
+) -> list[str]:
+    """The ids of the events in ``status`` that ``keep`` chooses, read a page at a time (a
+    bulk operation never holds every event, body and all, at once)."""
+    ids: list[str] = []
+    cursor = None
+    async with deployment.database.read(system=True) as reader:
+        while True:
+            page = await _in_status(reader, status).paginate({"num_items": CHUNK, "cursor": cursor})
+            ids += [row["_id"] for row in page["page"] if keep(row)]
+            if page["is_done"]:
+                return ids
+            cursor = page["continue_cursor"]
+
+
+async def _in_chunks(
+    deployment: Deployment,
+    ids: list[str],
+    status: str,
+    change: Callable[[DatabaseWriter, dict[str, Any]], Awaitable[None]],
+) -> int:
+    """``change`` each event of ``ids`` still in ``status``, ``CHUNK`` per transaction;
+    how many."""
+    done = 0
+    for start in range(0, len(ids), CHUNK):
+
+        async def apply(
+            writer: DatabaseWriter, chunk: list[str] = ids[start : start + CHUNK]
+        ) -> int:
+            system = writer.system_writer()
+            changed = 0
+            for event_id in chunk:
+                row = await system.get(event_id)
+                if row is not None and row["status"] == status:
+                    await change(writer, row)
+                    changed += 1
+            return changed
+
+        done += await deployment.database.transact(apply, system=True)
+    return done
+
+
 async def replay_failed(deployment: Deployment, since: float, provider: str | None = None) -> int:
     """Process again every failed event received at or after ``since`` (epoch seconds), of
-    ``provider`` if given, in one transaction; how many."""
+    ``provider`` if given; how many."""
+    ids = await _matching(
+        deployment,
+        "failed",
+        lambda row: row["received_at"] >= since and provider in (None, row["provider"]),
+    )
 
-    async def again(writer: DatabaseWriter) -> int:
-        system = writer.system_writer()
-        chosen = [
-            row
-            for row in await _in_status(system, "failed").collect()
-            if row["received_at"] >= since and provider in (None, row["provider"])
-        ]
-        now = deployment.scheduler.clock()
-        for row in chosen:
-            await system.patch(row["_id"], _fresh(now))
-        if chosen:
-            deployment.scheduler.work_added(writer)
-        return len(chosen)
+    async def again(writer: DatabaseWriter, row: dict[str, Any]) -> None:
+        await writer.system_writer().patch(row["_id"], _fresh(deployment.scheduler.clock()))
+        deployment.scheduler.work_added(writer)
 
-    count: int = await deployment.database.transact(again, system=True)
-    return count
+    return await _in_chunks(deployment, ids, "failed", again)
 
 
 async def pause(deployment: Deployment, provider: str) -> bool:
@@ -167,20 +208,17 @@ async def purge(
     if status not in ("failed", "succeeded"):
         raise ValueError(f"Only failed or succeeded events can be purged, not {status!r}")
     files = deployment.files
+    ids = await _matching(
+        deployment,
+        status,
+        lambda row: (
+            (before is None or row["received_at"] < before) and provider in (None, row["provider"])
+        ),
+    )
 
-    async def delete(writer: DatabaseWriter) -> int:
-        system = writer.system_writer()
-        chosen = [
-            row
-            for row in await _in_status(system, status).collect()
-            if (before is None or row["received_at"] < before)
-            and provider in (None, row["provider"])
-        ]
-        for row in chosen:
-            await system.delete(row["_id"])
-            if row.get("body_file"):
-                await files.delete_in(writer, row["body_file"])
-        return len(chosen)
+    async def delete(writer: DatabaseWriter, row: dict[str, Any]) -> None:
+        await writer.system_writer().delete(row["_id"])
+        if row.get("body_file"):
+            await files.delete_in(writer, row["body_file"])
 
-    count: int = await deployment.database.transact(delete, system=True)
-    return count
+    return await _in_chunks(deployment, ids, status, delete)
