@@ -334,3 +334,17 @@ async def test_an_outcome_too_large_for_its_row_is_recorded_bare(t: ConvexTest) 
     assert (await t.query("work:status", {"id": work_id}))["state"] == "finished"
     [done] = await t.query("work:completions")
     assert done["result"] == {"kind": "success", "return_value": None}
+
+
+async def test_a_batch_stops_taking_items_once_it_has_run_long_enough(
+    t: ConvexTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyconvex.background import items as items_module
+    from pyconvex.background.scheduled import ScheduledQueue
+
+    monkeypatch.setattr(items_module, "BATCH_SECONDS", 0.0)
+    await t.mutation("work:schedule_pair")
+    t.clock.advance(10)
+    [queue] = [q for q in t.deployment.scheduler.queues if isinstance(q, ScheduledQueue)]
+    assert await queue.run_due(t.clock.now(), 64) == 1  # the rest wait for the next batch
+    assert await queue.run_due(t.clock.now(), 64) == 1

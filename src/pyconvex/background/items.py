@@ -49,6 +49,10 @@ CONCURRENCY = 10  # action items of one queue that one process runs at once
 # Errors that may pass if the outcome is written again a moment later.
 TRANSIENT = (StoreUnavailableError, ConflictError, OSError)
 PURGE_BATCH = 500  # finished rows deleted per transaction
+# A batch takes no more items once its mutations have run this long: the rest go in the
+# next one. One transaction then never runs for long (64 slow mutations would), so it
+# conflicts little, and a retry that runs exclusive holds other writers back briefly.
+BATCH_SECONDS = 0.1
 _log = logging.getLogger("pyconvex.scheduler")
 
 
@@ -253,15 +257,16 @@ class ItemQueue(QueueBase, ABC):
             system = writer.system_writer()
             gates = await self.gates(system)
             taken = 0
+            began = time.monotonic()
             async for rows in self.candidates(system, now, limit, lanes):
                 for due in rows:
-                    if taken >= limit:
+                    if taken >= limit or (taken and time.monotonic() - began > BATCH_SECONDS):
                         break
                     verdict = await self._take(writer, batch, due, gates, free)
                     if verdict is None and lanes is not None:
                         break  # this lane is held back: the rest of it too
                     taken += verdict is True
-                if taken >= limit:
+                if taken >= limit or (taken and time.monotonic() - began > BATCH_SECONDS):
                     break
             return taken
 
