@@ -244,3 +244,9 @@ async def start_big(ctx, args):
     return await three.enqueue_action(
         ctx, internal.work.big_return, {"pad": "y" * 900_000}, on_complete=internal.work.done
     )
+
+
+@mutation
+async def schedule_notes(ctx, args):
+    for i in range(args["n"]):
+        await ctx.scheduler.run_after(0, internal.work.note, {"text": f"s{i}"})
