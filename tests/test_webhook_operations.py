@@ -330,3 +330,13 @@ async def test_bulk_operations_go_a_chunk_at_a_time(
     await t.finish_all_scheduled_functions()
     assert (await run_op(t, action="purge", status="failed"))["purged"] == 5
     assert (await run_op(t, action="list"))["events"] == []
+
+
+async def test_one_event_sent_to_two_endpoints_is_handled_by_each_once(t: ConvexTest) -> None:
+    signed = sign_webhook("stripe", SECRET, {"id": "evt_both", "type": "t"})
+    for path in ("/hooks/stripe", "/hooks/stripe-connect", "/hooks/stripe"):
+        answer = await t.fetch(path, method="POST", headers=signed.headers, body=signed.body)
+        assert answer.status_code == 200
+    assert answer.json() == {"received": True, "duplicate": True}  # the third: a redelivery
+    await t.finish_scheduled_functions()
+    assert await t.query("hooks:handled") == ["evt_both", "evt_both"]

@@ -167,7 +167,7 @@ class WebhookReceiver:
         event_id = _event_id(event)
         blob: tuple[str, Any] | None = None
         if len(body) > INLINE_BODY_BYTES:
-            if await self._recorded(executor, event.provider, event_id):
+            if await self._recorded(executor, event.provider, event_id, request.path):
                 return Response.json({"received": True, "duplicate": True})  # nothing stored
             blob = await executor.files.put_bytes(body)  # durable before the row names it
         try:
@@ -188,9 +188,9 @@ class WebhookReceiver:
         )
 
     @staticmethod
-    async def _recorded(executor: Any, provider: str, event_id: str) -> bool:
+    async def _recorded(executor: Any, provider: str, event_id: str, endpoint: str) -> bool:
         async with executor.database.read(system=True) as reader:
-            return await _existing(reader, provider, event_id) is not None
+            return await _existing(reader, provider, event_id, endpoint) is not None
 
     def _log_misconfigured(self, exc: WebhookVerificationError, request: Any) -> None:
         """The sender did nothing wrong: this deployment cannot verify anything until its
@@ -222,7 +222,7 @@ class WebhookReceiver:
         request: Any,
         blob: tuple[str, Any] | None,
     ) -> bool:
-        if await _existing(writer, event.provider, event_id) is not None:
+        if await _existing(writer, event.provider, event_id, request.path) is not None:
             return False
         raw = request.headers.raw
         headers = redact([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw], self.scheme)
@@ -269,13 +269,21 @@ def _event_id(event: Any) -> str:
     return str(event.id)
 
 
-async def _existing(reader: Any, provider: str, event_id: str) -> dict[str, Any] | None:
-    row: dict[str, Any] | None = await (
+async def _existing(
+    reader: Any, provider: str, event_id: str, endpoint: str
+) -> dict[str, Any] | None:
+    """The event already recorded for this delivery: the same provider's event id at the
+    same endpoint (a provider may send one event to two endpoints, each with its own
+    handler; rows from before endpoints were recorded match any)."""
+    rows = await (
         reader.query(WEBHOOK_EVENTS)
         .with_index("by_event", lambda q: q.eq("provider", provider).eq("event_id", event_id))
-        .first()
+        .take(100)
     )
-    return row
+    for row in rows:
+        if row.get("endpoint") in (None, endpoint):
+            return dict(row)
+    return None
 
 
 def as_http_action(receiver: WebhookReceiver) -> HttpAction:

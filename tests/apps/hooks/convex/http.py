@@ -35,3 +35,9 @@ http.webhook(
     handler=internal.hooks.broken,
     max_attempts=2,
 )
+http.webhook(
+    path="/hooks/stripe-connect",
+    provider="stripe",
+    secret_env="STRIPE_SECRET",
+    handler=internal.hooks.record,
+)
