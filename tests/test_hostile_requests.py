@@ -232,6 +232,11 @@ def test_an_absurd_range_is_a_416(hostile: Served) -> None:
     assert ranged.status_code == 206 and ranged.content == b"world"
     assert httpx.get(url, headers={"Range": "bytes=0-99999999999"}).content == b"hello world"
     assert httpx.get(url, headers={"Range": "bytes=-5"}).content == b"world"
+    # thousands of leading zeros: a small number all the same, and never int()'s limit
+    zeros = "0" * 5_000
+    assert httpx.get(url, headers={"Range": f"bytes={zeros}6-"}).content == b"world"
+    assert httpx.get(url, headers={"Range": f"bytes=-{zeros}5"}).content == b"world"
+    assert httpx.get(url, headers={"Range": f"bytes=0-{zeros}4"}).content == b"hello"
 
 
 def test_counts_in_query_strings_are_plain_digits(hostile: Served) -> None:
@@ -624,3 +629,39 @@ def test_fuzz_the_site_port_of_the_example_app(fuzzed_example: Served, data: st.
     if b'"data": "fail"' in request and request.startswith(b"POST /api/process "):
         return  # the example's stand-in for a processor that breaks: its 500 is the point
     check_never_500(fuzzed_example.site, request)
+
+
+# -- found in review --------------------------------------------------------------------------
+
+
+def test_a_request_without_a_host_is_answered_not_a_500(hostile: Served) -> None:
+    for request in (b"GET /health HTTP/1.0\r\n\r\n", b"GET /api/data HTTP/1.0\r\n\r\n"):
+        status, _ = raw_exchange(hostile.api, request)
+        assert status is not None and status < 500, (request, status)
+    handshake = (
+        b"GET /api/sync HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    status, _ = raw_exchange(hostile.api, handshake)
+    assert status is not None and status < 500
+
+
+def test_pages_served_from_other_addresses_may_not_open_the_dev_sync_socket(
+    hostile: Served,
+) -> None:
+    local = f"localhost:{port(hostile.api)}"
+    for page in ("http://203.0.113.5", "http://10.0.0.5:8080", "http://[2001:db8::1]"):
+        assert websocket_handshake(hostile.api, local, page) == 403, page
+    for page in ("http://127.0.0.1:5173", "http://[::1]:3000"):
+        assert websocket_handshake(hostile.api, local, page) == 101, page
+
+
+def test_a_content_length_of_leading_zeros_on_a_dashboard_post_is_no_500(hostile: Served) -> None:
+    zeros = "0" * 5_000
+    request = (
+        f"POST /dashboard/login HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {zeros}5\r\n"
+        "Connection: close\r\n\r\nkey=x"
+    ).encode()
+    status, _ = raw_exchange(hostile.api, request)
+    assert status is not None and status < 500

@@ -173,7 +173,7 @@ class ApiApp:
             return False
         # Every Host header, should there be several: the server may not pick the one we do.
         named = [value for key, value in scope["headers"] if key == b"host"]
-        return not all(hosts.allows(bytes(value)) for value in named or [None])
+        return not all(hosts.allows(bytes(value)) for value in named) if named else False
 
     def _foreign_page(self, scope: Scope) -> bool:
         origins = self.backend.origins
@@ -242,7 +242,8 @@ class ApiApp:
             if length is None or not length.isdigit():
                 await send_text(send, 411, "A POST to the dashboard needs a Content-Length")
                 return
-            if int(length) > limit:
+            # Leading zeros are allowed, digits beyond int()'s limit are not: strip first.
+            if len(length.lstrip(b"0")) > 18 or int(length.lstrip(b"0") or b"0") > limit:
                 await send_text(send, 413, f"The request body is over the limit of {limit} bytes")
                 return
         if self._dashboard_app is None:

@@ -66,7 +66,10 @@ def _range(value: bytes | None, size: int) -> tuple[int, int] | str | None:
     first, last = found.group(1), found.group(2)
     if not first and not last:
         return None
-    if len(first.lstrip("0")) > _MAX_DIGITS or len(last.lstrip("0")) > _MAX_DIGITS:
+    # Leading zeros do not make a number bigger, but int() refuses past 4,300 digits.
+    first = first.lstrip("0") or ("0" if first else "")
+    last = last.lstrip("0") or ("0" if last else "")
+    if len(first) > _MAX_DIGITS or len(last) > _MAX_DIGITS:
         return "unsatisfiable"
     if not first:  # the last N bytes
         count = int(last)

@@ -74,7 +74,13 @@ class HostCheck:
             return False
         if parts.scheme not in ("http", "https") or not host:
             return False  # "null" (a sandboxed frame, a file) included: anyone can make one
-        return self.allows(host.encode("latin-1") if ":" not in host else f"[{host}]".encode())
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return self.allows(host.encode("latin-1"))
+        # Any IP address is a fine Host (DNS rebinding needs a name), but not a fine Origin:
+        # a page served from another machine's address is another site.
+        return address.is_loopback
 
 
 def _hostname(host: str) -> str | None:
