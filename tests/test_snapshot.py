@@ -155,3 +155,25 @@ async def test_import_refuses_a_non_empty_target_and_broken_snapshots(tmp_path: 
                 target.deployment.database, target.deployment.files.blobs, tampered
             )
         assert await snapshot.table_sizes(target.deployment.database) == {}
+
+
+async def test_an_export_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from pyconvex.database import Database
+    from pyconvex.persistence import open_persistence
+    from pyconvex.snapshot import export
+    from pyconvex.storage import open_blob_store
+
+    old = os.umask(0o022)
+    try:
+        database = Database(open_persistence(f"sqlite:///{tmp_path}/db.sqlite3"))
+        await database.setup()
+        blobs = open_blob_store((tmp_path / "blobs").as_uri())
+        target = tmp_path / "snapshot.zip"
+        await export(database, blobs, target)
+        await database.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600

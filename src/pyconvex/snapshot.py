@@ -21,6 +21,7 @@ before their ``_storage`` rows, so a row never names missing bytes.
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from . import values
+from . import owner_only, values
 from .database import Database, DatabaseWriter
 from .database.system import (
     CRON_JOB_LOGS,
@@ -74,7 +75,12 @@ async def export(
 ) -> dict[str, int]:
     """Write every table and file of the deployment to the ZIP at ``path``; the table sizes."""
     sizes = await table_sizes(database)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+    # Owner-only, as the deployment's folder: it holds every table (env values included).
+    fd = owner_only.open_private(path, os.O_WRONLY | os.O_TRUNC)
+    with (
+        os.fdopen(fd, "wb") as file,
+        zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive,
+    ):
         async with database.read(system=True) as reader:
             written: dict[str, int] = {}
             files: list[dict[str, Any]] = []
