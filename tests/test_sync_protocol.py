@@ -574,3 +574,23 @@ def test_sync_stats_for_the_admin(client: Client, served: Served) -> None:
     stats = httpx.get(f"{served.api}/api/sync_stats", headers=served.admin).json()
     assert stats["sessions"] == 1 and stats["subscriptions"] == 2 and stats["queries"] == 1
     assert stats["query_runs"] >= 1 and stats["unchanged_runs"] == 0
+
+
+def test_a_socket_that_never_says_connect_is_closed(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyconvex.sync import session
+
+    monkeypatch.setattr(session, "CONNECT_SECONDS", 0.5)
+    url = served.api.replace("http", "ws", 1) + "/api/sync"
+    with connect(url, open_timeout=10) as ws, pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=20)  # a Ping may come first only after 15 s: this is the close
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    # a client that connects is unaffected
+    talking = Client(served.api)
+    try:
+        talking.send({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                      "modifications": []})  # fmt: skip
+        assert talking.recv()["type"] == "Transition"
+    finally:
+        talking.close()

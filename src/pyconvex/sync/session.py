@@ -50,6 +50,9 @@ PING_SECONDS = 15.0  # a Ping after this long without sending anything (Convex's
 RETRY_SECONDS = 0.5  # a transition that failed (the store away) is tried again after this
 MAX_QUEUED_TRANSITIONS = 2  # Convex's SYNC_MAX_SEND_TRANSITION_COUNT
 MAX_QUEUED_REQUESTS = 1000  # mutations waiting, actions running (then the client is cut off)
+# A socket that has not said Connect by then is closed: Convex's clients send it at once,
+# and a socket that never does only holds one of the server's connections.
+CONNECT_SECONDS = 30.0
 # npm clients at this version and later put chunked transitions back together.
 _CHUNKS_FROM = (1, 28, 0)
 # A deployment URL given with a trailing slash makes the clients ask for ``//api/...``.
@@ -86,6 +89,7 @@ class Session:
         version = tuple(int(part) for part in found.groups()) if found else None
         self._chunked = version is not None and version >= _CHUNKS_FROM
         self._session_id = "socket-" + secrets.token_hex(8)  # until Connect says
+        self._connected = asyncio.Event()
         self._skew: int | None = None
         self._query_set = 0  # the query set version received
         self._identity = 0  # the identity version received
@@ -129,6 +133,7 @@ class Session:
             asyncio.create_task(self._run_requests()),
             asyncio.create_task(self._ping()),
             asyncio.create_task(self._expire()),
+            asyncio.create_task(self._await_connect()),
         ]
         self._backend.sync_sessions.add(self)
         try:
@@ -140,6 +145,16 @@ class Session:
             await cancel_and_wait(*tasks)  # first: none of them may watch anything after
             for key in {sub.key for sub in self._subscriptions.values()}:
                 self._queries.unwatch(key, self._token)
+
+    async def _await_connect(self) -> None:
+        """Close a socket that says no ``Connect`` within ``CONNECT_SECONDS``; then stay out
+        of the way (a task that ends would end the session)."""
+        try:
+            async with asyncio.timeout(CONNECT_SECONDS):
+                await self._connected.wait()
+        except TimeoutError:
+            raise _Close(1008, "No Connect message") from None
+        await asyncio.Event().wait()
 
     async def _end(self, task: asyncio.Task[None]) -> None:
         """Close the socket as ``task``'s end says: a ``_Close`` its code and reason; any
@@ -219,6 +234,7 @@ class Session:
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "Connect":
+            self._connected.set()
             self._session_id = message["sessionId"]
             client_ts = message.get("clientTs")
             if isinstance(client_ts, int | float) and client_ts > 0:
