@@ -9,6 +9,7 @@ Timeouts are lowered through :mod:`pyconvex.server.connections`' constants.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import resource
 import shutil
@@ -348,6 +349,7 @@ def test_when_every_connection_is_busy_new_ones_get_503(
     monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., Served]
 ) -> None:
     monkeypatch.setattr(connections, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(connections, "STALL_EVICTABLE", 60.0)  # their bodies wait for us
     served = serve_app(WEB)
     guard = served.server.guard
     # Two requests whose bodies are still coming: busy, not to be closed for room.
@@ -383,3 +385,200 @@ def test_the_fd_limit_is_raised_and_the_cap_stays_below_it(
     assert connections.connection_limit() == 10
     monkeypatch.setenv("PYCONVEX_MAX_CONNECTIONS", str(10 * soft))
     assert connections.connection_limit() == limit
+
+
+# Clients that stop reading, stall their bodies, pipeline too much, or vanish mid-pipeline
+# (review of issue 18). The sweep runs every 50 ms here, its timeouts are half a second.
+
+BIG = 2_000_000
+"""A request body, echoed back: far more than a socket buffer and a transport's high-water
+mark hold, for a response the client does not read."""
+
+
+@pytest.fixture
+def sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connections, "SWEEP_INTERVAL", 0.05)
+    monkeypatch.setattr(connections, "WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(connections, "CLOSE_TIMEOUT", 0.5)
+    monkeypatch.setattr(connections, "STALL_EVICTABLE", 0.2)
+
+
+def _non_reader(url: str, *, close: bool = False, extra: bytes = b"") -> socket.socket:
+    """A connection that asks for a large response (``POST /echo?as=text``), then reads
+    only its first byte, so that the server's write buffer stays full."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    sock.settimeout(10)
+    sock.connect(_address(url))
+    body = b"a" * BIG
+    head = (
+        b"POST /echo?as=text HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    sock.sendall(head + body + extra)
+    assert sock.recv(1) == b"H"
+    return sock
+
+
+def _received_until_closed(sock: socket.socket) -> int:
+    """Bytes read until the server's end is gone (reset or closed)."""
+    total = 0
+    sock.settimeout(10)
+    try:
+        while chunk := sock.recv(1 << 20):
+            total += len(chunk)
+    except ConnectionResetError:
+        pass
+    return total
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_a_client_that_never_reads_gives_its_descriptor_back(
+    sweep: None, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., Served], close: bool
+) -> None:
+    """A response nobody reads is aborted, after a close (``Connection: close``: close()
+    alone waited for the buffer to flush, forever) or while its writes stay paused (kept
+    alive: the keep-alive timeout is out of reach here). Its slot goes with its socket."""
+    monkeypatch.setattr(connections, "KEEP_ALIVE_TIMEOUT", 60.0)
+    served = serve_app(WEB)
+    guard = served.server.guard
+    sock = _non_reader(served.site, close=close)
+    try:
+        wait_until(lambda: guard.open == 1)
+        started = time.monotonic()
+        wait_until(lambda: guard.open == 0, timeout=10)
+        assert time.monotonic() - started < 5
+        assert _received_until_closed(sock) < BIG  # cut off, not flushed
+    finally:
+        sock.close()
+    _answers_fast(served.site, served.api)
+
+
+def test_eviction_aborts_and_the_cap_counts_sockets(
+    sweep: None, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., Served]
+) -> None:
+    """At the cap, the non-reader whose response is done (idle, for the cap) is aborted for
+    a new connection: its socket goes at once, and its slot only with it."""
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS", 1)
+    monkeypatch.setattr(connections, "WRITE_TIMEOUT", 60.0)  # only eviction ends it
+    served = serve_app(WEB)
+    guard = served.server.guard
+    sock = _non_reader(served.site)
+    try:
+        wait_until(lambda: guard.open == 1 and not any(c.busy() for c in list(guard.connections)))
+        assert httpx.get(f"{served.site}/health", timeout=5).status_code == 200
+        assert _received_until_closed(sock) < BIG
+        wait_until(lambda: guard.open == 0)
+    finally:
+        sock.close()
+
+
+def test_a_stalled_reader_or_body_makes_room_at_the_cap(
+    sweep: None, monkeypatch: pytest.MonkeyPatch, serve_app: Callable[..., Served]
+) -> None:
+    """A request whose body has stalled (for STALL_EVICTABLE, well inside the body timeout)
+    no longer counts as busy: at the cap it is cut for a new connection, not the reverse."""
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS", 1)
+    served = serve_app(WEB)
+    guard = served.server.guard
+    stalled = Client(served.site, _post("/echo?as=bytes", 10) + b"x")
+    try:
+        wait_until(lambda: guard.open == 1 and next(iter(guard.connections)).cycle is not None)
+        wait_until(lambda: not next(iter(guard.connections)).busy())
+        assert httpx.get(f"{served.site}/health", timeout=5).status_code == 200
+        assert stalled.until_closed() == b""
+    finally:
+        stalled.close()
+
+
+@pytest.mark.parametrize(
+    ("opening", "piece"),
+    [
+        (b"", b"0" * 100),  # a chunk size of leading zeros, forever
+        (b"1;x=", b"a" * 100),  # a chunk extension, forever
+    ],
+)
+def test_chunk_framing_is_no_body_progress(
+    quick: None, web: Served, opening: bytes, piece: bytes
+) -> None:
+    """A chunked body whose framing never ends brings no body byte: 408 at the body
+    timeout, however much framing keeps coming."""
+    head = (
+        b"POST /echo?as=bytes HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    client = Client(web.site, head + opening)
+    done = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            while not done.wait(0.05):  # paces the client; waits for nothing
+                client.send(piece)
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        started = time.monotonic()
+        answer = client.until_closed()
+        assert _status(answer) == 408, answer[:100]
+        assert 0.4 < time.monotonic() - started < 5
+    finally:
+        done.set()
+        sender.join()
+        client.close()
+
+
+def test_pipelining_is_bounded(monkeypatch: pytest.MonkeyPatch, web: Served) -> None:
+    """Within one read, one request being answered and MAX_PIPELINE queued behind it; the
+    rest is not parsed, and the connection closes once those are answered."""
+    monkeypatch.setattr(connections, "MAX_PIPELINE", 4)
+    for url in (web.site, web.api):
+        client = Client(url, (HEAD + b"\r\n") * 1000)
+        statuses = []
+        while True:
+            try:
+                statuses.append(client.response()[0])
+            except AssertionError:  # closed
+                break
+        assert len(statuses) == 5 and len(set(statuses)) == 1, statuses
+        client.close()
+    _answers_fast(web.site, web.api)
+
+
+class _Errors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_closing_during_a_pipelined_response_logs_no_error(sweep: None, web: Served) -> None:
+    """Three pipelined requests to a client that does not read: the first response fills
+    the buffer, the second waits for it to drain, the third is queued. The client then
+    goes: all learn it is gone (uvicorn told only the last one parsed, and the second then
+    wrote into the closed transport and raised), and nothing is logged as an error."""
+    errors = _Errors()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(errors)
+    guard = web.server.guard
+    try:
+        for _ in range(3):
+            sock = _non_reader(web.site, extra=(HEAD + b"\r\n") * 2)
+            wait_until(
+                lambda: any(c.pipeline and c.flow.write_paused for c in list(guard.connections))
+            )
+            sock.close()
+            wait_until(lambda: guard.open == 0)
+        _answers_fast(web.site, web.api)
+        assert not [m for m in errors.messages if "Exception in ASGI" in m], errors.messages
+    finally:
+        logger.removeHandler(errors)
+
+
+def test_a_bad_connection_cap_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYCONVEX_MAX_CONNECTIONS", "lots")
+    with pytest.raises(ValueError, match=r"PYCONVEX_MAX_CONNECTIONS.*'lots'"):
+        connections.connection_limit()

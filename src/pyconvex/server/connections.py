@@ -12,14 +12,30 @@ reload. :class:`GuardedHttpToolsProtocol` is uvicorn's protocol with the missing
   client sent nothing;
 - they may take :data:`MAX_HEADER_BYTES` and :data:`MAX_HEADER_FIELDS`: beyond, 431 before
   any handler runs (the parser is never fed more than the limit allows);
-- a request body that makes no progress for :data:`BODY_TIMEOUT` ends the request (408
-  when no response has started);
+- a request body that brings no body byte for :data:`BODY_TIMEOUT` ends the request (408
+  when no response has started): chunk framing (sizes, extensions) does not count;
 - an idle keep-alive connection closes after :data:`KEEP_ALIVE_TIMEOUT` (uvicorn's own timer);
+- a client that stops reading is cut off: a response whose writes stay paused (the
+  transport's buffer above its high-water mark) without draining for
+  :data:`WRITE_TIMEOUT`, or a closed connection whose last bytes do not drain for
+  :data:`CLOSE_TIMEOUT`, is aborted. ``transport.close()`` waits for the buffer to flush,
+  so without this a client that never reads kept its socket, and its descriptor, forever.
+  One periodic sweep per guard (every :data:`SWEEP_INTERVAL`) checks this, rather than a
+  timer per connection or per write;
+- at most :data:`MAX_PIPELINE` pipelined requests wait behind the one being answered: a
+  read that brings more (one read of 256 KiB held thousands of them, 200 MB) is not
+  parsed further; the queued ones are answered and the connection then closes, as after
+  any refusal of a pipelined request. uvicorn resumes reading after every response, so
+  pausing until the queue drains would not hold; the parser cannot stop at a request's
+  end and resume later (httptools exposes no pause), so the rest of that read is dropped;
 - the connections of a process (both ports, WebSockets included) are capped by a
   :class:`ConnectionGuard` below its file-descriptor limit. At the cap a new connection
-  closes the oldest one not being answered (idle keep-alive, still sending its headers,
-  or lingering after a refusal): stalled clients make room for others instead of
-  locking them out. When every connection is busy with a request, the new one gets 503.
+  closes (aborts) the oldest one not being answered (idle keep-alive, still sending its
+  headers, lingering after a refusal, closing, or answering a request that has made no
+  progress for :data:`STALL_EVICTABLE`: its body stalled, or its reader): stalled clients
+  make room for others instead of locking them out. When every connection is busy with
+  a request, the new one gets 503. A connection's slot is released only when its socket
+  is gone (``connection_lost``), so the cap counts descriptors, not requests.
 
 The timeouts and limits are module constants, read when a connection needs them (the
 keep-alive timeout when a server is made), so tests can lower them.
@@ -50,7 +66,17 @@ MAX_HEADER_FIELDS = 100
 KEEP_ALIVE_TIMEOUT = 5.0
 """Seconds an idle keep-alive connection stays open."""
 BODY_TIMEOUT = 30.0
-"""Seconds a request body may go without a byte arriving."""
+"""Seconds a request body may go without a byte of it (framing aside) arriving."""
+WRITE_TIMEOUT = 30.0
+"""Seconds a response's writes may stay paused without the client reading any of it."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds a closed connection may take to flush its last bytes before it is aborted."""
+SWEEP_INTERVAL = 1.0
+"""Seconds between two checks of the write and close timeouts (their precision)."""
+STALL_EVICTABLE = 1.0
+"""Seconds without progress after which a request being answered may be cut for room."""
+MAX_PIPELINE = 16
+"""Pipelined requests a connection may queue behind the one being answered."""
 LINGER_TIMEOUT = 2.0
 """After a refusal (408, 431), seconds spent reading and dropping what the client still sends."""
 MAX_CONNECTIONS: int | None = None
@@ -83,8 +109,14 @@ def connection_limit() -> int:
     """
     ceiling = max(raise_fd_limit() * 3 // 4, 1)
     wanted = MAX_CONNECTIONS
-    if wanted is None and os.environ.get("PYCONVEX_MAX_CONNECTIONS"):
-        wanted = int(os.environ["PYCONVEX_MAX_CONNECTIONS"])
+    setting = os.environ.get("PYCONVEX_MAX_CONNECTIONS", "").strip()
+    if wanted is None and setting:
+        try:
+            wanted = int(setting)
+        except ValueError:
+            raise ValueError(
+                f"PYCONVEX_MAX_CONNECTIONS must be a whole number of connections, not {setting!r}"
+            ) from None
     return ceiling if wanted is None else max(1, min(wanted, ceiling))
 
 
@@ -103,6 +135,7 @@ class ConnectionGuard:
         # after the keep-alive timeout), and a busy one is never closed. An OrderedDict,
         # as a plain dict's front fills with holes when it is used as a queue.
         self.connections: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def admit(self, connection: GuardedHttpToolsProtocol) -> bool:
         """Count a new connection, closing one that is not serving a request if at the cap;
@@ -112,20 +145,34 @@ class ConnectionGuard:
         self.open += 1
         connection.counted = True
         self.connections[connection] = None
+        if self._sweeper is None:
+            self._sweeper = connection.loop.call_later(SWEEP_INTERVAL, self._sweep, connection.loop)
         return True
 
     def _make_room(self) -> bool:
         # Bounded, so that a flood while every connection is busy costs little per
-        # refusal; the busy ones go to the back, for the next look to skip.
+        # refusal; the busy ones go to the back, for the next look to skip. The one closed
+        # keeps its slot until its socket is gone (the next turn of the event loop, as it
+        # is aborted): meanwhile the new one takes the cap's margin of descriptors.
         for _ in range(min(self.SCAN, len(self.connections))):
             oldest = next(iter(self.connections))
             if oldest.busy():
                 self.connections.move_to_end(oldest)
                 continue
-            self.release(oldest)
+            del self.connections[oldest]  # counted still, not looked at again
             oldest.evict()
             return True
         return False
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Abort the connections whose client stopped reading (module doc); again in
+        :data:`SWEEP_INTERVAL` while there are connections."""
+        now = loop.time()
+        for connection in list(self.connections):  # aborts change it only later, but safe
+            connection.check_writes(now)
+        self._sweeper = (
+            loop.call_later(SWEEP_INTERVAL, self._sweep, loop) if self.connections else None
+        )
 
     def release(self, connection: GuardedHttpToolsProtocol) -> None:
         if connection.counted:
@@ -135,6 +182,10 @@ class ConnectionGuard:
 
 
 class _TooManyFields(Exception):
+    pass
+
+
+class _PipelineTooDeep(Exception):
     pass
 
 
@@ -168,6 +219,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_room = MAX_HEADER_BYTES  # bytes the head being received may still take
         self._last_read = 0.0  # when the body being received last made progress
         self._timer: asyncio.TimerHandle | None = None
+        # Since when the sweep has seen writes paused (or a close pending) without the
+        # write buffer draining, and its size then; 0.0: not stalled.
+        self._stalled_since = 0.0
+        self._stalled_size = 0
+        # The cycles in flight once requests were pipelined (the one being answered and
+        # those queued behind it), for connection_lost: uvicorn's tells only the last.
+        self._in_flight: list[Any] = []
 
     def connection_made(  # type: ignore[override]
         self, transport: asyncio.Transport
@@ -183,6 +241,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         self.guard.release(self)
+        # Every request still being answered or queued learns the client is gone: uvicorn
+        # tells only the last one parsed, and the one being answered (an earlier one, when
+        # pipelined) then wrote on, into a closed transport, and raised.
+        for cycle in self._in_flight:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+            cycle.message_event.set()
+        self._in_flight.clear()
+        self.pipeline.clear()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes | memoryview) -> None:
@@ -195,8 +262,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._feed_head(data)
                 return
             self._head_room -= len(data)
-        else:
-            self._last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -239,6 +304,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         if isinstance(exc.__context__, _TooManyFields):
             self._refuse(431, "Request Header Fields Too Large")
+        elif isinstance(exc.__context__, _PipelineTooDeep):
+            # The cycle being answered is unfinished: the queued ones are answered, then
+            # the connection closes; the rest of this read is not looked at.
+            self._refuse(503, "Service Unavailable")
         else:
             self._bad_request()
         return True
@@ -259,7 +328,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        previous = self.cycle
+        if previous is None or previous.response_complete:
+            HttpToolsProtocol.on_headers_complete(self)
+            return
+        # Pipelined behind a request still being answered: queued, at most MAX_PIPELINE.
+        if len(self.pipeline) >= MAX_PIPELINE:
+            raise _PipelineTooDeep
+        in_flight = self._in_flight
+        while in_flight and in_flight[0].response_complete:
+            del in_flight[0]
+        if not in_flight:
+            in_flight.append(previous)
         HttpToolsProtocol.on_headers_complete(self)
+        if self.cycle is not previous:
+            in_flight.append(self.cycle)
+
+    def on_body(self, body: bytes) -> None:
+        # The body-stall clock counts body bytes only: a client sending chunk-size digits
+        # or a chunk extension forever brings none.
+        self._last_read = self.loop.time()
+        HttpToolsProtocol.on_body(self, body)
 
     def on_message_complete(self) -> None:
         self._state = _HEAD
@@ -270,14 +359,64 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         HttpToolsProtocol.on_message_complete(self)
 
     def busy(self) -> bool:
-        """Whether a request of this connection is being answered (or waits to be)."""
-        return self.cycle is not None and not self.cycle.response_complete
+        """Whether a request of this connection is being answered (or waits to be), and
+        is getting on: its body coming or its response being read by the client."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or self.transport.is_closing():
+            return False
+        now = self.loop.time()
+        if self._stalled_since and now - self._stalled_since >= STALL_EVICTABLE:
+            return False  # the client does not read its response
+        return not (
+            self._state == _BODY
+            and not cycle.response_started
+            and not self.flow.read_paused
+            and not cycle.waiting_for_100_continue
+            and now - self._last_read >= STALL_EVICTABLE
+        )
 
     def evict(self) -> None:
-        """Close to make room for a new connection (a plain close: it was not answering)."""
+        """Abort to make room for a new connection: whatever it still had to write is not
+        waited for (a client that does not read would hold the descriptor forever)."""
         self._cancel_timer()
         self._state = _DROP
-        self.transport.close()
+        self.transport.abort()
+
+    def check_writes(self, now: float) -> None:
+        """The guard's sweep: abort if the client has read nothing of a paused response
+        for :data:`WRITE_TIMEOUT`, or of what a closed connection still has to send for
+        :data:`CLOSE_TIMEOUT`."""
+        transport = self.transport
+        closing = transport.is_closing()
+        if not closing and not self.flow.write_paused:
+            self._stalled_since = 0.0
+            return
+        size = transport.get_write_buffer_size()
+        if not self._stalled_since or size < self._stalled_size:
+            self._stalled_since = now
+            self._stalled_size = size
+        elif now - self._stalled_since >= (CLOSE_TIMEOUT if closing else WRITE_TIMEOUT):
+            self._cancel_timer()
+            self._state = _DROP
+            transport.abort()
+
+    def resume_writing(self) -> None:
+        self._stalled_since = 0.0  # the client read
+        super().resume_writing()
+
+    def timeout_keep_alive_handler(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        """Close the connection; at once when nothing is left to write (close() would wait
+        for the client to read it; the sweep aborts it if the client does not)."""
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size():
+            transport.close()
+        else:
+            transport.abort()
 
     def handle_websocket_upgrade(self) -> None:
         # The WebSocket protocol takes over the socket, and with it the count (see
@@ -295,7 +434,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_room < MAX_HEADER_BYTES:
             self._refuse(408, "Request Timeout")
         elif self.cycle is None or self.cycle.response_complete:
-            self.transport.close()
+            self._end()
 
     def _refuse(self, status: int, message: str) -> None:
         """Refuse the request whose head is arriving."""
@@ -332,7 +471,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # are dropped rather than written after the 408.
         cycle.disconnected = True
         cycle.message_event.set()
-        self.transport.close()
+        self._end()
 
     def _answer(self, status: int, message: str, *, linger: bool = True) -> None:
         """Answer ``status`` and end the connection without the app."""
@@ -359,7 +498,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # drop what still comes for a while (what nginx calls a lingering close). Such a
         # connection is the first to go when a new one needs room.
         self.transport.write_eof()
-        self._timer = self.loop.call_later(LINGER_TIMEOUT, self.transport.close)
+        self._timer = self.loop.call_later(LINGER_TIMEOUT, self._end)
         if self.counted:
             self.guard.connections.move_to_end(self, last=False)
 
