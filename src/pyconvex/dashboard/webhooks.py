@@ -178,16 +178,16 @@ async def _provider(d: Dashboard, request: Request) -> str | Response:
 
 
 async def pause(d: Dashboard, request: Request) -> Response:
-    provider = await _provider(d, request)
-    if isinstance(provider, Response):
-        return provider
-    await operations.pause(d.deployment, provider)
-    return d.redirect("/webhooks?done=paused")
+    return await _switch(d, request, operations.pause, "paused")
 
 
 async def resume(d: Dashboard, request: Request) -> Response:
+    return await _switch(d, request, operations.resume, "resumed")
+
+
+async def _switch(d: Dashboard, request: Request, change: Any, done: str) -> Response:
     provider = await _provider(d, request)
     if isinstance(provider, Response):
         return provider
-    await operations.resume(d.deployment, provider)
-    return d.redirect("/webhooks?done=resumed")
+    await change(d.deployment, provider)
+    return d.redirect(f"/webhooks?done={done}")
