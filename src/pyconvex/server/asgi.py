@@ -30,10 +30,6 @@ async def send_bytes(
     head: bool = False,
 ) -> None:
     """A whole response in two messages (HEAD: the headers of the GET, no body)."""
-    if status == 413:
-        # Refused before its body was read: closing, not reading a body of any size the
-        # client declared only to throw it away.
-        headers = [*headers, (b"connection", b"close")]
     if status in _NO_CONTENT:  # a Content-Length here is a protocol error (RFC 9110 8.6)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
