@@ -4,7 +4,7 @@ import logging
 
 from pyconvex import HttpRouter, Response, cors_router, env, internal
 from pyconvex.auth import AuthenticationError
-from pyconvex.errors import BadRequestError, ValidationError
+from pyconvex.errors import BadRequestError, InvalidValueError, ValidationError
 from pyconvex.rate_limit import too_many_requests
 from pyconvex.webhooks import WebhookVerificationError, verify
 
@@ -114,7 +114,7 @@ async def process(ctx, request):
         return Response.json({"error": "Missing required field: data"}, status=400)
     try:
         result = await ctx.run_mutation(internal.process.process_data, {"data": body["data"]})
-    except ValidationError as exc:  # data no Convex value can hold: the client's to fix
+    except (ValidationError, InvalidValueError) as exc:  # data no document can hold: the client's
         return Response.json({"error": f"Invalid data: {exc}"}, status=400)
     except Exception:
         log.exception("Processing failed")  # the details go to the logs, not to the client
