@@ -198,3 +198,19 @@ def test_two_loads_do_not_share_modules(tmp_path):
     assert set(first.functions) == {"m:f"} and set(second.functions) == {"m:g"}
     first.unload()
     second.unload()
+
+
+def test_the_event_loops_own_reports_are_not_a_functions_logs() -> None:
+    import logging
+
+    from pyconvex.functions.logs import Execution, current_execution, install_capture
+
+    install_capture()
+    execution = Execution("probe", None, None)
+    token = current_execution.set(execution)
+    try:
+        logging.getLogger("asyncio").error("Task was destroyed but it is pending!")
+        logging.getLogger("app").warning("the function's own")
+    finally:
+        current_execution.reset(token)
+    assert [line.message for line in execution.lines] == ["the function's own"]

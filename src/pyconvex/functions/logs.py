@@ -165,6 +165,10 @@ class _CaptureHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         execution = current_execution.get()
+        if execution is not None and record.name == "asyncio":
+            # The event loop's own reports (a task the garbage collector found pending, for
+            # one) land in whatever execution is current: they are not the function's.
+            execution = None
         if execution is None:
             # Our handler on the root logger switches off Python's last-resort
             # handler; keep its job for warnings logged outside any function.
