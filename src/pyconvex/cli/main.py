@@ -26,6 +26,7 @@ from rich.markup import escape
 from .. import snapshot, values
 from ..deployment import not_an_app
 from ..errors import AppLoadError, ConvexError, PyConvexError
+from ..webhooks.admin import ACTIONS as WEBHOOK_ACTIONS
 from . import commands, serving, snapshots, webhooks, workers
 from .commands import err as _err
 from .remote import RemoteError
@@ -110,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "handlers.",
         remote=True,
     )
-    hooks.add_argument(
-        "action", choices=("list", "show", "replay", "pause", "resume", "paused", "purge")
-    )
+    hooks.add_argument("action", choices=WEBHOOK_ACTIONS)
     hooks.add_argument(
         "id",
         metavar="ID",

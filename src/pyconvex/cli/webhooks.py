@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.markup import escape
 
 from ..deployment import Deployment
-from ..webhooks import admin
+from ..webhooks import admin, events
 from ..webhooks.operations import parse_time
 from . import output
 from .remote import Remote
@@ -77,7 +76,7 @@ def _show(ns: argparse.Namespace, answer: dict[str, Any]) -> int:
         else:
             err.print(f"{name}'s handlers were {done} already")
     elif action == "paused":
-        rows = [[p["provider"], _iso(p["paused_at"])] for p in answer["paused"]]
+        rows = [[p["provider"], events.iso_time(p["paused_at"])] for p in answer["paused"]]
         if not rows:
             err.print("No provider is paused.")
         else:
@@ -98,7 +97,3 @@ def _print_events(found: list[dict[str, Any]]) -> int:
     headers = ["id", "provider", "event id", "type", "status", "attempts", "received", "last error"]
     output.print_table(out, headers, rows, widest={"last error": 60})
     return 0
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")

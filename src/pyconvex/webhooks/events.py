@@ -91,7 +91,8 @@ async def with_body(deployment: Deployment, row: dict[str, Any]) -> dict[str, An
     return {**row, "body": body if body is not None else b"[the body is gone from file storage]"}
 
 
-def _when(seconds: float | None) -> str | None:
+def iso_time(seconds: float | None) -> str | None:
+    """Epoch seconds as an ISO time in UTC, to the second (None stays None)."""
     return (
         None
         if seconds is None
@@ -107,7 +108,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
         "type": row.get("type"),
         "status": row["status"],
         "attempts": row["attempts"],
-        "received_at": _when(row["received_at"]),
+        "received_at": iso_time(row["received_at"]),
         "last_error": row.get("last_error"),
     }
 
@@ -138,7 +139,7 @@ def detail(row: dict[str, Any], body: bytes | None = None) -> dict[str, Any]:
     return {
         **summary(row),
         "handler": row["handler"],
-        "completed_at": _when(row.get("completed_at")),
+        "completed_at": iso_time(row.get("completed_at")),
         "headers": headers,
         "body": raw.decode("utf-8", errors="replace"),
     }

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..database.system import WEBHOOK_EVENTS, WEBHOOK_PAUSES
+from ..background.webhooks import in_status
+from ..database.system import WEBHOOK_PAUSES
 from .events import check_event_id
 
 if TYPE_CHECKING:
@@ -82,10 +83,6 @@ async def replay(deployment: Deployment, event_id: str) -> None:
     await deployment.database.transact(again, system=True)
 
 
-def _in_status(reader: DatabaseReader, status: str) -> Any:
-    return reader.query(WEBHOOK_EVENTS).with_index("by_endpoint", lambda r: r.eq("status", status))
-
-
 CHUNK = 500  # events changed per transaction by a bulk operation
 
 
@@ -98,7 +95,7 @@ async def _matching(
     cursor = None
     async with deployment.database.read(system=True) as reader:
         while True:
-            page = await _in_status(reader, status).paginate({"num_items": CHUNK, "cursor": cursor})
+            page = await in_status(reader, status).paginate({"num_items": CHUNK, "cursor": cursor})
             ids += [row["_id"] for row in page["page"] if keep(row)]
             if page["is_done"]:
                 return ids
