@@ -179,9 +179,12 @@ class ItemQueue(QueueBase, ABC):
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         """The query of items waiting to run (due by ``until``, if given), soonest first."""
 
-    @abstractmethod
+    # The next four are for queues that run actions (``runs_actions``): claimed under the
+    # worker's lease, recorded after, recovered when the worker is gone.
+
     def in_flight(self, reader: DatabaseReader) -> Any:
         """The query of items whose action a worker has claimed."""
+        raise NotImplementedError
 
     @abstractmethod
     def due_time(self, row: dict[str, Any]) -> float:
@@ -195,13 +198,13 @@ class ItemQueue(QueueBase, ABC):
     async def arguments(self, row: dict[str, Any]) -> dict[str, Any]:
         """The arguments ``row``'s function gets."""
 
-    @abstractmethod
     async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
         """Mark ``row``'s action as running under ``worker``, its attempt counted."""
+        raise NotImplementedError
 
-    @abstractmethod
     def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
         """Whether ``row`` (as read now) is still running under ``worker``'s claim."""
+        raise NotImplementedError
 
     @abstractmethod
     async def finish(
@@ -210,9 +213,9 @@ class ItemQueue(QueueBase, ABC):
         """Record an attempt's ``outcome`` on ``row`` (as read now): success, a retry later, or
         a final failure. ``claimed``: the attempt was counted when its action was claimed."""
 
-    @abstractmethod
     async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
         """Deal with ``row``, whose action a worker that is gone had claimed."""
+        raise NotImplementedError
 
     def label(self, row: dict[str, Any]) -> str:
         """How logs name ``row``."""
@@ -421,6 +424,8 @@ class ItemQueue(QueueBase, ABC):
         execution.add("ERROR", f"{self.label(row)} failed:\n{trace}")
 
     async def recover(self) -> int:
+        if not self.runs_actions:
+            return 0  # nothing of it is ever claimed
         return await self.worker.sweep_abandoned(self.in_flight, self._cut_off)
 
     async def _cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:

@@ -42,6 +42,10 @@ class LanedQueue(ItemQueue):
         for a rate), or None while it is held back until something changes (paused, full:
         the change wakes the worker)."""
 
+    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
+        # Never asked: a laned queue finds its items lane by lane (next_due, candidates).
+        raise NotImplementedError("a laned queue is read lane by lane")
+
     async def heads(
         self, reader: DatabaseReader, status: str | None = None
     ) -> list[dict[str, Any]]:

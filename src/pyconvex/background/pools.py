@@ -92,9 +92,6 @@ class PoolQueue(LanedQueue):
     lane = "pool"
     lane_index = "by_lane"
 
-    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
-        return in_status(reader, "pending", until)
-
     def in_flight(self, reader: DatabaseReader) -> Any:
         return in_status(reader, "running")
 
@@ -194,9 +191,6 @@ class CompletionQueue(ItemQueue):
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         return in_status(reader, "completing", until)
 
-    def in_flight(self, reader: DatabaseReader) -> Any:
-        return in_status(reader, "completing")  # never claimed: recover() looks at nothing
-
     def due_time(self, row: dict[str, Any]) -> float:
         return float(row["next_attempt_at"])
 
@@ -209,12 +203,6 @@ class CompletionQueue(ItemQueue):
     def label(self, row: dict[str, Any]) -> str:
         return f"on_complete {row['on_complete']} of work {row['_id']} (pool {row['pool']})"
 
-    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
-        raise AssertionError("on_complete runs in its transaction: it is never claimed")
-
-    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
-        return False
-
     def is_pending(self, row: dict[str, Any]) -> bool:
         return bool(row["status"] == "completing")
 
@@ -226,9 +214,3 @@ class CompletionQueue(ItemQueue):
         if outcome.error is not None:
             fields["last_error"] = f"on_complete: {describe_failure(outcome.error)}"
         await system.patch(row["_id"], fields)
-
-    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
-        raise AssertionError("on_complete runs in its transaction: it is never claimed")
-
-    async def recover(self) -> int:
-        return 0

@@ -119,9 +119,6 @@ class WebhookQueue(LanedQueue):
     lane = "endpoint"
     lane_index = "by_endpoint"
 
-    def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
-        return in_status(reader, "pending")  # lane by lane: see LanedQueue
-
     def in_flight(self, reader: DatabaseReader) -> Any:
         return in_status(reader, "processing")
 
