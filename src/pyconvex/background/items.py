@@ -154,7 +154,7 @@ class _Batch:
     now: float
     executions: list[Execution] = field(default_factory=list)
     failures: list[tuple[dict[str, Any], BaseException]] = field(default_factory=list)
-    claimed: list[dict[str, Any]] = field(default_factory=list)
+    claimed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)  # row, args
     lags: list[float] = field(default_factory=list)
 
     def clear(self) -> None:
@@ -285,8 +285,8 @@ class ItemQueue(QueueBase, ABC):
             _log.warning(
                 "%s failed", self.label(row), exc_info=(type(error), error, error.__traceback__)
             )
-        for row in batch.claimed:
-            self.spawn(self._run_action(row, worker))
+        for row, args in batch.claimed:
+            self.spawn(self._run_action(row, args, worker))
         return taken
 
     async def lanes(self) -> list[dict[str, Any]] | None:
@@ -321,28 +321,44 @@ class ItemQueue(QueueBase, ABC):
         path = self.function(row)
         try:
             fn = self.executor.resolve(path)
-            args = await self.arguments(row)
-        except Exception as exc:  # the code changed under it, or its input is gone: final
-            execution = self.executor.execution(path)
-            batch.executions.append(execution)
-            batch.failures.append((row, exc))
-            self._failed(execution, row, exc)
-            await self.finish(system, row, Outcome(error=exc), claimed=False)
-            return True
+        except Exception as exc:  # the code changed under it (not retried)
+            return await self._fail_at_once(system, batch, row, path, exc)
         is_action = fn.kind == "action" and self.runs_actions
         if is_action and len(batch.claimed) >= free:
             return None
         if not await self.admit(system, row, gates):
             return None
+        try:
+            # Once, here: an action gets them from the batch (a webhook's payload is parsed
+            # from its body, a large one read from file storage).
+            args = await self.arguments(row)
+        except Exception as exc:  # its input is gone (a large body deleted by hand)
+            return await self._fail_at_once(system, batch, row, path, exc)
         if is_action:
             await self.claim(system, row, batch.worker)
-            batch.claimed.append(row)
+            batch.claimed.append((row, args))
         else:
             outcome = await self._run_nested(writer, row, path, args, batch.executions)
             if outcome.error is not None:
                 batch.failures.append((row, outcome.error))
             await self.finish(system, row, outcome, claimed=False)
         batch.lags.append(batch.now - self.due_time(row))
+        return True
+
+    async def _fail_at_once(
+        self,
+        system: DatabaseWriter,
+        batch: _Batch,
+        row: dict[str, Any],
+        path: str,
+        exc: Exception,
+    ) -> bool:
+        """Record that ``row`` could not even start: its failure, logged."""
+        execution = self.executor.execution(path)
+        batch.executions.append(execution)
+        batch.failures.append((row, exc))
+        self._failed(execution, row, exc)
+        await self.finish(system, row, Outcome(error=exc), claimed=False)
         return True
 
     async def _run_nested(
@@ -368,13 +384,12 @@ class ItemQueue(QueueBase, ABC):
             current_execution.reset(token)
         return Outcome(value)
 
-    async def _run_action(self, row: dict[str, Any], worker: str) -> None:
+    async def _run_action(self, row: dict[str, Any], args: dict[str, Any], worker: str) -> None:
         path = self.function(row)
         executor = self.executor
         try:
             with executor.executing(path) as execution:
                 try:
-                    args = await self.arguments(row)
                     outcome = Outcome(await executor.run(path, args, kind="action"))
                 except Exception as exc:
                     outcome = Outcome(error=exc)
