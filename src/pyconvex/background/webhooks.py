@@ -75,13 +75,13 @@ async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
     return body
 
 
-def rate_limit_name(row: dict[str, Any]) -> str:
-    return f"webhook {row.get('endpoint') or row['provider']}"
-
-
-def _rate_config(rate: dict[str, float]) -> dict[str, Any]:
-    count, seconds = rate["count"], rate["seconds"]
-    return {"kind": "token bucket", "rate": count, "period": seconds, "capacity": count}
+async def _rate(db: Any, row: dict[str, Any], now: float, *, write: bool) -> dict[str, Any]:
+    """Take a run from ``row``'s endpoint's ``rate`` (only look, unless ``write``): a token
+    bucket that holds ``count`` and refills ``count`` per ``seconds``, in ``_rate_limits``."""
+    count, seconds = row["rate"]["count"], row["rate"]["seconds"]
+    config = {"kind": "token bucket", "rate": count, "period": seconds, "capacity": count}
+    name = f"webhook {row.get('endpoint') or row['provider']}"
+    return await take(db, name, config, now=now, write=write)
 
 
 @dataclass
@@ -132,8 +132,7 @@ class WebhookQueue(LanedQueue):
             return None
         due = self.due_time(head)
         if head.get("rate"):
-            name, config = rate_limit_name(head), _rate_config(head["rate"])
-            allowed = await take(reader, name, config, now=now, write=False)
+            allowed = await _rate(reader, head, now, write=False)
             if not allowed["ok"]:
                 due = max(due, now + allowed["retry_after"])
         return due
@@ -146,11 +145,11 @@ class WebhookQueue(LanedQueue):
     async def admit(self, system: DatabaseWriter, row: dict[str, Any], gates: Any) -> bool:
         if gates.full(row):
             return False
-        if row.get("rate"):
-            now = self.worker.clock()
-            allowed = await take(system, rate_limit_name(row), _rate_config(row["rate"]), now=now)
-            if not allowed["ok"]:
-                return False
+        if (
+            row.get("rate")
+            and not (await _rate(system, row, self.worker.clock(), write=True))["ok"]
+        ):
+            return False
         gates.running[row.get("endpoint")] += 1
         if row.get("max_parallelism") is not None:
             # Into the range of running handlers even for a mutation (done by the end of this
