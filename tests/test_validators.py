@@ -29,6 +29,13 @@ CASES = [
     (v.record(v.id("users"), v.boolean()), [{USER_ID: True}], [{"x": True}]),
     (v.union(v.string(), v.null()), ["x", None], [1, b""]),
     (v.nullable(v.int64()), [None, 5], ["5"]),
+    # Literal members of a union are matched without raising: the same rules as alone.
+    (
+        v.union(v.literal("a"), v.literal(3), v.literal(True)),
+        ["a", 3, 3.0, True],
+        ["b", 4, 1, False, None, "3"],
+    ),
+    (v.union(v.literal(1), v.string()), [1, 1.0, "x"], [True, 2, None]),
 ]
 
 

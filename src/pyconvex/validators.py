@@ -175,17 +175,20 @@ class LiteralValidator(Validator):
     def __str__(self) -> str:
         return f"v.literal({display_value(self.literal)})"
 
-    def validate(self, value: Any, path: str = "") -> Any:
+    def matches(self, value: Any) -> bool:
         if type(value) is type(self.literal) and value == self.literal:
-            return value
+            return True
         # A bool never matches a number literal, and 1 == 1.0 across int/float.
-        if (
+        return (
             isinstance(value, (int, float))
             and isinstance(self.literal, (int, float))
             and not isinstance(value, bool)
             and not isinstance(self.literal, bool)
             and value == self.literal
-        ):
+        )
+
+    def validate(self, value: Any, path: str = "") -> Any:
+        if self.matches(value):
             return value
         context = f"\n{_context(path)}" if path else ""
         raise ValidationError(
@@ -297,6 +300,13 @@ class UnionValidator(Validator):
         if len(self.members) == 1:
             return self.members[0].validate(value, path)
         for member in self.members:
+            # A literal that does not match is asked without raising: its error message
+            # (the value rendered as JSON) would be built only to be thrown away, and
+            # unions of literals (`status` fields) are checked on every write.
+            if isinstance(member, LiteralValidator):
+                if member.matches(value):
+                    return value
+                continue
             try:
                 return member.validate(value, path)
             except ValidationError:
