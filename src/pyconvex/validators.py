@@ -176,6 +176,11 @@ class LiteralValidator(Validator):
         return f"v.literal({display_value(self.literal)})"
 
     def matches(self, value: Any) -> bool:
+        """Whether ``value`` is this literal, without building an error.
+
+        v.literal(3).matches(3.0)    # True: one Convex number
+        v.literal(1).matches(True)   # False: a bool is not a number
+        """
         if type(value) is type(self.literal) and value == self.literal:
             return True
         # A bool never matches a number literal, and 1 == 1.0 across int/float.
