@@ -191,6 +191,46 @@ async def test_a_transaction_reads_its_own_writes_through_every_index(db: Databa
     assert (await db.tables())["items"] == 3
 
 
+async def test_a_document_a_transaction_read_is_not_fetched_again(db: Database) -> None:
+    """What a query found is patched without another trip to the store (a queue batch
+    patches every item it took: on PostgreSQL each trip is a round trip), the snapshot's
+    version; a large scan keeps no more than a bounded amount of it."""
+    small = [
+        await db.transact(lambda w, i=i: w.insert("items", {"name": f"s{i}", "status": "s"}))
+        for i in range(3)
+    ]
+    big = "x" * 100_000
+    large = [
+        await db.transact(lambda w, i=i: w.insert("loose", {"i": i, "blob": big}))
+        for i in range(20)
+    ]
+    txn, writer = open_txn(db)
+    snapshot = await txn.snapshot()
+    fetched: list[str] = []
+    get = snapshot.get
+
+    async def counting(doc_id: str) -> Any:
+        fetched.append(doc_id)
+        return await get(doc_id)
+
+    snapshot.get = counting  # type: ignore[method-assign]
+    found = await by_status(writer, "s").collect()
+    # Committed meanwhile by someone else: the transaction keeps reading its snapshot.
+    await db.transact(lambda w: w.patch(small[0], {"name": "changed"}))
+    for doc in found:
+        assert await writer.get(doc["_id"]) == doc
+        await writer.patch(doc["_id"], {"n": 1})
+    assert fetched == []
+    assert [d["name"] for d in found] == ["s0", "s1", "s2"]
+
+    # 2 MB of documents scanned: only about 1 MiB of them is kept, the rest fetched again.
+    assert len(await writer.query("loose").collect()) == 20
+    for i, doc_id in enumerate(large):
+        assert (await writer.get(doc_id) or {}).get("i") == i
+    assert 5 <= len(fetched) < 20
+    await txn.release()
+
+
 # -- read sets -------------------------------------------------------------------------------
 
 

@@ -27,6 +27,9 @@ from .indexes import IndexInfo, IndexRegistry
 from .readset import REGISTRY, ReadSet, Writes, decode_undo
 
 _MAX_BATCH = 1024
+# Documents a transaction keeps of what it read from its snapshot (see ``_seen``), in
+# encoded bytes: enough for the batches of a queue, never a large scan's worth.
+_SEEN_MAX_BYTES = 1 << 20
 
 
 @dataclass(slots=True)
@@ -52,6 +55,8 @@ class Transaction:
         "_owns_snapshot",
         "_past",
         "_persistence",
+        "_seen",
+        "_seen_bytes",
         "_snapshot",
         "_ts",
         "_undo",
@@ -92,6 +97,12 @@ class Transaction:
         self.channels: set[str] = set()
         # Documents as they were at an earlier timestamp (reads at that timestamp)
         self._past: dict[str, tuple[str, dict[str, Any] | None]] = {}
+        # Documents read from the snapshot, by id: (table, encoding). The snapshot does not
+        # change, so reading one again (a queue batch patches the items its scan took; a
+        # mutation gets what its query found) needs no second trip to the store, which on
+        # PostgreSQL is a round trip per document.
+        self._seen: dict[str, tuple[str, bytes]] = {}
+        self._seen_bytes = 0
         #: A query's journal: where its paginated read ended last time it ran (a cursor), so
         #: that running it again reads as far; and where it ends this time.
         self.journal: str | None = None
@@ -157,11 +168,21 @@ class Transaction:
         if past is not None:
             self.reads.add_doc(doc_id)  # what was read in the past is read all the same
             return None if past[1] is None else (past[0], past[1], None)
+        seen = self._seen.get(doc_id)
+        if seen is not None:
+            self.reads.add_doc(doc_id)
+            return seen[0], values.decode(seen[1]), seen[1]
         row = await (await self.snapshot()).get(doc_id)
         self.reads.add_doc(doc_id)
         if row is None:
             return None
+        self._keep(doc_id, row[0], row[1])
         return row[0], values.decode(row[1]), row[1]
+
+    def _keep(self, doc_id: str, table: str, raw: bytes) -> None:
+        if self._seen_bytes + len(raw) <= _SEEN_MAX_BYTES:
+            self._seen[doc_id] = (table, raw)
+            self._seen_bytes += len(raw)
 
     async def find_index(self, table: str, name: str, fields: tuple[str, ...]) -> IndexInfo | None:
         """The stored index, or None while the table has never had a document."""
@@ -207,9 +228,11 @@ class Transaction:
                 self.reads.add_range(index.id, rows[-1][0], hi)
             else:
                 self.reads.add_range(index.id, lo, rows[-1][0] + b"\x00")
-            for key, doc_id, _table, raw in rows:
+            for key, doc_id, in_table, raw in rows:
                 if doc_id in shadowed:
                     continue  # this transaction's version (if any) comes from ``mine``
+                if self._seen_bytes < _SEEN_MAX_BYTES:
+                    self._keep(doc_id, in_table, raw)
                 while taken < len(mine) and (
                     mine[taken][0] > key if reverse else mine[taken][0] < key
                 ):
