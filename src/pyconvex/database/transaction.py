@@ -180,7 +180,7 @@ class Transaction:
         return row[0], values.decode(row[1]), row[1]
 
     def _keep(self, doc_id: str, table: str, raw: bytes) -> None:
-        if self._seen_bytes + len(raw) <= _SEEN_MAX_BYTES:
+        if doc_id not in self._seen and self._seen_bytes + len(raw) <= _SEEN_MAX_BYTES:
             self._seen[doc_id] = (table, raw)
             self._seen_bytes += len(raw)
 
