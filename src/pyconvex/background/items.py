@@ -213,9 +213,14 @@ class ItemQueue(QueueBase, ABC):
         """Record an attempt's ``outcome`` on ``row`` (as read now): success, a retry later, or
         a final failure. ``claimed``: the attempt was counted when its action was claimed."""
 
+    #: What an attempt cut off by its worker's end is recorded as having failed with.
+    cut_off_error = "Transient error while executing action: the worker running it stopped"
+
     async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
-        """Deal with ``row``, whose action a worker that is gone had claimed."""
-        raise NotImplementedError
+        """Deal with ``row``, whose action a worker that is gone had claimed: by default, a
+        failed attempt, retried as the item's policy says."""
+        error = RuntimeError(self.cut_off_error)
+        await self.finish(system, row, Outcome(error=error), claimed=True)
 
     def label(self, row: dict[str, Any]) -> str:
         """How logs name ``row``."""

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 KEPT_SECONDS = 24 * 3600.0  # Convex's workpool keeps a finished item's status a day
 MAX_PARALLELISM = 100
 MAX_RESULT_BYTES = 256 * 1024
-CUT_OFF = "Transient error while executing action: the worker running it stopped"
 _log = logging.getLogger("pyconvex.workpool")
 
 
@@ -164,9 +163,6 @@ class PoolQueue(LanedQueue):
         if row.get("canceled") and result["kind"] == "failed":
             result = {"kind": "canceled"}
         await conclude(system, row, result, now, attempts=attempts)
-
-    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
-        await self.finish(system, row, Outcome(error=RuntimeError(CUT_OFF)), claimed=True)
 
     async def recover(self) -> int:
         recovered = await super().recover()

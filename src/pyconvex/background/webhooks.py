@@ -118,6 +118,7 @@ class WebhookQueue(LanedQueue):
     table = WEBHOOK_EVENTS
     lane = "endpoint"
     lane_index = "by_endpoint"
+    cut_off_error = CUT_OFF
 
     def in_flight(self, reader: DatabaseReader) -> Any:
         return in_status(reader, "processing")
@@ -198,9 +199,6 @@ class WebhookQueue(LanedQueue):
         else:
             fields.update(status="pending", next_attempt_at=now + retry_after)
         await system.patch(row["_id"], fields)
-
-    async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
-        await self.finish(system, row, Outcome(error=RuntimeError(CUT_OFF)), claimed=True)
 
     async def recover(self) -> int:
         recovered = await super().recover()
