@@ -30,8 +30,9 @@ class LanedQueue(ItemQueue):
     table: str
     lane: str
     lane_index: str
-    #: The status of items waiting to run, and the field of their due time.
+    #: The status of items waiting to run, of those running, and the field of their due time.
     waiting = "pending"
+    running_status: str
     due_field = "next_attempt_at"
 
     @abstractmethod
@@ -45,6 +46,17 @@ class LanedQueue(ItemQueue):
     def pending(self, reader: DatabaseReader, until: float | None = None) -> Any:
         # Never asked: a laned queue finds its items lane by lane (next_due, candidates).
         raise NotImplementedError("a laned queue is read lane by lane")
+
+    def is_pending(self, row: dict[str, Any]) -> bool:
+        return bool(row["status"] == self.waiting)
+
+    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
+        attempts = row["attempts"] + 1
+        fields = {"status": self.running_status, "attempts": attempts, "claimed_by": worker}
+        await system.patch(row["_id"], fields)
+
+    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
+        return bool(row["status"] == self.running_status and row.get("claimed_by") == worker)
 
     async def heads(
         self, reader: DatabaseReader, status: str | None = None

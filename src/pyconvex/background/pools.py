@@ -44,8 +44,9 @@ def in_status(reader: DatabaseReader, status: str, until: float | None = None) -
 
 
 def of_pool(reader: DatabaseReader, pool: str, status: str) -> Any:
+    # The lanes' index serves it: each index costs every write of an item.
     return reader.query(WORKPOOL_WORK).with_index(
-        "by_pool", lambda q: q.eq("pool", pool).eq("status", status)
+        "by_lane", lambda q: q.eq("status", status).eq("pool", pool)
     )
 
 
@@ -90,6 +91,7 @@ class PoolQueue(LanedQueue):
     table = WORKPOOL_WORK
     lane = "pool"
     lane_index = "by_lane"
+    running_status = "running"
 
     def in_flight(self, reader: DatabaseReader) -> Any:
         return in_status(reader, "running")
@@ -124,17 +126,6 @@ class PoolQueue(LanedQueue):
         # transaction): a concurrent batch that read that range then conflicts with this one.
         await system.patch(row["_id"], {"status": "running"})
         return True
-
-    def is_pending(self, row: dict[str, Any]) -> bool:
-        return bool(row["status"] == "pending")
-
-    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
-        await system.patch(
-            row["_id"], {"status": "running", "attempts": row["attempts"] + 1, "claimed_by": worker}
-        )
-
-    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
-        return bool(row["status"] == "running" and row.get("claimed_by") == worker)
 
     async def finish(
         self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool

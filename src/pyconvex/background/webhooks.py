@@ -118,6 +118,7 @@ class WebhookQueue(LanedQueue):
     table = WEBHOOK_EVENTS
     lane = "endpoint"
     lane_index = "by_endpoint"
+    running_status = "processing"
     cut_off_error = CUT_OFF
 
     def in_flight(self, reader: DatabaseReader) -> Any:
@@ -158,9 +159,6 @@ class WebhookQueue(LanedQueue):
             await system.patch(row["_id"], {"status": "processing"})
         return True
 
-    def is_pending(self, row: dict[str, Any]) -> bool:
-        return bool(row["status"] == "pending")
-
     def function(self, row: dict[str, Any]) -> str:
         return str(row["handler"])
 
@@ -169,13 +167,6 @@ class WebhookQueue(LanedQueue):
 
     def label(self, row: dict[str, Any]) -> str:
         return f"Webhook event {row['_id']} ({row['provider']} {row['event_id']}, {row['handler']})"
-
-    async def claim(self, system: DatabaseWriter, row: dict[str, Any], worker: str) -> None:
-        fields = {"status": "processing", "attempts": row["attempts"] + 1, "claimed_by": worker}
-        await system.patch(row["_id"], fields)
-
-    def claimed_by(self, row: dict[str, Any], worker: str) -> bool:
-        return bool(row["status"] == "processing" and row.get("claimed_by") == worker)
 
     async def finish(
         self, system: DatabaseWriter, row: dict[str, Any], outcome: Outcome, *, claimed: bool

@@ -207,7 +207,6 @@ SYSTEM_TABLES: dict[str, TableDefinition] = {
         }
     )
     .index("by_due", ["status", "next_attempt_at"])
-    .index("by_pool", ["pool", "status"])
     .index("by_lane", ["status", "pool", "next_attempt_at"]),
     RATE_LIMITS: define_table(
         {
