@@ -190,7 +190,7 @@ class RateLimiter:
         now = _now(ctx)
         status: dict[str, Any] = await in_system_transaction(
             ctx,
-            lambda db: self._take(db, name, settings, key, count, reserve, throws, write, now),
+            lambda db: _take(db, name, settings, key, count, reserve, throws, write, now),
             write=write,
             what="A rate limit",
         )
@@ -219,58 +219,58 @@ class RateLimiter:
         value: dict[str, Any] = await in_system_transaction(ctx, read, write=False)
         return value
 
-    async def _take(
-        self,
-        db: Any,
-        name: str,
-        config: Config,
-        key: str | None,
-        count: float,
-        reserve: bool,
-        throws: bool,
-        write: bool,
-        now: float,
-    ) -> dict[str, Any]:
-        _, capacity, max_reserved = config.sharded()
-        # One call gets at most one shard's capacity, or two shards' when there are 3 or
-        # more (the second choice); more could never be granted, unless booked ahead.
-        most = capacity * (2 if config.shards >= 3 else 1)
-        if reserve:
-            most = math.inf if max_reserved is None else most + max_reserved
-        if count > most:
-            raise ValueError(f"Rate limit {name} count {count} exceeds {most}")
-        shard = random.randrange(config.shards)
-        row = await _row(db, name, key, shard)
-        state, retry = calculate(_state(row), config, now, count)
-        taken = [(shard, row, state)]
-        # Power of two choices: with 3 shards or more, a shard that cannot serve the call is
-        # compared with a second one (only then: a shard that can is the common case).
-        if retry is not None and config.shards >= 3:
-            other = (shard + 1 + random.randrange(config.shards - 1)) % config.shards
-            other_row = await _row(db, name, key, other)
-            other_state, other_retry = calculate(_state(other_row), config, now, count)
-            if other_retry is None or other_retry < retry:
-                taken, retry, state = [(other, other_row, other_state)], other_retry, other_state
-            if retry is not None:
-                both = _combined(
-                    config, now, count, (shard, row), (other, other_row)
-                )  # neither alone: together, left balanced
-                if both is not None:
-                    taken, retry = both, None
+
+async def _take(
+    db: Any,
+    name: str,
+    config: Config,
+    key: str | None,
+    count: float,
+    reserve: bool,
+    throws: bool,
+    write: bool,
+    now: float,
+) -> dict[str, Any]:
+    _, capacity, max_reserved = config.sharded()
+    # One call gets at most one shard's capacity, or two shards' when there are 3 or
+    # more (the second choice); more could never be granted, unless booked ahead.
+    most = capacity * (2 if config.shards >= 3 else 1)
+    if reserve:
+        most = math.inf if max_reserved is None else most + max_reserved
+    if count > most:
+        raise ValueError(f"Rate limit {name} count {count} exceeds {most}")
+    shard = random.randrange(config.shards)
+    row = await _row(db, name, key, shard)
+    state, retry = calculate(_state(row), config, now, count)
+    taken = [(shard, row, state)]
+    # Power of two choices: with 3 shards or more, a shard that cannot serve the call is
+    # compared with a second one (only then: a shard that can is the common case).
+    if retry is not None and config.shards >= 3:
+        other = (shard + 1 + random.randrange(config.shards - 1)) % config.shards
+        other_row = await _row(db, name, key, other)
+        other_state, other_retry = calculate(_state(other_row), config, now, count)
+        if other_retry is None or other_retry < retry:
+            taken, retry, state = [(other, other_row, other_state)], other_retry, other_state
         if retry is not None:
-            too_many = max_reserved is not None and -state["value"] > max_reserved
-            if not reserve or too_many:
-                if throws:
-                    raise ConvexError({"kind": "RateLimited", "name": name, "retry_after": retry})
-                return {"ok": False, "retry_after": retry}
-        if write:
-            for number, old, new in taken:
-                if old is None:
-                    fields = {**new, "name": name, "key": key, "shard": float(number)}
-                    await db.insert(RATE_LIMITS, fields)
-                else:
-                    await db.patch(old["_id"], new)
-        return {"ok": True, "retry_after": retry}
+            both = _combined(
+                config, now, count, (shard, row), (other, other_row)
+            )  # neither alone: together, left balanced
+            if both is not None:
+                taken, retry = both, None
+    if retry is not None:
+        too_many = max_reserved is not None and -state["value"] > max_reserved
+        if not reserve or too_many:
+            if throws:
+                raise ConvexError({"kind": "RateLimited", "name": name, "retry_after": retry})
+            return {"ok": False, "retry_after": retry}
+    if write:
+        for number, old, new in taken:
+            if old is None:
+                fields = {**new, "name": name, "key": key, "shard": float(number)}
+                await db.insert(RATE_LIMITS, fields)
+            else:
+                await db.patch(old["_id"], new)
+    return {"ok": True, "retry_after": retry}
 
 
 def _combined(
@@ -323,10 +323,8 @@ async def take(
     reader, or writer when ``write``): pyconvex's own throttles (webhook endpoints) use the
     same state and arithmetic as apps' limits. ``{"ok", "retry_after"}``; never raises for
     a refusal."""
-    limiter = RateLimiter({name: config})
-    return await limiter._take(
-        db, name, limiter.limits[name], None, count, False, False, write, now
-    )
+    settings = Config.of(name, config)
+    return await _take(db, name, settings, None, count, False, False, write, now)
 
 
 def too_many_requests(status: dict[str, Any], message: str = "Too many requests") -> Response:
