@@ -106,9 +106,9 @@ async def rows(d: Dashboard, request: Request) -> Response:
     return d.render(request, "events.html", await _listing(d, request))
 
 
-async def _event(d: Dashboard, request: Request) -> dict[str, Any] | None:
+async def _event(d: Dashboard, request: Request, *, body: bool) -> dict[str, Any] | None:
     try:
-        return await events.get(d.deployment, request.path_params["event_id"])
+        return await events.get(d.deployment, request.path_params["event_id"], body=body)
     except (LookupError, ValueError):
         return None
 
@@ -120,8 +120,9 @@ def _missing(d: Dashboard, request: Request) -> Response:
 
 
 async def event_state(d: Dashboard, request: Request) -> Response:
-    """The part of an event's page that changes while it is processed."""
-    row = await _event(d, request)
+    """The part of an event's page that changes while it is processed (polled every
+    second: a large body is not read for it)."""
+    row = await _event(d, request, body=False)
     if row is None:
         return _missing(d, request)
     context = {"event": events.detail(row), "max_attempts": row["max_attempts"]}
@@ -129,10 +130,10 @@ async def event_state(d: Dashboard, request: Request) -> Response:
 
 
 async def event_page(d: Dashboard, request: Request) -> Response:
-    row = await _event(d, request)
+    row = await _event(d, request, body=True)
     if row is None:
         return _missing(d, request)
-    detail = events.detail(await events.with_body(d.deployment, row))
+    detail = events.detail(row)
     headers = sorted(detail["headers"].items())
     return d.render(
         request,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from .. import values
@@ -90,7 +90,7 @@ class Query:
 
     async def _pages(
         self, limit: int | None, after: bytes | None = None, *, only_rows: bool = False
-    ) -> AsyncIterator[tuple[bytes, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[bytes, dict[str, Any]], None]:
         """(key, document) pairs in order, at most ``limit`` of them after filtering."""
         fields, start, end = self._bounds()
         if after is not None:
@@ -251,12 +251,16 @@ class Query:
             ) from None
         return key
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
         return self._docs()
 
-    async def _docs(self) -> AsyncIterator[dict[str, Any]]:
-        async for _, doc in self._pages(None):
-            yield doc
+    async def _docs(self) -> AsyncGenerator[dict[str, Any], None]:
+        pages = self._pages(None)
+        try:
+            async for _, doc in pages:
+                yield doc
+        finally:
+            await pages.aclose()  # a reader that stops early ends the scan now, not at GC
 
 
 class QueryInitializer(Query):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,16 @@ async def find(
     newest ``MAX_SCAN`` events."""
     needle = text.lower().encode() if text else None
     found: list[dict[str, Any]] = []
-    async with deployment.database.read(system=True) as reader:
-        for row in await reader.query(WEBHOOK_EVENTS).order("desc").take(MAX_SCAN):
+    async with (
+        deployment.database.read(system=True) as reader,
+        aclosing(aiter(reader.query(WEBHOOK_EVENTS).order("desc"))) as rows,
+    ):
+        scanned = 0
+        async for row in rows:
+            # Read as it goes: a page of matches stops the scan, not MAX_SCAN events later.
+            scanned += 1
+            if scanned > MAX_SCAN:
+                break
             if (
                 (status is not None and row["status"] != status)
                 or (provider is not None and row["provider"] != provider)
@@ -71,13 +80,15 @@ async def find(
     return found
 
 
-async def get(deployment: Deployment, event_id: str) -> dict[str, Any]:
+async def get(deployment: Deployment, event_id: str, *, body: bool = True) -> dict[str, Any]:
+    """The event ``event_id``, with its raw body read from file storage if it is large
+    (``body=False``: as stored, for what never shows the body)."""
     check_event_id(event_id)
     async with deployment.database.read(system=True) as reader:
         row = await reader.get(event_id)
     if row is None:
         raise LookupError(f"No webhook event {event_id}")
-    return await with_body(deployment, row)
+    return await with_body(deployment, row) if body else row
 
 
 async def with_body(deployment: Deployment, row: dict[str, Any]) -> dict[str, Any]:
@@ -126,22 +137,22 @@ def header_pairs(row: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, value) for name, value in json.loads(stored)]
 
 
-def detail(row: dict[str, Any], body: bytes | None = None) -> dict[str, Any]:
+def detail(row: dict[str, Any]) -> dict[str, Any]:
     """Everything, with the raw body as text (invalid UTF-8 replaced) for reading, and the
     values of secret-looking headers as ``[redacted]`` (the CLI, the admin API and the
     dashboard show events through this). A header sent twice is shown once, its values
-    joined with ", " (as HTTP reads them). ``body``: a large body, read from file storage."""
+    joined with ", " (as HTTP reads them). A large body must be in ``row`` already
+    (:func:`with_body`)."""
     headers: dict[str, str] = {}
     for name, value in header_pairs(row):
         shown = REDACTED if is_secret_header(name) else value
         headers[name] = f"{headers[name]}, {shown}" if name in headers else shown
-    raw = row["body"] if body is None else body
     return {
         **summary(row),
         "handler": row["handler"],
         "completed_at": iso_time(row.get("completed_at")),
         "headers": headers,
-        "body": raw.decode("utf-8", errors="replace"),
+        "body": row["body"].decode("utf-8", errors="replace"),
     }
 
 
