@@ -173,7 +173,7 @@ class ApiApp:
             return False
         # Every Host header, should there be several: the server may not pick the one we do.
         named = [value for key, value in scope["headers"] if key == b"host"]
-        return not all(hosts.allows(bytes(value)) for value in named) if named else False
+        return not all(hosts.allows(bytes(value)) for value in named)
 
     def _foreign_page(self, scope: Scope) -> bool:
         origins = self.backend.origins

@@ -376,8 +376,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         )
 
     def evict(self) -> None:
-        """Abort to make room for a new connection: whatever it still had to write is not
-        waited for (a client that does not read would hold the descriptor forever)."""
+        """Abort (to make room for a new connection, or a client that stopped reading):
+        whatever it still had to write is not waited for (a client that does not read
+        would hold the descriptor forever)."""
         self._cancel_timer()
         self._state = _DROP
         self.transport.abort()
@@ -396,9 +397,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._stalled_since = now
             self._stalled_size = size
         elif now - self._stalled_since >= (CLOSE_TIMEOUT if closing else WRITE_TIMEOUT):
-            self._cancel_timer()
-            self._state = _DROP
-            transport.abort()
+            self.evict()
 
     def resume_writing(self) -> None:
         self._stalled_since = 0.0  # the client read

@@ -43,9 +43,7 @@ class HostCheck:
         self.names = frozenset(names)
         self.suffixes = tuple(name for name in configured if name.startswith("."))
 
-    def allows(self, host: bytes | None) -> bool:
-        if host is None:
-            return True
+    def allows(self, host: bytes) -> bool:
         name = _hostname(host.decode("latin-1").strip().lower())
         if name is None:
             return False

@@ -97,15 +97,13 @@ class _QuietServer(uvicorn.Server):
 def make_server(
     app: ASGIApp,
     *,
-    guard: ConnectionGuard | None = None,
+    guard: ConnectionGuard,
     forwarded_allow_ips: str | None = None,
     log_level: str = "warning",
     signals: bool = True,
 ) -> uvicorn.Server:
     """A uvicorn server for ``app`` whose connections count against ``guard`` (servers of
     one process should share one: the file-descriptor limit is the process's)."""
-    if guard is None:
-        guard = ConnectionGuard(connections.connection_limit())
     http, websocket = connections.protocol_classes(guard)
     config = uvicorn.Config(
         app,
