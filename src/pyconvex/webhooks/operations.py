@@ -107,9 +107,11 @@ async def _in_chunks(
     ids: list[str],
     status: str,
     change: Callable[[DatabaseWriter, dict[str, Any]], Awaitable[None]],
+    *,
+    wake: bool = False,
 ) -> int:
     """``change`` each event of ``ids`` still in ``status``, ``CHUNK`` per transaction;
-    how many."""
+    how many. ``wake``: the changes are work for the workers, woken once per chunk."""
     done = 0
     for start in range(0, len(ids), CHUNK):
 
@@ -123,6 +125,8 @@ async def _in_chunks(
                 if row is not None and row["status"] == status:
                     await change(writer, row)
                     changed += 1
+            if wake and changed:
+                deployment.scheduler.work_added(writer)
             return changed
 
         done += await deployment.database.transact(apply, system=True)
@@ -140,9 +144,8 @@ async def replay_failed(deployment: Deployment, since: float, provider: str | No
 
     async def again(writer: DatabaseWriter, row: dict[str, Any]) -> None:
         await writer.system_writer().patch(row["_id"], _fresh(deployment.scheduler.clock()))
-        deployment.scheduler.work_added(writer)
 
-    return await _in_chunks(deployment, ids, "failed", again)
+    return await _in_chunks(deployment, ids, "failed", again, wake=True)
 
 
 async def pause(deployment: Deployment, provider: str) -> bool:
