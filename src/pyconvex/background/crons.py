@@ -26,7 +26,7 @@ from ..errors import ConflictError
 from ..functions.context import Auth
 from ..functions.logs import Execution, LogLine, current_execution
 from .cronspec import CronSpec
-from .items import describe_failure
+from .items import CUT_OFF, describe_failure
 from .worker import QueueBase
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 KEPT_RUNS = 5
 MAX_RESULT = 1000
 MAX_LOG_BYTES = 1000
-CUT_OFF = "Transient error while executing action: the worker running it stopped"
 _log = logging.getLogger("pyconvex.crons")
 
 
@@ -179,7 +178,7 @@ class CronQueue(QueueBase):
         async def claim(writer: DatabaseWriter) -> bool:
             system = writer.system_writer()
             current = await system.get(row["_id"])
-            if not _still_due(current, row):
+            if current is None or not _still_due(current, row):
                 return False
             await system.patch(row["_id"], {"state": "running", "claimed_by": worker})
             return True

@@ -53,6 +53,8 @@ PURGE_BATCH = 500  # finished rows deleted per transaction
 # next one. One transaction then never runs for long (64 slow mutations would), so it
 # conflicts little, and a retry that runs exclusive holds other writers back briefly.
 BATCH_SECONDS = 0.1
+# What an action cut off by the end of the worker running it failed with (Convex's words).
+CUT_OFF = "Transient error while executing action: the worker running it stopped"
 _log = logging.getLogger("pyconvex.scheduler")
 
 
@@ -214,7 +216,7 @@ class ItemQueue(QueueBase, ABC):
         a final failure. ``claimed``: the attempt was counted when its action was claimed."""
 
     #: What an attempt cut off by its worker's end is recorded as having failed with.
-    cut_off_error = "Transient error while executing action: the worker running it stopped"
+    cut_off_error = CUT_OFF
 
     async def cut_off(self, system: DatabaseWriter, row: dict[str, Any]) -> None:
         """Deal with ``row``, whose action a worker that is gone had claimed: by default, a

@@ -14,10 +14,8 @@ from ..deployment import Deployment
 from ..webhooks import admin, events
 from ..webhooks.operations import parse_time
 from . import output
+from .commands import err, out
 from .remote import Remote
-
-err = output.console(stderr=True)
-out = output.console()
 
 
 def _request(ns: argparse.Namespace) -> dict[str, Any]:
