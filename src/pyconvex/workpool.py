@@ -31,7 +31,6 @@ What Convex's ``@convex-dev/workpool`` does, in Python:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +40,7 @@ from .background.pools import MAX_PARALLELISM, conclude, of_pool
 from .database.system import WORKPOOL_WORK
 from .errors import InvalidValueError, NonRetryableError
 from .functions.context import in_system_transaction
+from .functions.scheduling import finite_seconds
 
 __all__ = ["DEFAULT_RETRY", "NonRetryableError", "Workpool"]
 
@@ -146,12 +146,7 @@ class Workpool:
             raise InvalidValueError(f"Arguments for {fn.path} must be a dict, not {type(args)}")
         values.check_value(args, what=f"Arguments enqueued for {fn.path}")
         values.check_value(context, what="A work pool's context")
-        if (
-            isinstance(run_after, bool)
-            or not isinstance(run_after, (int, float))
-            or not math.isfinite(run_after)
-        ):
-            raise TypeError(f"run_after takes a finite number of seconds, not {run_after!r}")
+        delay = finite_seconds(run_after, "run_after")
         fields: dict[str, Any] = {
             "pool": self.name,
             "function": fn.path,
@@ -171,7 +166,7 @@ class Workpool:
         jobs = executor.scheduler
 
         async def add(system: Any) -> str:
-            fields["next_attempt_at"] = jobs.clock() + max(float(run_after), 0.0)
+            fields["next_attempt_at"] = jobs.clock() + max(delay, 0.0)
             work_id: str = await system.insert(WORKPOOL_WORK, fields)
             jobs.work_added(system)
             return work_id

@@ -38,6 +38,13 @@ class JobScheduler(Protocol):
         """Wake the background workers once ``writer``'s transaction commits."""
 
 
+def finite_seconds(value: object, what: str) -> float:
+    """``value`` as seconds: :class:`TypeError` naming ``what`` unless a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{what} takes a finite number of seconds, not {value!r}")
+    return float(value)
+
+
 def _when(value: datetime | float | int) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
@@ -70,13 +77,8 @@ class SchedulerApi:
 
         await ctx.scheduler.run_after(0, internal.emails.send, {"to": "a@example.com"})
         """
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float))
-            or not math.isfinite(seconds)
-        ):
-            raise TypeError(f"run_after() takes a finite number of seconds, not {seconds!r}")
-        when = self._scheduler.clock() + max(float(seconds), 0.0)
+        delay = finite_seconds(seconds, "run_after()")
+        when = self._scheduler.clock() + max(delay, 0.0)
         job_id: str = await self._in_transaction(
             lambda w: self._scheduler.schedule_in(w, when, ref, args)
         )
