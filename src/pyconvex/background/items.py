@@ -268,15 +268,19 @@ class ItemQueue(QueueBase, ABC):
             gates = await self.gates(system)
             taken = 0
             began = time.monotonic()
+
+            def full() -> bool:
+                return taken >= limit or bool(taken and time.monotonic() - began > BATCH_SECONDS)
+
             async for rows in self.candidates(system, now, limit, lanes):
                 for due in rows:
-                    if taken >= limit or (taken and time.monotonic() - began > BATCH_SECONDS):
+                    if full():
                         break
                     verdict = await self._take(writer, batch, due, gates, free)
                     if verdict is None and lanes is not None:
                         break  # this lane is held back: the rest of it too
                     taken += verdict is True
-                if taken >= limit or (taken and time.monotonic() - began > BATCH_SECONDS):
+                if full():
                     break
             return taken
 
