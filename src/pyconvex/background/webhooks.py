@@ -62,14 +62,20 @@ def _payload(body: bytes) -> Any:
     return payload
 
 
-async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
-    """An event's raw body: in its row, or (a large one) in file storage."""
+async def stored_body(files: FileStorage, row: dict[str, Any]) -> bytes | None:
+    """An event's raw body: in its row, or (a large one) in file storage; None if it is
+    gone from there."""
     if not row.get("body_file"):
         return bytes(row["body"])
     try:
-        body = await files.read_bytes(row["body_file"])
+        return await files.read_bytes(row["body_file"])
     except OSError:
-        body = None
+        return None
+
+
+async def body_of(files: FileStorage, row: dict[str, Any]) -> bytes:
+    """An event's raw body, for its handler."""
+    body = await stored_body(files, row)
     if body is None:  # deleted by hand: no retry brings it back
         raise NonRetryableError(f"The body of webhook event {row['_id']} is gone from file storage")
     return body

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import ids
+from ..background.webhooks import stored_body
 from ..database.system import WEBHOOK_EVENTS
 from .receiver import REDACTED
 
@@ -95,10 +96,7 @@ async def with_body(deployment: Deployment, row: dict[str, Any]) -> dict[str, An
     """``row`` with its raw body in ``body``, read from file storage if it is large."""
     if not row.get("body_file"):
         return row
-    try:
-        body = await deployment.files.read_bytes(row["body_file"])
-    except OSError:
-        body = None
+    body = await stored_body(deployment.files, row)
     return {**row, "body": body if body is not None else b"[the body is gone from file storage]"}
 
 

@@ -26,6 +26,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..background.webhooks import RETENTION_DAYS
 from ..database.system import WEBHOOK_EVENTS
 from ..env import env
 from ..functions.define import HttpAction
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from ..database import DatabaseWriter
 
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_RETENTION_DAYS = 30.0
 # A body larger than this goes to file storage, not into the event's row (a document is at
 # most 1 MiB, and every status change rewrites the row).
 INLINE_BODY_BYTES = 64 * 1024
@@ -120,7 +120,7 @@ class WebhookReceiver:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_parallelism: int | None = None,
         rate: tuple[float, float] | None = None,
-        retention_days: float = DEFAULT_RETENTION_DAYS,
+        retention_days: float = RETENTION_DAYS,
     ) -> None:
         self.scheme = scheme_of(provider)
         self.secret_env = secret_env
