@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import values
 from ..crons import Calendar, CronJob, Interval, Schedule
 from ..database.system import CRON_JOB_LOGS, CRON_JOBS
-from ..errors import ConflictError
-from ..functions.context import Auth
-from ..functions.logs import Execution, LogLine, current_execution
+from ..functions.logs import Execution, LogLine
 from .cronspec import CronSpec
 from .items import CUT_OFF, describe_failure
 from .worker import QueueBase
@@ -136,7 +134,6 @@ class CronQueue(QueueBase):
     # -- running ---------------------------------------------------------------------------
 
     async def _run_mutation(self, row: dict[str, Any]) -> None:
-        executor = self.executor
         executions: list[Execution] = []
 
         async def attempt(writer: DatabaseWriter) -> None:
@@ -145,21 +142,9 @@ class CronQueue(QueueBase):
             current = await system.get(row["_id"])
             if current is None or not _still_due(current, row):
                 return  # another process ran it, or a deploy changed it
-            execution = executor.execution(row["function"])
-            executions.append(execution)
-            token = current_execution.set(execution)
-            result: Any = None
-            error: Exception | None = None
-            try:
-                result = await executor.run_nested(
-                    row["function"], row["args"], writer, Auth(), kinds=("mutation",)
-                )
-            except ConflictError:
-                raise
-            except Exception as exc:  # its writes are undone (savepoint); the run is recorded
-                error = exc
-            finally:
-                current_execution.reset(token)
+            result, error, execution = await self.run_nested_mutation(
+                writer, row["function"], row["args"], executions
+            )
             now = self.worker.clock()
             await self._record(
                 system, current, now, result=result, error=error, lines=execution.lines

@@ -38,8 +38,7 @@ from ..errors import (
     NonRetryableError,
     StoreUnavailableError,
 )
-from ..functions.context import Auth
-from ..functions.logs import Execution, LogLine, current_execution
+from ..functions.logs import Execution, LogLine
 from .worker import QueueBase
 
 if TYPE_CHECKING:
@@ -380,19 +379,10 @@ class ItemQueue(QueueBase, ABC):
         args: dict[str, Any],
         kept: list[Execution],
     ) -> Outcome:
-        executor = self.executor
-        execution = executor.execution(path)
-        kept.append(execution)
-        token = current_execution.set(execution)
-        try:
-            value = await executor.run_nested(path, args, writer, Auth(), kinds=("mutation",))
-        except ConflictError:
-            raise
-        except Exception as exc:  # its writes are undone (savepoint); its failure recorded
-            self._failed(execution, row, exc)
-            return Outcome(error=exc)
-        finally:
-            current_execution.reset(token)
+        value, error, execution = await self.run_nested_mutation(writer, path, args, kept)
+        if error is not None:
+            self._failed(execution, row, error)
+            return Outcome(error=error)
         return Outcome(value)
 
     async def _run_action(self, row: dict[str, Any], args: dict[str, Any], worker: str) -> None:

@@ -27,6 +27,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ConflictError
+from ..functions.context import Auth
+from ..functions.logs import Execution, current_execution
 from ..tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -98,6 +101,27 @@ class QueueBase:
 
     async def stop(self) -> None:
         await cancel_and_wait(*self.running)
+
+    async def run_nested_mutation(
+        self, writer: DatabaseWriter, path: str, args: dict[str, Any], kept: list[Execution]
+    ) -> tuple[Any, Exception | None, Execution]:
+        """Run the mutation ``path(args)`` in ``writer``'s transaction, as an execution of
+        its own (added to ``kept``, to be finished once the transaction ends): (its value,
+        what it raised, the execution). A failure undoes only its own writes (a savepoint);
+        a conflict is raised, as the whole transaction runs again."""
+        executor = self.executor
+        execution = executor.execution(path)
+        kept.append(execution)
+        token = current_execution.set(execution)
+        try:
+            value = await executor.run_nested(path, args, writer, Auth(), kinds=("mutation",))
+        except ConflictError:
+            raise
+        except Exception as exc:
+            return None, exc, execution
+        finally:
+            current_execution.reset(token)
+        return value, None, execution
 
 
 class Worker:
