@@ -89,7 +89,8 @@ class Session:
         version = tuple(int(part) for part in found.groups()) if found else None
         self._chunked = version is not None and version >= _CHUNKS_FROM
         self._session_id = "socket-" + secrets.token_hex(8)  # until Connect says
-        self._connected = asyncio.Event()
+        # Lifted by Connect: a socket that says none within CONNECT_SECONDS is closed.
+        self._connect_deadline: asyncio.Timeout | None = None
         self._skew: int | None = None
         self._query_set = 0  # the query set version received
         self._identity = 0  # the identity version received
@@ -133,7 +134,6 @@ class Session:
             asyncio.create_task(self._run_requests()),
             asyncio.create_task(self._ping()),
             asyncio.create_task(self._expire()),
-            asyncio.create_task(self._await_connect()),
         ]
         self._backend.sync_sessions.add(self)
         try:
@@ -145,16 +145,6 @@ class Session:
             await cancel_and_wait(*tasks)  # first: none of them may watch anything after
             for key in {sub.key for sub in self._subscriptions.values()}:
                 self._queries.unwatch(key, self._token)
-
-    async def _await_connect(self) -> None:
-        """Close a socket that says no ``Connect`` within ``CONNECT_SECONDS``; then stay out
-        of the way (a task that ends would end the session)."""
-        try:
-            async with asyncio.timeout(CONNECT_SECONDS):
-                await self._connected.wait()
-        except TimeoutError:
-            raise _Close(1008, "No Connect message") from None
-        await asyncio.Event().wait()
 
     async def _end(self, task: asyncio.Task[None]) -> None:
         """Close the socket as ``task``'s end says: a ``_Close`` its code and reason; any
@@ -173,6 +163,16 @@ class Session:
             )
 
     async def _read(self) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_SECONDS) as deadline:
+                self._connect_deadline = deadline
+                await self._read_messages()
+        except TimeoutError:
+            if deadline.expired():
+                raise _Close(1008, "No Connect message") from None
+            raise
+
+    async def _read_messages(self) -> None:
         while True:
             event = await self._receive()
             if event["type"] == "websocket.disconnect":
@@ -234,7 +234,8 @@ class Session:
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "Connect":
-            self._connected.set()
+            if self._connect_deadline is not None:
+                self._connect_deadline.reschedule(None)
             self._session_id = message["sessionId"]
             client_ts = message.get("clientTs")
             if isinstance(client_ts, int | float) and client_ts > 0:
